@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Per-proxy CPU time and memory, read from /proc.
+
+A proxy is identified by the PID run.sh started; its cost is that process plus
+all its descendants (nginx's worker under its master, for instance). Threads
+need no special care: /proc/PID/stat already sums all threads of a process.
+
+    procstat.py cpu PID   -> CPU time (utime+stime) of the tree, in microseconds
+    procstat.py rss PID   -> VmRSS of the tree, in KiB
+    procstat.py pids PID  -> the PIDs of the tree
+
+Also imported by idle_conns.py so both use one definition of "the proxy".
+"""
+import os
+import sys
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid):
+    """Fields of /proc/PID/stat after the command name.
+
+    The name (field 2) is in parentheses and may hold spaces or ')', so split
+    after the last ')'. Returned list index 0 is field 3 (state).
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    return data[data.rindex(")") + 2:].split()
+
+
+def tree(root):
+    """root and all its descendants that are alive now."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(name)[1])  # field 4
+        except (OSError, ValueError, IndexError):
+            continue  # exited while we looked
+        children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [int(root)]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_us(root):
+    total = 0
+    for pid in tree(root):
+        try:
+            f = _stat_fields(pid)
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12])  # fields 14 (utime), 15 (stime)
+    return total * 1_000_000 // CLK_TCK
+
+
+def rss_kib(root):
+    total = 0
+    for pid in tree(root):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def main():
+    what, pid = sys.argv[1], int(sys.argv[2])
+    if what == "cpu":
+        print(cpu_us(pid))
+    elif what == "rss":
+        print(rss_kib(pid))
+    elif what == "pids":
+        print(" ".join(map(str, tree(pid))))
+    else:
+        sys.exit(f"usage: {sys.argv[0]} cpu|rss|pids PID")
+
+
+if __name__ == "__main__":
+    main()

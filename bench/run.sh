@@ -1,0 +1,398 @@
+#!/usr/bin/env bash
+# mosn-rs benchmark: mosn-rs against nginx, HAProxy and Envoy, each with ONE
+# worker on loopback in front of the same nginx upstream (20-byte body).
+#
+#   bench/run.sh [--build]
+#
+# Environment (defaults in brackets):
+#   PROXIES     proxies to measure, any of "nginx haproxy envoy mosn" [all four]
+#   DURATION    wrk duration per run [10s]
+#   ROUNDS      rounds; each round runs every proxy once, order rotated [3]
+#   CONNS       wrk connections [64]
+#   IDLE        1 = run the idle-connection memory test, 0 = skip it [1]
+#   IDLE_CONNS  idle connections held open per proxy [10000]
+#   KEEP_TMP    1 = keep the temp dir (configs, logs, raw wrk output) [0]
+#
+# Writes bench/results/<YYYY-MM-DD>.md and .png. See bench/README.md.
+# Only 127.0.0.1 is used; every process started here is stopped on exit.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$REPO/bench"
+VENV="$REPO/.venv-bench"
+MOSN_BIN="$REPO/target/release/mosn-rs"
+
+PROXIES="${PROXIES:-nginx haproxy envoy mosn}"
+DURATION="${DURATION:-10s}"
+ROUNDS="${ROUNDS:-3}"
+CONNS="${CONNS:-64}"
+IDLE="${IDLE:-1}"
+IDLE_CONNS="${IDLE_CONNS:-10000}"
+KEEP_TMP="${KEEP_TMP:-0}"
+BODY="01234567890123456789"   # the fixed 20-byte upstream response body
+
+BUILD=0
+for arg in "$@"; do
+    case "$arg" in
+        --build) BUILD=1 ;;
+        -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+log() { echo "[bench $(date +%T)] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+read -ra SEL <<<"$PROXIES"
+((${#SEL[@]})) || die "PROXIES is empty"
+for p in "${SEL[@]}"; do
+    case "$p" in nginx|haproxy|envoy|mosn) ;; *) die "unknown proxy '$p' in PROXIES (known: nginx haproxy envoy mosn)" ;; esac
+done
+selected() { [[ " ${SEL[*]} " == *" $1 "* ]]; }
+
+# wrk runs are bounded by DURATION; the timeout below only guards against a
+# hung wrk. Accepts wrk's forms: 10, 10s, 2m, 1h.
+dur_secs() {
+    local d=$1
+    case "$d" in
+        *s) echo "${d%s}" ;; *m) echo $(( ${d%m} * 60 )) ;; *h) echo $(( ${d%h} * 3600 )) ;; *) echo "$d" ;;
+    esac
+}
+[[ "$(dur_secs "$DURATION")" =~ ^[0-9]+$ ]] || die "DURATION '$DURATION' not understood (use e.g. 10s, 2m)"
+WRK_TIMEOUT=$(( $(dur_secs "$DURATION") + 30 ))
+
+# --- tools ---------------------------------------------------------------------
+bash "$BENCH/setup.sh"
+PY="$VENV/bin/python"
+ENVOY_BIN="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/envoy/_bin/envoy"
+
+if selected mosn; then
+    if ((BUILD)) || [[ ! -x $MOSN_BIN ]]; then
+        [[ -f $REPO/Cargo.toml ]] || die "mosn-rs binary $MOSN_BIN is missing and there is no $REPO/Cargo.toml to build it from. Leave mosn out, e.g. PROXIES=\"nginx haproxy envoy\"."
+        log "building mosn-rs (cargo build --release)"
+        (cd "$REPO" && cargo build --release) || die "cargo build --release failed"
+    fi
+    [[ -x $MOSN_BIN ]] || die "mosn-rs binary not found at $MOSN_BIN (even after building: is the binary target named 'mosn-rs'?). Leave mosn out with PROXIES=\"nginx haproxy envoy\"."
+fi
+
+# 10k idle connections need 10k+ fds in the client and in each proxy (and a
+# few in the upstream); children inherit this limit. The hard limit may be
+# below 65535 in a container: then take what is allowed.
+ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+if ((IDLE)) && ((NOFILE < IDLE_CONNS + 500)); then
+    die "open-files limit is $NOFILE, too low for IDLE_CONNS=$IDLE_CONNS (lower IDLE_CONNS or raise the hard limit)"
+fi
+
+# --- temp dir and cleanup ------------------------------------------------------
+TMP="$(mktemp -d -t mosn-bench.XXXXXX)"
+# nginx workers drop to 'nobody' when started as root: let them read configs.
+chmod 755 "$TMP"
+declare -A PID=() PORT=()
+STARTED=()
+
+cleanup() {
+    local rc=$? pid all=() i
+    trap - EXIT INT TERM
+    # Collect whole process trees first: a master's workers must go too even
+    # if the master dies before them.
+    for pid in "${STARTED[@]}"; do
+        all+=($("$PY" "$BENCH/procstat.py" pids "$pid" 2>/dev/null || echo "$pid"))
+    done
+    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for ((i = 0; i < 50; i++)); do
+        local alive=0
+        for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if ((rc != 0)) || [[ $KEEP_TMP == 1 ]]; then
+        log "temp dir kept for inspection: $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Free ports: bind port 0 on all sockets at once (so they are distinct), then
+# release them. A tiny race with other programs is acceptable on a bench box.
+free_ports() {
+    "$PY" -c 'import socket,sys
+ss=[socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+read -r PORT[upstream] PORT[nginx] PORT[haproxy] PORT[envoy] PORT[mosn] <<<"$(free_ports 5)"
+PORT[direct]=${PORT[upstream]}
+
+# start NAME CMD...: runs CMD in the background with output to $TMP/NAME.log.
+start() {
+    local name=$1; shift
+    "$@" >"$TMP/$name.log" 2>&1 &
+    PID[$name]=$!
+    STARTED+=($!)
+}
+
+# Wait until NAME answers the expected body on its port (max ~15 s).
+wait_ready() {
+    local name=$1 port=$2 i body
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "${PID[$name]}" 2>/dev/null || { tail -n 20 "$TMP/$name.log" >&2; die "$name exited at startup (log above)"; }
+        body="$(curl -s --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null || true)"
+        [[ $body == "$BODY" ]] && return 0
+        sleep 0.1
+    done
+    tail -n 20 "$TMP/$name.log" >&2
+    die "$name did not serve the expected body on 127.0.0.1:$port within 15 s"
+}
+
+# --- configs ---------------------------------------------------------------------
+# nginx keeps its pid/temp files under a prefix dir of ours instead of /var.
+nginx_common() {
+    local dir=$1
+    mkdir -p "$dir"
+    cat <<EOF
+worker_processes 1;
+worker_rlimit_nofile $NOFILE;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log error;
+events { worker_connections $((NOFILE - 100)); }
+EOF
+}
+nginx_http_common() {
+    local dir=$1
+    # keepalive_requests defaults to 1000: lift it so that no proxy reconnects
+    # mid-run (HAProxy, Envoy and mosn-rs have no such limit here).
+    cat <<EOF
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+EOF
+}
+
+write_upstream() {
+    local d="$TMP/upstream"
+    { nginx_common "$d"; cat <<EOF
+http {
+$(nginx_http_common "$d")
+    server {
+        listen 127.0.0.1:${PORT[upstream]} backlog=4096;
+        location / { default_type text/plain; return 200 "$BODY"; }
+    }
+}
+EOF
+    } >"$TMP/upstream.conf"
+}
+
+write_nginx() {
+    local d="$TMP/nginx"
+    { nginx_common "$d"; cat <<EOF
+http {
+$(nginx_http_common "$d")
+    upstream up {
+        server 127.0.0.1:${PORT[upstream]};
+        keepalive 256;              # pool of idle upstream connections
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;         # needed for upstream keep-alive
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    } >"$TMP/nginx.conf"
+}
+
+write_haproxy() {
+    # maxconn caps concurrent client sessions; idle keep-alive clients count.
+    # HAProxy wants 2 fds per session (client + server side) and refuses to
+    # start if it cannot raise the fd limit that far. With http-reuse the
+    # server side is a small shared pool, so pin ulimit-n to what we have:
+    # it then only warns.
+    cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn $((IDLE_CONNS + 200))
+    ulimit-n $NOFILE
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+    # Share idle upstream connections between client sessions, like nginx's
+    # keepalive pool (the default 'safe' gives each session's first request a
+    # fresh or private connection).
+    http-reuse always
+
+frontend fe
+    bind 127.0.0.1:${PORT[haproxy]}
+    default_backend be
+
+backend be
+    server up 127.0.0.1:${PORT[upstream]}
+EOF
+}
+
+write_envoy() {
+    cat >"$TMP/envoy.yaml" <<EOF
+static_resources:
+  listeners:
+  - name: l
+    address: {socket_address: {address: 127.0.0.1, port_value: ${PORT[envoy]}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: HTTP1
+          route_config:
+            virtual_hosts:
+            - name: h
+              domains: ["*"]
+              routes: [{match: {prefix: "/"}, route: {cluster: up}}]
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: up
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: up
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${PORT[upstream]}}}}
+EOF
+}
+
+write_mosn() {
+    cat >"$TMP/mosn.json" <<EOF
+{"servers":[{"default_log_path":"stderr","default_log_level":"ERROR","processor":1,
+  "routers":[{"router_config_name":"r","virtual_hosts":[{"name":"h","domains":["*"],"routers":[{"match":{"prefix":"/"},"route":{"cluster_name":"up"}}]}]}],
+  "listeners":[{"name":"l","address":"127.0.0.1:${PORT[mosn]}","bind_port":true,"filter_chains":[{"filters":[{"type":"proxy","config":{"downstream_protocol":"Http1","upstream_protocol":"Http1","router_config_name":"r"}}]}]}]}],
+ "cluster_manager":{"clusters":[{"name":"up","type":"SIMPLE","lb_type":"LB_ROUNDROBIN","max_request_per_conn":0,"hosts":[{"address":"127.0.0.1:${PORT[upstream]}"}]}]}}
+EOF
+}
+
+# --- start everything -------------------------------------------------------------
+write_upstream
+start upstream nginx -p "$TMP/upstream" -e "$TMP/upstream/error.log" -c "$TMP/upstream.conf"
+wait_ready upstream "${PORT[upstream]}"
+PID[direct]=${PID[upstream]}
+
+for p in "${SEL[@]}"; do
+    case "$p" in
+        nginx)   write_nginx;   start nginx nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" ;;
+        haproxy) write_haproxy; start haproxy haproxy -db -f "$TMP/haproxy.cfg" ;;
+        envoy)   write_envoy;   start envoy "$ENVOY_BIN" -c "$TMP/envoy.yaml" --concurrency 1 \
+                                    --disable-hot-restart --log-level error ;;
+        mosn)    write_mosn;    start mosn "$MOSN_BIN" start -c "$TMP/mosn.json" ;;
+    esac
+done
+for p in "${SEL[@]}"; do wait_ready "$p" "${PORT[$p]}"; done
+log "up: upstream :${PORT[upstream]}; $(for p in "${SEL[@]}"; do printf '%s :%s pid %s; ' "$p" "${PORT[$p]}" "${PID[$p]}"; done)"
+
+# --- throughput / CPU runs ----------------------------------------------------------
+RUNS="$TMP/runs.tsv"
+: >"$RUNS"
+
+# bench_one NAME ROUND: one bounded wrk run through NAME, with the CPU time of
+# NAME's process tree read just before and just after it.
+bench_one() {
+    local name=$1 round=$2 out="$TMP/wrk-$1-$2.txt" pid=${PID[$1]}
+    local cpu0 cpu1 rss line
+    cpu0=$("$PY" "$BENCH/procstat.py" cpu "$pid")
+    timeout "$WRK_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
+        -s "$BENCH/wrk-report.lua" "http://127.0.0.1:${PORT[$name]}/" >"$out" 2>&1 \
+        || { cat "$out" >&2; die "wrk against $name failed"; }
+    cpu1=$("$PY" "$BENCH/procstat.py" cpu "$pid")
+    rss=$("$PY" "$BENCH/procstat.py" rss "$pid")
+    line=$(grep '^WRKRESULT ' "$out") || { cat "$out" >&2; die "no result line in wrk output for $name"; }
+    # WRKRESULT key=value ... -> local variables of the same names
+    local requests duration_us p50_us p99_us status_errors socket_errors kv
+    for kv in ${line#WRKRESULT }; do local "$kv"; done
+    ((requests > 0)) || { cat "$out" >&2; die "no request completed through $name"; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$requests" "$duration_us" \
+        "$p50_us" "$p99_us" "$((status_errors + socket_errors))" "$((cpu1 - cpu0))" "$rss" >>"$RUNS"
+    awk -v r="$round" -v n="$name" -v q="$requests" -v d="$duration_us" -v a="$p50_us" \
+        -v b="$p99_us" -v e="$((status_errors + socket_errors))" -v c="$((cpu1 - cpu0))" -v m="$rss" \
+        'BEGIN { printf "[bench] round %s %-8s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d  CPU %.1f us/req  RSS %.1f MiB\n",
+                 r, n, q / (d / 1e6), a / 1000, b / 1000, e, c / q, m / 1024 }' >&2
+}
+
+# Warm-up (not recorded): fill connection pools, fault in code and buffers.
+for p in direct "${SEL[@]}"; do
+    timeout 30 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${PORT[$p]}/" >/dev/null 2>&1 \
+        || die "warm-up wrk against $p failed"
+done
+
+log "reference: wrk straight to the upstream"
+bench_one direct 0
+
+# Round-robin order, rotated each round, so no proxy always runs first or last
+# (thermal state, page cache, whatever the previous run left behind).
+n=${#SEL[@]}
+for ((r = 0; r < ROUNDS; r++)); do
+    for ((i = 0; i < n; i++)); do
+        bench_one "${SEL[$(((r + i) % n))]}" $((r + 1))
+    done
+done
+
+# --- idle-connection memory test -----------------------------------------------------
+IDLE_OUT="$TMP/idle.tsv"
+: >"$IDLE_OUT"
+if ((IDLE)); then
+    for p in "${SEL[@]}"; do
+        log "idle test: $IDLE_CONNS keep-alive connections through $p"
+        res="$(cd "$BENCH" && timeout 300 "$PY" idle_conns.py --port "${PORT[$p]}" \
+            --pid "${PID[$p]}" --conns "$IDLE_CONNS")" || log "idle test through $p incomplete (see report)"
+        if [[ -n $res ]]; then
+            printf '%s\t%s\n' "$p" "$res" >>"$IDLE_OUT"
+            log "idle $p: $res"
+        fi
+        kill -0 "${PID[$p]}" 2>/dev/null || die "$p died during the idle test (see $TMP/$p.log)"
+    done
+fi
+
+# --- report ------------------------------------------------------------------------------
+DATE="$(date +%F)"
+mkdir -p "$BENCH/results"
+mosn_rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+{
+    printf 'date\t%s\n' "$DATE"
+    printf 'cpu\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    printf 'cores\t%s\n' "$(nproc)"
+    printf 'memory\t%s\n' "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    printf 'kernel\t%s\n' "$(uname -sr)"
+    printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/.*version: //')"
+    printf 'haproxy\t%s\n' "$(haproxy -v | head -n1 | awk '{print $3}')"
+    printf 'envoy\t%s\n' "$("$ENVOY_BIN" --version | grep -o 'version: .*' | sed 's/version: //')"
+    printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
+    selected mosn && printf 'mosn-rs\t%s (git %s)\n' "$MOSN_BIN" "$mosn_rev"
+    printf 'load\twrk -t1 -c%s -d%s --latency, %s round(s), order rotated each round\n' "$CONNS" "$DURATION" "$ROUNDS"
+    printf 'idle test\t%s\n' "$( ((IDLE)) && echo "$IDLE_CONNS connections per proxy" || echo skipped)"
+    printf 'open files limit\t%s\n' "$NOFILE"
+} >"$TMP/info.tsv"
+
+"$PY" "$BENCH/report.py" --runs "$RUNS" --idle "$IDLE_OUT" --info "$TMP/info.tsv" \
+    --order "${SEL[*]}" --md "$BENCH/results/$DATE.md" --png "$BENCH/results/$DATE.png"
+cat "$BENCH/results/$DATE.md"
+log "wrote bench/results/$DATE.md and bench/results/$DATE.png"

@@ -1,0 +1,169 @@
+//! Typed configs of the network filters this build implements, parsed from a
+//! `FilterConfig.config` object with the JSON path of that object for errors.
+
+use crate::duration::GoDuration;
+use crate::error::Problems;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A network filter this build can run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", content = "config", rename_all = "snake_case")]
+pub enum NetworkFilter {
+    Proxy(ProxyFilterConfig),
+    TcpProxy(TcpProxyConfig),
+}
+
+/// Protocols named by `downstream_protocol` / `upstream_protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ProxyProtocol {
+    Http1,
+    /// MOSN's protocol detection; until HTTP/2 and the RPC codecs land it detects HTTP/1 only.
+    Auto,
+}
+
+/// `{"type": "proxy", "config": {...}}`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ProxyFilterConfig {
+    pub downstream_protocol: String,
+    pub upstream_protocol: String,
+    pub router_config_name: String,
+    /// MOSN: when protocol detection fails, hand the connection to the next filter
+    /// (a `tcp_proxy`) instead of closing it.
+    pub fallback_for_unknown_protocol: bool,
+    /// mosn-rs extension: limits and options of the HTTP/1.1 codec.
+    pub http1: Http1Options,
+}
+
+impl ProxyFilterConfig {
+    pub fn downstream(&self) -> ProxyProtocol {
+        parse_protocol(&self.downstream_protocol).unwrap_or(ProxyProtocol::Http1)
+    }
+}
+
+/// Limits and strictness options of the HTTP/1.1 codec. Every limit has a safe default.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Http1Options {
+    /// Longest request line; longer gets 414.
+    pub max_request_line_bytes: usize,
+    /// Largest header section (request line included); larger gets 431 (502 upstream).
+    pub max_header_bytes: usize,
+    /// Most header fields; more gets 431 (502 upstream).
+    pub max_headers: usize,
+    /// Time allowed for a complete request head once its first byte arrived; then 408.
+    pub request_head_timeout: GoDuration,
+    /// Longest pause while a request body is read; then 408.
+    pub body_timeout: GoDuration,
+    /// Append the client address to `X-Forwarded-For`.
+    pub add_x_forwarded_for: bool,
+    /// Accept Content-Length together with Transfer-Encoding: chunked (the length is
+    /// dropped, as Envoy's `allow_chunked_length` does). Off: such requests get 400.
+    pub allow_chunked_length: bool,
+    /// Size of the buffer bodies are copied through, per direction.
+    pub body_buffer_bytes: usize,
+}
+
+impl Default for Http1Options {
+    fn default() -> Self {
+        Http1Options {
+            max_request_line_bytes: 8 * 1024,
+            max_header_bytes: 60 * 1024,
+            max_headers: 100,
+            request_head_timeout: GoDuration(Duration::from_secs(30)),
+            body_timeout: GoDuration(Duration::from_secs(60)),
+            add_x_forwarded_for: true,
+            allow_chunked_length: false,
+            body_buffer_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// MOSN's `tcp_proxy`: a default cluster plus routes by source/destination address.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TcpProxyConfig {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stat_prefix: String,
+    pub cluster: String,
+    pub routes: Vec<TcpRoute>,
+    /// Close both sides after this long without a byte either way. MOSN writes a Go
+    /// `time.Duration` here (a number of nanoseconds); a duration string is accepted too.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "nanos_or_duration")]
+    pub idle_timeout: Option<GoDuration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TcpRoute {
+    pub cluster: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_addrs: Vec<CidrRange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub destination_addrs: Vec<CidrRange>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source_port: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub destination_port: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CidrRange {
+    pub address: String,
+    pub length: u32,
+}
+
+fn nanos_or_duration<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<Option<GoDuration>, D::Error> {
+    match Value::deserialize(de)? {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_u64()
+            .map(|ns| Some(GoDuration(Duration::from_nanos(ns))))
+            .ok_or_else(|| serde::de::Error::custom("expected a non-negative number of nanoseconds")),
+        Value::String(s) => crate::duration::parse_go_duration(&s)
+            .map(|d| Some(GoDuration(d)))
+            .map_err(serde::de::Error::custom),
+        _ => Err(serde::de::Error::custom("expected a duration")),
+    }
+}
+
+pub(crate) fn parse_protocol(name: &str) -> Option<ProxyProtocol> {
+    match name {
+        "Http1" | "HTTP1" | "http1" => Some(ProxyProtocol::Http1),
+        "Auto" | "auto" => Some(ProxyProtocol::Auto),
+        _ => None,
+    }
+}
+
+/// Protocol names MOSN knows that later work implements; named "not supported yet".
+const LATER_PROTOCOLS: &[&str] = &[
+    "Http2", "HTTP2", "X", "bolt", "boltv2", "dubbo", "tars", "dubbothrift", "Xprotocol",
+];
+
+/// Checks a protocol name; `allow_empty` for the upstream side (empty = same as downstream).
+pub(crate) fn check_protocol(name: &str, path: &str, allow_empty: bool, problems: &mut Problems) {
+    if name.is_empty() && allow_empty {
+        return;
+    }
+    if parse_protocol(name).is_some() {
+        return;
+    }
+    if LATER_PROTOCOLS.contains(&name) {
+        problems.error(
+            path,
+            format!("protocol {name:?} is valid MOSN but not supported by mosn-rs yet (supported: \"Http1\", \"Auto\")"),
+        );
+    } else {
+        problems.error(path, format!("unknown protocol {name:?} (supported: \"Http1\", \"Auto\")"));
+    }
+}
+
+/// Network filter types MOSN has that this build does not implement yet.
+pub(crate) const LATER_NETWORK_FILTERS: &[&str] = &[
+    "udp_proxy", "connection_manager", "rpc_proxy", "fault_inject", "dubbo", "tcp_proxy_v2",
+];

@@ -1,0 +1,49 @@
+//! MOSN v2 JSON configuration for mosn-rs: the typed model, loading with JSON-path
+//! errors, MOSN-compatible key handling, and validation.
+
+pub mod duration;
+pub mod error;
+pub mod filters;
+pub mod keys;
+pub mod load;
+pub mod model;
+pub mod validate;
+
+pub use duration::GoDuration;
+pub use error::{ConfigError, ConfigIssue};
+pub use filters::{Http1Options, NetworkFilter, ProxyFilterConfig, TcpProxyConfig};
+pub use load::{load_file, load_str, LoadedConfig};
+pub use model::*;
+
+use std::time::Duration;
+
+/// MOSN's default graceful stop timeout.
+pub const DEFAULT_GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
+/// MOSN's default idle timeout of a downstream connection.
+pub const DEFAULT_CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// MOSN's default upstream connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// MOSN's default route timeout (its global request timeout).
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl MosnConfig {
+    /// Every listener of every server.
+    pub fn listeners(&self) -> impl Iterator<Item = &ListenerConfig> {
+        self.servers.iter().flat_map(|s| s.listeners.iter())
+    }
+
+    /// The first server's settings govern process-wide options (log, workers).
+    pub fn first_server(&self) -> Option<&ServerConfig> {
+        self.servers.first()
+    }
+
+    pub fn graceful_timeout(&self) -> Duration {
+        self.first_server()
+            .and_then(|s| s.graceful_timeout)
+            .map(|d| d.0)
+            .unwrap_or(DEFAULT_GRACEFUL_TIMEOUT)
+    }
+}
+
+#[cfg(test)]
+mod tests;
