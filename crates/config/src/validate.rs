@@ -88,7 +88,12 @@ fn check_clusters(cm: &ClusterManagerConfig, problems: &mut Problems) -> HashSet
             ),
         }
         for (hi, host) in cluster.hosts.iter().enumerate() {
-            if let Err(e) = host.address.parse::<SocketAddr>() {
+            if host.address.starts_with("unix:") {
+                problems.error(
+                    format!("{path}.hosts[{hi}].address"),
+                    "unix socket hosts are valid MOSN but not supported by mosn-rs yet",
+                );
+            } else if let Err(e) = host.address.parse::<SocketAddr>() {
                 problems.error(
                     format!("{path}.hosts[{hi}].address"),
                     format!("bad address {:?}: {e} (expected IP:port)", host.address),
@@ -230,14 +235,15 @@ fn check_listener(
         // MOSN names an unnamed listener by its address.
         listener.name = listener.address.clone();
     }
-    if let Err(e) = listener.address.parse::<SocketAddr>() {
-        problems.error(
-            format!("{path}.address"),
-            format!("bad address {:?}: {e} (expected IP:port)", listener.address),
-        );
-    }
     match listener.network.as_deref() {
-        None | Some("") | Some("tcp") => {}
+        None | Some("") | Some("tcp") => {
+            if let Err(e) = listener.address.parse::<SocketAddr>() {
+                problems.error(
+                    format!("{path}.address"),
+                    format!("bad address {:?}: {e} (expected IP:port)", listener.address),
+                );
+            }
+        }
         Some(other @ ("udp" | "unix")) => problems.error(
             format!("{path}.network"),
             format!("network {other:?} is valid MOSN but not supported by mosn-rs yet"),
