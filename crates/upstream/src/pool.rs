@@ -1,0 +1,129 @@
+//! Per-worker pools of idle upstream HTTP/1.1 connections.
+//!
+//! Each worker thread owns its pool (a thread-local), so taking and returning a
+//! connection touches no lock and no other core's memory. A connection is returned
+//! only after an exchange that ended cleanly; one that failed mid-request is dropped.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Idle connections kept per upstream address and worker.
+pub const MAX_IDLE_PER_HOST: usize = 256;
+/// An idle upstream connection older than this is closed rather than reused, before
+/// servers with common keep-alive timeouts (nginx 75 s) close it under us.
+pub const MAX_IDLE_TIME: Duration = Duration::from_secs(60);
+
+/// An upstream connection with its use count.
+#[derive(Debug)]
+pub struct PooledConn {
+    pub stream: TcpStream,
+    /// Requests this connection has carried, the current one included.
+    pub requests: u32,
+    /// True when it came from the pool rather than a fresh connect.
+    pub reused: bool,
+    idle_since: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect to {0} timed out")]
+    Timeout(SocketAddr),
+    #[error("connect to {0} failed: {1}")]
+    Io(SocketAddr, #[source] io::Error),
+}
+
+thread_local! {
+    static IDLE: RefCell<HashMap<SocketAddr, Vec<PooledConn>>> = RefCell::new(HashMap::new());
+}
+
+/// Takes an idle connection to `addr` that is still open, if this worker has one.
+pub fn checkout(addr: SocketAddr) -> Option<PooledConn> {
+    IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        while let Some(mut conn) = list.pop() {
+            if conn.idle_since.elapsed() < MAX_IDLE_TIME && still_open(&conn.stream) {
+                conn.requests += 1;
+                conn.reused = true;
+                return Some(conn);
+            }
+        }
+        None
+    })
+}
+
+/// Gives a connection back after a clean exchange.
+pub fn checkin(addr: SocketAddr, mut conn: PooledConn) {
+    conn.idle_since = Instant::now();
+    IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let list = idle.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_HOST {
+            list.push(conn);
+        }
+    });
+}
+
+/// Closes every idle connection of this worker (graceful stop).
+pub fn clear() {
+    IDLE.with(|idle| idle.borrow_mut().clear());
+}
+
+/// A pooled connection on which the server sent nothing and did not close: the
+/// usual way a stale keep-alive connection shows is a readable EOF.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Opens a new connection within `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<PooledConn, ConnectError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => return Err(ConnectError::Timeout(addr)),
+        Ok(Err(e)) => return Err(ConnectError::Io(addr, e)),
+        Ok(Ok(s)) => s,
+    };
+    // Heads and small bodies go out in one write; waiting for ACKs only adds latency.
+    let _ = stream.set_nodelay(true);
+    Ok(PooledConn {
+        stream,
+        requests: 1,
+        reused: false,
+        idle_since: Instant::now(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn reuses_open_connections_and_drops_closed_ones() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conn = connect(addr, Duration::from_secs(1)).await.unwrap();
+        let (mut server_side, _) = listener.accept().await.unwrap();
+        checkin(addr, conn);
+        let again = checkout(addr).expect("open connection is reused");
+        assert_eq!(again.requests, 2);
+        assert!(again.reused);
+        checkin(addr, again);
+        server_side.shutdown().await.unwrap();
+        drop(server_side);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(checkout(addr).is_none(), "closed connection must not be reused");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn connect_failure_is_reported() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        assert!(matches!(connect(addr, Duration::from_secs(1)).await, Err(ConnectError::Io(..))));
+    }
+}
