@@ -5,7 +5,8 @@ A proxy is identified by the PID run.sh started; its cost is that process plus
 all its descendants (nginx's worker under its master, for instance). Threads
 need no special care: /proc/PID/stat already sums all threads of a process.
 
-    procstat.py cpu PID   -> CPU time (utime+stime) of the tree, in microseconds
+    procstat.py cpu PID   -> CPU time of the tree in microseconds: "total user"
+                             (total = utime+stime; user = utime alone)
     procstat.py rss PID   -> VmRSS of the tree, in KiB
     procstat.py pids PID  -> the PIDs of the tree
 
@@ -48,14 +49,16 @@ def tree(root):
 
 
 def cpu_us(root):
-    total = 0
+    """(utime+stime, utime) of the tree, in microseconds."""
+    user = system = 0
     for pid in tree(root):
         try:
             f = _stat_fields(pid)
         except OSError:
             continue
-        total += int(f[11]) + int(f[12])  # fields 14 (utime), 15 (stime)
-    return total * 1_000_000 // CLK_TCK
+        user += int(f[11])    # field 14, utime
+        system += int(f[12])  # field 15, stime
+    return ((user + system) * 1_000_000 // CLK_TCK, user * 1_000_000 // CLK_TCK)
 
 
 def rss_kib(root):
@@ -75,7 +78,7 @@ def rss_kib(root):
 def main():
     what, pid = sys.argv[1], int(sys.argv[2])
     if what == "cpu":
-        print(cpu_us(pid))
+        print(*cpu_us(pid))
     elif what == "rss":
         print(rss_kib(pid))
     elif what == "pids":

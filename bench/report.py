@@ -3,7 +3,9 @@
 
 Inputs (all written by run.sh into its temp dir):
   --runs  TSV, one line per wrk run:
-          round proxy requests duration_us p50_us p99_us errors cpu_us rss_kib
+          round proxy requests duration_us p50_us p99_us errors cpu_us rss_kib other_us
+          (other_us: CPU used on the machine by anything but the proxy, the
+          upstream and wrk during the run)
           (round 0 is the direct-to-upstream reference run; cpu_us and rss_kib
           are then the upstream nginx's own)
   --idle  TSV: proxy <TAB> JSON printed by idle_conns.py (may be empty)
@@ -36,6 +38,8 @@ REFERENCE = [
     ("Envoy", 71, 16),
 ]
 TARGET_CPU_US, TARGET_IDLE_KIB = 25, 4
+# Other processes' CPU during a run above this (% of one core) gets flagged.
+OTHER_CPU_WARN_PCT = 10
 
 
 def load_runs(path):
@@ -44,7 +48,7 @@ def load_runs(path):
         for line in f:
             if not line.strip():
                 continue
-            rnd, proxy, req, dur, p50, p99, err, cpu, rss = line.split("\t")
+            rnd, proxy, req, dur, p50, p99, err, cpu, rss, other = line.split("\t")
             req, dur, cpu = int(req), int(dur), int(cpu)
             rows.setdefault(proxy, []).append({
                 "round": int(rnd),
@@ -54,6 +58,7 @@ def load_runs(path):
                 "errors": int(err),
                 "cpu_us_req": cpu / req if req else float("nan"),
                 "rss_mib": int(rss) / 1024,
+                "other_pct": 100 * max(0, int(other)) / dur,
             })
     return rows
 
@@ -83,6 +88,7 @@ def summarize(rows):
         "errors": sum(r["errors"] for r in rows),
         "cpu_us_req": med("cpu_us_req"),
         "rss_mib": med("rss_mib"),
+        "other_pct_max": max(r["other_pct"] for r in rows),
     }
 
 
@@ -120,6 +126,14 @@ def write_md(path, order, summ, idle, info, png_name):
         out.append(f"| {NAMES.get(p, p)} | {s['rps']:,.0f} | {fmt_lat(s['p50_us'])} | "
                    f"{fmt_lat(s['p99_us'])} | {s['errors']} | {s['cpu_us_req']:.1f} | "
                    f"{s['rss_mib']:.1f} | {fmt_idle(idle.get(p))} |")
+    busy = [p for p in order if summ[p]["other_pct_max"] > OTHER_CPU_WARN_PCT]
+    if busy:
+        out.append(f"\n**Warning:** during some runs something else on the machine used more "
+                   f"than {OTHER_CPU_WARN_PCT}% of a core ("
+                   + ", ".join(f"{NAMES.get(p, p)}: up to {summ[p]['other_pct_max']:.0f}%"
+                               for p in busy)
+                   + "). req/s and latency of those runs are understated; CPU µs/req is "
+                   "less affected. Re-run on a quiet machine for publishable figures.")
     if "direct" in summ:
         out.append("\nThe *upstream (direct)* row is wrk straight to the upstream, one run, "
                    "for reference: its CPU and RSS are the upstream nginx's own.")

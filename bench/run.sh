@@ -124,7 +124,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # Free ports: bind port 0 on all sockets at once (so they are distinct), then
 # release them. A tiny race with other programs is acceptable on a bench box.
@@ -149,7 +150,13 @@ start() {
 wait_ready() {
     local name=$1 port=$2 i body
     for ((i = 0; i < 150; i++)); do
-        kill -0 "${PID[$name]}" 2>/dev/null || { tail -n 20 "$TMP/$name.log" >&2; die "$name exited at startup (log above)"; }
+        if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+            local rc=0
+            wait "${PID[$name]}" || rc=$?
+            echo "--- last lines of $name's output:" >&2
+            tail -n 20 "$TMP/$name.log" >&2
+            die "$name exited at startup with status $rc"
+        fi
         body="$(curl -s --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null || true)"
         [[ $body == "$BODY" ]] && return 0
         sleep 0.1
@@ -322,28 +329,53 @@ log "up: upstream :${PORT[upstream]}; $(for p in "${SEL[@]}"; do printf '%s :%s 
 RUNS="$TMP/runs.tsv"
 : >"$RUNS"
 
+# The machine has 2 cores, and whatever else runs on it (another session's
+# build, say) skews req/s and latency. So each run also records "other CPU":
+# user-mode CPU time of the whole machine (/proc/stat) minus that of the
+# proxy, the upstream and wrk, as % of one core. User time only, because the
+# kernel's loopback packet processing runs partly outside our processes
+# (softirq on an idle core, ksoftirqd) and would blur the figure; builds and
+# other benchmarks show up in user time.
+CLK_TCK=$(getconf CLK_TCK)
+machine_user_us() {
+    local _cpu user nice _rest
+    read -r _cpu user nice _rest </proc/stat
+    echo $(((user + nice) * 1000000 / CLK_TCK))
+}
+# User CPU time of this shell's finished children (here: timeout + wrk), in
+# µs. 'times' must run in this shell, not in $(...): a subshell starts at zero.
+children_user_us() {
+    times >"$TMP/times"
+    awk 'NR == 2 { split($1, a, /[ms]/); printf "%d\n", (a[1] * 60 + a[2]) * 1000000 }' "$TMP/times"
+}
+
 # bench_one NAME ROUND: one bounded wrk run through NAME, with the CPU time of
 # NAME's process tree read just before and just after it.
 bench_one() {
     local name=$1 round=$2 out="$TMP/wrk-$1-$2.txt" pid=${PID[$1]}
-    local cpu0 cpu1 rss line
-    cpu0=$("$PY" "$BENCH/procstat.py" cpu "$pid")
+    local cpu0 cpu1 usr0 usr1 upu0=0 upu1=0 m0 m1 ch0 ch1 rss line other
+    read -r cpu0 usr0 < <("$PY" "$BENCH/procstat.py" cpu "$pid")
+    [[ $name == direct ]] || read -r _ upu0 < <("$PY" "$BENCH/procstat.py" cpu "${PID[upstream]}")
+    ch0=$(children_user_us); m0=$(machine_user_us)
     timeout "$WRK_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
         -s "$BENCH/wrk-report.lua" "http://127.0.0.1:${PORT[$name]}/" >"$out" 2>&1 \
         || { cat "$out" >&2; die "wrk against $name failed"; }
-    cpu1=$("$PY" "$BENCH/procstat.py" cpu "$pid")
+    m1=$(machine_user_us); ch1=$(children_user_us)
+    read -r cpu1 usr1 < <("$PY" "$BENCH/procstat.py" cpu "$pid")
+    [[ $name == direct ]] || read -r _ upu1 < <("$PY" "$BENCH/procstat.py" cpu "${PID[upstream]}")
     rss=$("$PY" "$BENCH/procstat.py" rss "$pid")
+    other=$(((m1 - m0) - (usr1 - usr0) - (upu1 - upu0) - (ch1 - ch0)))
     line=$(grep '^WRKRESULT ' "$out") || { cat "$out" >&2; die "no result line in wrk output for $name"; }
     # WRKRESULT key=value ... -> local variables of the same names
     local requests duration_us p50_us p99_us status_errors socket_errors kv
     for kv in ${line#WRKRESULT }; do local "$kv"; done
     ((requests > 0)) || { cat "$out" >&2; die "no request completed through $name"; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$requests" "$duration_us" \
-        "$p50_us" "$p99_us" "$((status_errors + socket_errors))" "$((cpu1 - cpu0))" "$rss" >>"$RUNS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$requests" "$duration_us" \
+        "$p50_us" "$p99_us" "$((status_errors + socket_errors))" "$((cpu1 - cpu0))" "$rss" "$other" >>"$RUNS"
     awk -v r="$round" -v n="$name" -v q="$requests" -v d="$duration_us" -v a="$p50_us" \
-        -v b="$p99_us" -v e="$((status_errors + socket_errors))" -v c="$((cpu1 - cpu0))" -v m="$rss" \
-        'BEGIN { printf "[bench] round %s %-8s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d  CPU %.1f us/req  RSS %.1f MiB\n",
-                 r, n, q / (d / 1e6), a / 1000, b / 1000, e, c / q, m / 1024 }' >&2
+        -v b="$p99_us" -v e="$((status_errors + socket_errors))" -v c="$((cpu1 - cpu0))" -v m="$rss" -v o="$other" \
+        'BEGIN { printf "[bench] round %s %-8s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d  CPU %.1f us/req  RSS %.1f MiB  other CPU %.0f%%\n",
+                 r, n, q / (d / 1e6), a / 1000, b / 1000, e, c / q, m / 1024, 100 * o / d }' >&2
 }
 
 # Warm-up (not recorded): fill connection pools, fault in code and buffers.
@@ -367,6 +399,7 @@ done
 # --- idle-connection memory test -----------------------------------------------------
 IDLE_OUT="$TMP/idle.tsv"
 : >"$IDLE_OUT"
+FAILED=""   # proxies that died in the idle test: reported, then exit 1
 if ((IDLE)); then
     for p in "${SEL[@]}"; do
         count=$IDLE_CONNS
@@ -374,11 +407,19 @@ if ((IDLE)); then
         log "idle test: $count keep-alive connections through $p"
         res="$(cd "$BENCH" && timeout 300 "$PY" idle_conns.py --port "${PORT[$p]}" \
             --pid "${PID[$p]}" --conns "$count")" || log "idle test through $p incomplete (see report)"
+        if ! kill -0 "${PID[$p]}" 2>/dev/null; then
+            # A crash under many connections is a finding: put it in the report.
+            log "ERROR: $p exited during the idle test; last lines of its output:"
+            tail -n 20 "$TMP/$p.log" >&2
+            FAILED+=" $p"
+            res="{\"requested\": $count, \"established\": 0, \"failed\": $count, \"still_open\": 0,
+                  \"open_seconds\": 0, \"rss_before_kib\": 0, \"rss_after_kib\": 0,
+                  \"kib_per_conn\": null, \"first_errors\": [\"proxy exited during the test\"]}"
+        fi
         if [[ -n $res ]]; then
-            printf '%s\t%s\n' "$p" "$res" >>"$IDLE_OUT"
+            printf '%s\t%s\n' "$p" "$(tr -d '\n' <<<"$res")" >>"$IDLE_OUT"
             log "idle $p: $res"
         fi
-        kill -0 "${PID[$p]}" 2>/dev/null || die "$p died during the idle test (see $TMP/$p.log)"
     done
 fi
 
@@ -398,7 +439,15 @@ mosn_rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
     selected mosn && printf 'mosn-rs\t%s (git %s)\n' "$MOSN_BIN" "$mosn_rev"
     printf 'load\twrk -t1 -c%s -d%s --latency, %s round(s), order rotated each round\n' "$CONNS" "$DURATION" "$ROUNDS"
-    printf 'idle test\t%s\n' "$( ((IDLE)) && echo "$IDLE_CONNS connections per proxy" || echo skipped)"
+    if ((IDLE)); then
+        note=""
+        if selected haproxy && ((HAPROXY_IDLE_CONNS < IDLE_CONNS)); then
+            note=" (HAProxy $HAPROXY_IDLE_CONNS: it reserves 2 fds per connection)"
+        fi
+        printf 'idle test\t%s connections per proxy%s\n' "$IDLE_CONNS" "$note"
+    else
+        printf 'idle test\tskipped\n'
+    fi
     printf 'open files limit\t%s\n' "$NOFILE"
 } >"$TMP/info.tsv"
 
@@ -406,3 +455,4 @@ mosn_rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     --order "${SEL[*]}" --md "$BENCH/results/$DATE.md" --png "$BENCH/results/$DATE.png"
 cat "$BENCH/results/$DATE.md"
 log "wrote bench/results/$DATE.md and bench/results/$DATE.png"
+[[ -z $FAILED ]] || die "proxy died during the idle test:$FAILED"

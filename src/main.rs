@@ -1,1 +1,242 @@
-fn main() {}
+//! mosn-rs: a MOSN-compatible network proxy. `mosn-rs start -c FILE` runs a MOSN v2
+//! JSON config; `validate` checks one; `version` prints the version.
+
+mod logging;
+mod workers;
+
+use arc_swap::ArcSwap;
+use clap::{Parser, Subcommand};
+use mosn_config::{load_file, load_str, ConfigError, LoadedConfig};
+use mosn_observe::StatsRegistry;
+use mosn_proxy::{shutdown::open_connections, Shutdown, Snapshot};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use workers::WorkerSocket;
+
+/// The config run when `start` is given no `-c`: examples/quickstart.json.
+const QUICKSTART: &str = include_str!("../examples/quickstart.json");
+
+/// Exit status for a config that does not load (MOSN users script against it).
+const EXIT_BAD_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "mosn-rs",
+    version,
+    about = "A MOSN-compatible multi-protocol network proxy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Start {
+        /// MOSN v2 JSON config file; without it the bundled quickstart runs.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
+    /// Check a config: print every problem, exit 0 when valid, 2 when not.
+    Validate {
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("mosn-rs {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Validate { config } => validate(&config),
+        Command::Start { config } => start(config),
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<LoadedConfig, ConfigError> {
+    match path {
+        Some(p) => load_file(p),
+        None => load_str(QUICKSTART),
+    }
+}
+
+fn print_config_error(path: Option<&PathBuf>, err: &ConfigError) {
+    let name = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "quickstart".into());
+    eprintln!("mosn-rs: config {name} is not valid:");
+    for issue in err.issues() {
+        eprintln!("  {issue}");
+    }
+}
+
+fn validate(path: &PathBuf) -> ExitCode {
+    match load(Some(path)) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                println!("warning: {w}");
+            }
+            println!("{}: valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_config_error(Some(path), &e);
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+fn start(path: Option<PathBuf>) -> ExitCode {
+    let loaded = match load(path.as_ref()) {
+        Ok(l) => l,
+        Err(e) => {
+            print_config_error(path.as_ref(), &e);
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let server = loaded.config.first_server();
+    if let Err(e) = logging::init(
+        server.and_then(|s| s.default_log_path.as_deref()),
+        server.and_then(|s| s.default_log_level.as_deref()),
+    ) {
+        eprintln!("mosn-rs: cannot open log: {e}");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
+    if !loaded.warnings.is_empty() {
+        let list: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            "config: {} item(s) not applied: {}",
+            list.len(),
+            list.join("; ")
+        );
+    }
+    match run(loaded) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("mosn-rs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
+    let config = &loaded.config;
+    let stats = Arc::new(StatsRegistry::default());
+    let snapshot = Snapshot::build(config, &stats).map_err(|e| e.to_string())?;
+    let worker_count = match config.first_server().and_then(|s| s.processor) {
+        Some(n) if n > 0 => n as usize,
+        _ => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    // Bind everything before any worker starts, so a taken port fails the start.
+    let mut per_worker: Vec<Vec<WorkerSocket>> = (0..worker_count).map(|_| Vec::new()).collect();
+    for l in snapshot.listeners.iter().filter(|l| l.bind) {
+        let sockets = mosn_net::bind_per_worker(l.addr, worker_count)
+            .map_err(|e| format!("listener {:?}: {e}", l.name))?;
+        for (i, socket) in sockets.into_iter().enumerate() {
+            per_worker[i].push(WorkerSocket {
+                listener_name: l.name.clone(),
+                socket,
+            });
+        }
+        tracing::info!(listener = %l.name, address = %l.addr, "listening");
+    }
+    let admin_listener = match &config.admin {
+        Some(admin) => {
+            let sa = &admin.address.socket_address;
+            let addr = format!("{}:{}", sa.address, sa.port_value);
+            let l = std::net::TcpListener::bind(&addr).map_err(|e| format!("admin {addr}: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            tracing::info!(address = %addr, "admin API listening");
+            Some(l)
+        }
+        None => None,
+    };
+    if let Some(pid_path) = config.pid.as_deref().filter(|p| !p.is_empty()) {
+        if let Err(e) = std::fs::write(pid_path, format!("{}\n", std::process::id())) {
+            tracing::warn!(path = pid_path, error = %e, "cannot write pid file");
+        }
+    }
+    let graceful_timeout = config.graceful_timeout();
+    let config_json = serde_json::to_value(config).unwrap_or_default();
+    let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+    let (drain_tx, shutdown) = Shutdown::channel();
+    for (i, sockets) in per_worker.into_iter().enumerate() {
+        workers::spawn(i, sockets, snapshot.clone(), shutdown.clone())
+            .map_err(|e| format!("cannot start worker: {e}"))?;
+    }
+    tracing::info!(
+        workers = worker_count,
+        "mosn-rs {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    control.block_on(async move {
+        if let Some(l) = admin_listener {
+            let state = Arc::new(mosn_admin::AdminState {
+                config: Arc::new(config_json),
+                stats: stats.clone(),
+            });
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => {
+                    tokio::spawn(mosn_admin::serve(l, state));
+                }
+                Err(e) => tracing::error!(error = %e, "admin listener"),
+            }
+        }
+        wait_for_stop(drain_tx, graceful_timeout).await
+    })
+}
+
+/// SIGTERM: stop accepting, let exchanges in flight finish (up to the graceful
+/// timeout), close idle connections, exit 0. SIGINT: exit at once.
+async fn wait_for_stop(
+    drain_tx: tokio::sync::watch::Sender<bool>,
+    graceful_timeout: Duration,
+) -> Result<ExitCode, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = int.recv() => {
+            tracing::info!("SIGINT: exiting now");
+            return Ok(ExitCode::from(130));
+        }
+        _ = term.recv() => {}
+    }
+    tracing::info!(timeout = ?graceful_timeout, "SIGTERM: draining");
+    let _ = drain_tx.send(true);
+    let deadline = Instant::now() + graceful_timeout;
+    loop {
+        let open = open_connections();
+        if open == 0 {
+            tracing::info!("drained; exiting");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                open,
+                "graceful timeout reached; exiting with connections open"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = int.recv() => return Ok(ExitCode::from(130)),
+        }
+    }
+}

@@ -91,7 +91,10 @@ pub struct TcpProxyConfig {
     pub routes: Vec<TcpRoute>,
     /// Close both sides after this long without a byte either way. MOSN writes a Go
     /// `time.Duration` here (a number of nanoseconds); a duration string is accepted too.
-    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "nanos_or_duration")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "nanos_or_duration"
+    )]
     pub idle_timeout: Option<GoDuration>,
 }
 
@@ -124,7 +127,9 @@ fn nanos_or_duration<'de, D: serde::Deserializer<'de>>(
         Value::Number(n) => n
             .as_u64()
             .map(|ns| Some(GoDuration(Duration::from_nanos(ns))))
-            .ok_or_else(|| serde::de::Error::custom("expected a non-negative number of nanoseconds")),
+            .ok_or_else(|| {
+                serde::de::Error::custom("expected a non-negative number of nanoseconds")
+            }),
         Value::String(s) => crate::duration::parse_go_duration(&s)
             .map(|d| Some(GoDuration(d)))
             .map_err(serde::de::Error::custom),
@@ -142,7 +147,15 @@ pub(crate) fn parse_protocol(name: &str) -> Option<ProxyProtocol> {
 
 /// Protocol names MOSN knows that later work implements; named "not supported yet".
 const LATER_PROTOCOLS: &[&str] = &[
-    "Http2", "HTTP2", "X", "bolt", "boltv2", "dubbo", "tars", "dubbothrift", "Xprotocol",
+    "Http2",
+    "HTTP2",
+    "X",
+    "bolt",
+    "boltv2",
+    "dubbo",
+    "tars",
+    "dubbothrift",
+    "Xprotocol",
 ];
 
 /// Checks a protocol name; `allow_empty` for the upstream side (empty = same as downstream).
@@ -159,11 +172,19 @@ pub(crate) fn check_protocol(name: &str, path: &str, allow_empty: bool, problems
             format!("protocol {name:?} is valid MOSN but not supported by mosn-rs yet (supported: \"Http1\", \"Auto\")"),
         );
     } else {
-        problems.error(path, format!("unknown protocol {name:?} (supported: \"Http1\", \"Auto\")"));
+        problems.error(
+            path,
+            format!("unknown protocol {name:?} (supported: \"Http1\", \"Auto\")"),
+        );
     }
 }
 
 /// Network filter types MOSN has that this build does not implement yet.
 pub(crate) const LATER_NETWORK_FILTERS: &[&str] = &[
-    "udp_proxy", "connection_manager", "rpc_proxy", "fault_inject", "dubbo", "tcp_proxy_v2",
+    "udp_proxy",
+    "connection_manager",
+    "rpc_proxy",
+    "fault_inject",
+    "dubbo",
+    "tcp_proxy_v2",
 ];

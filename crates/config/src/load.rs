@@ -79,7 +79,10 @@ pub(crate) fn typed_from_value<T: DeserializeOwned>(
     for key in ignored {
         let path = join_path(base, &key);
         if is_mosn_key(&key) {
-            problems.warn(path, "valid MOSN key, not implemented by mosn-rs yet: ignored");
+            problems.warn(
+                path,
+                "valid MOSN key, not implemented by mosn-rs yet: ignored",
+            );
         } else {
             problems.warn(path, "unknown key: ignored");
         }
@@ -89,7 +92,11 @@ pub(crate) fn typed_from_value<T: DeserializeOwned>(
         Err(e) => {
             let inner = strip_position(&e.inner().to_string());
             let at = e.path().to_string();
-            let path = if at == "." { base.to_string() } else { join_path(base, &at) };
+            let path = if at == "." {
+                base.to_string()
+            } else {
+                join_path(base, &at)
+            };
             problems.error(path, inner);
             None
         }

@@ -15,7 +15,8 @@ fn minimal(listener_filter: &str) -> String {
     )
 }
 
-const PROXY: &str = r#"{"type": "proxy", "config": {"downstream_protocol": "Http1", "router_config_name": "r"}}"#;
+const PROXY: &str =
+    r#"{"type": "proxy", "config": {"downstream_protocol": "Http1", "router_config_name": "r"}}"#;
 
 fn errors_of(text: &str) -> Vec<String> {
     match load_str(text) {
@@ -34,11 +35,16 @@ fn minimal_config_loads_with_typed_filter() {
 
 #[test]
 fn unknown_router_is_named_with_its_path() {
-    let text = minimal(PROXY).replace(r#""router_config_name": "r"}}"#, r#""router_config_name": "x"}}"#);
+    let text = minimal(PROXY).replace(
+        r#""router_config_name": "r"}}"#,
+        r#""router_config_name": "x"}}"#,
+    );
     let errs = errors_of(&text);
     assert_eq!(
         errs,
-        vec![r#"servers[0].listeners[0].filter_chains[0].filters[0].config.router_config_name: no router named "x""#]
+        vec![
+            r#"servers[0].listeners[0].filter_chains[0].filters[0].config.router_config_name: no router named "x""#
+        ]
     );
 }
 
@@ -48,7 +54,9 @@ fn unknown_cluster_in_route_is_an_error() {
     let errs = errors_of(&text);
     assert_eq!(
         errs,
-        vec![r#"servers[0].routers[0].virtual_hosts[0].routers[0].route.cluster_name: no cluster named "nope""#]
+        vec![
+            r#"servers[0].routers[0].virtual_hosts[0].routers[0].route.cluster_name: no cluster named "nope""#
+        ]
     );
 }
 
@@ -66,15 +74,24 @@ fn type_errors_carry_the_path() {
     let text = minimal(PROXY).replace(r#""bind_port": true"#, r#""bind_port": "yes""#);
     let errs = errors_of(&text);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("servers[0].listeners[0].bind_port: invalid type"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("servers[0].listeners[0].bind_port: invalid type"),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn bad_durations_are_errors() {
-    let text = minimal(PROXY).replace(r#""bind_port": true"#, r#""bind_port": true, "connection_idle_timeout": "10 parsecs""#);
+    let text = minimal(PROXY).replace(
+        r#""bind_port": true"#,
+        r#""bind_port": true, "connection_idle_timeout": "10 parsecs""#,
+    );
     let errs = errors_of(&text);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("servers[0].listeners[0].connection_idle_timeout: invalid duration"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("servers[0].listeners[0].connection_idle_timeout: invalid duration"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -99,7 +116,10 @@ fn duplicates_and_bad_addresses_are_all_reported() {
         "servers[0].listeners[2].address: bad address",
     ];
     for e in expect {
-        assert!(errs.iter().any(|x| x.starts_with(e)), "missing {e:?} in {errs:#?}");
+        assert!(
+            errs.iter().any(|x| x.starts_with(e)),
+            "missing {e:?} in {errs:#?}"
+        );
     }
     assert_eq!(errs.len(), expect.len(), "{errs:#?}");
 }
@@ -113,21 +133,31 @@ fn keys_match_case_insensitively_like_go() {
 
 #[test]
 fn unimplemented_and_unknown_keys_are_warned_with_paths() {
-    let text = minimal(PROXY)
-        .replace(r#""bind_port": true"#, r#""bind_port": true, "inspector": true, "frobnicate": 1"#);
+    let text = minimal(PROXY).replace(
+        r#""bind_port": true"#,
+        r#""bind_port": true, "inspector": true, "frobnicate": 1"#,
+    );
     let loaded = load_str(&text).expect("valid");
     let w: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     assert!(w.contains(&"servers[0].listeners[0].inspector: valid MOSN key, not implemented by mosn-rs yet: ignored".to_string()), "{w:?}");
-    assert!(w.contains(&"servers[0].listeners[0].frobnicate: unknown key: ignored".to_string()), "{w:?}");
+    assert!(
+        w.contains(&"servers[0].listeners[0].frobnicate: unknown key: ignored".to_string()),
+        "{w:?}"
+    );
 }
 
 #[test]
 fn later_protocols_are_named_not_yet() {
-    let text = minimal(PROXY).replace(r#""downstream_protocol": "Http1""#, r#""downstream_protocol": "Http2""#);
+    let text = minimal(PROXY).replace(
+        r#""downstream_protocol": "Http1""#,
+        r#""downstream_protocol": "Http2""#,
+    );
     let errs = errors_of(&text);
     assert_eq!(errs.len(), 1);
     assert!(errs[0].contains("not supported by mosn-rs yet"), "{errs:?}");
-    assert!(errs[0].starts_with("servers[0].listeners[0].filter_chains[0].filters[0].config.downstream_protocol"));
+    assert!(errs[0].starts_with(
+        "servers[0].listeners[0].filter_chains[0].filters[0].config.downstream_protocol"
+    ));
 }
 
 #[test]
@@ -135,19 +165,40 @@ fn tcp_proxy_routes_are_checked() {
     let tcp = r#"{"type": "tcp_proxy", "config": {"cluster": "c", "routes": [
         {"cluster": "c", "source_addrs": [{"address": "10.0.0.0", "length": 40}], "destination_port": "9-1"}]}}"#;
     let errs = errors_of(&minimal(tcp));
-    assert!(errs.iter().any(|e| e.ends_with("routes[0].source_addrs[0].length: prefix length 40 exceeds 32")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("routes[0].destination_port: bad port")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.ends_with("routes[0].source_addrs[0].length: prefix length 40 exceeds 32")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("routes[0].destination_port: bad port")),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn bad_regex_domain_and_status() {
     let text = minimal(PROXY)
         .replace(r#""domains": ["*"]"#, r#""domains": ["a.*.com"]"#)
-        .replace(r#""match": {"prefix": "/"}, "route": {"cluster_name": "c"}"#, r#""match": {"regex": "("}, "direct_response": {"status": 99}"#);
+        .replace(
+            r#""match": {"prefix": "/"}, "route": {"cluster_name": "c"}"#,
+            r#""match": {"regex": "("}, "direct_response": {"status": 99}"#,
+        );
     let errs = errors_of(&text);
-    assert!(errs.iter().any(|e| e.contains("domains[0]: bad domain")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("match.regex: bad regex")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("direct_response.status: status 99")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("domains[0]: bad domain")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("match.regex: bad regex")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("direct_response.status: status 99")),
+        "{errs:?}"
+    );
 }
 
 /// Every config of MOSN's corpus parses as JSON into the model; those that use only
@@ -172,7 +223,10 @@ fn mosn_corpus_parses() {
                 if let Err(e) = load_file(&path) {
                     for issue in e.issues() {
                         assert!(
-                            issue.contains("not supported by mosn-rs yet") || issue.contains("no router named") || issue.contains("no cluster named") || issue.contains("at least one server"),
+                            issue.contains("not supported by mosn-rs yet")
+                                || issue.contains("no router named")
+                                || issue.contains("no cluster named")
+                                || issue.contains("at least one server"),
                             "{}: unexpected error {issue}",
                             path.display()
                         );

@@ -23,7 +23,10 @@ pub fn validate(config: &mut MosnConfig, problems: &mut Problems) {
             if !LOG_LEVELS.contains(&level.to_ascii_uppercase().as_str()) {
                 problems.error(
                     format!("{base}.default_log_level"),
-                    format!("unknown log level {level:?} (one of {})", LOG_LEVELS.join(", ")),
+                    format!(
+                        "unknown log level {level:?} (one of {})",
+                        LOG_LEVELS.join(", ")
+                    ),
                 );
             }
         }
@@ -32,7 +35,10 @@ pub fn validate(config: &mut MosnConfig, problems: &mut Problems) {
             let path = format!("{base}.listeners[{li}]");
             check_listener(listener, &path, &router_names, &cluster_names, problems);
             if !listener.name.is_empty() && !listener_names.insert(listener.name.clone()) {
-                problems.error(format!("{path}.name"), format!("duplicate listener name {:?}", listener.name));
+                problems.error(
+                    format!("{path}.name"),
+                    format!("duplicate listener name {:?}", listener.name),
+                );
             }
             if let Ok(addr) = listener.address.parse::<SocketAddr>() {
                 if let Some(first) = listener_addrs.insert(addr, path.clone()) {
@@ -62,7 +68,10 @@ fn check_clusters(cm: &ClusterManagerConfig, problems: &mut Problems) -> HashSet
         if cluster.name.is_empty() {
             problems.error(format!("{path}.name"), "a cluster needs a name");
         } else if !names.insert(cluster.name.clone()) {
-            problems.error(format!("{path}.name"), format!("duplicate cluster name {:?}", cluster.name));
+            problems.error(
+                format!("{path}.name"),
+                format!("duplicate cluster name {:?}", cluster.name),
+            );
         }
         match cluster.kind.as_str() {
             "" | "SIMPLE" | "STATIC" => {}
@@ -77,10 +86,19 @@ fn check_clusters(cm: &ClusterManagerConfig, problems: &mut Problems) -> HashSet
         }
         match cluster.lb_type.as_str() {
             "" | "LB_ROUNDROBIN" | "LB_RANDOM" => {}
-            "LB_WEIGHTED_ROUNDROBIN" | "LB_LEAST_REQUEST" | "LB_LEAST_CONNECTION" | "LB_PEAK_EWMA"
-            | "LB_MAGLEV" | "LB_RING_HASH" | "LB_REQUEST_ROUNDROBIN" | "LB_ORIGINAL_DST" => problems.warn(
+            "LB_WEIGHTED_ROUNDROBIN"
+            | "LB_LEAST_REQUEST"
+            | "LB_LEAST_CONNECTION"
+            | "LB_PEAK_EWMA"
+            | "LB_MAGLEV"
+            | "LB_RING_HASH"
+            | "LB_REQUEST_ROUNDROBIN"
+            | "LB_ORIGINAL_DST" => problems.warn(
                 format!("{path}.lb_type"),
-                format!("{} is valid MOSN but not implemented yet; using LB_ROUNDROBIN", cluster.lb_type),
+                format!(
+                    "{} is valid MOSN but not implemented yet; using LB_ROUNDROBIN",
+                    cluster.lb_type
+                ),
             ),
             other => problems.error(
                 format!("{path}.lb_type"),
@@ -114,7 +132,10 @@ fn check_routers(
     for (ri, router) in routers.iter().enumerate() {
         let path = format!("{base}.routers[{ri}]");
         if router.router_config_name.is_empty() {
-            problems.error(format!("{path}.router_config_name"), "a router needs a router_config_name");
+            problems.error(
+                format!("{path}.router_config_name"),
+                "a router needs a router_config_name",
+            );
         } else if !names.insert(router.router_config_name.clone()) {
             problems.error(
                 format!("{path}.router_config_name"),
@@ -129,8 +150,12 @@ fn check_routers(
                 if let Err(msg) = check_domain(domain) {
                     problems.error(&dpath, msg);
                 }
-                if let Some(first) = domains_seen.insert(domain.to_ascii_lowercase(), dpath.clone()) {
-                    problems.error(&dpath, format!("domain {domain:?} is already used by {first}"));
+                if let Some(first) = domains_seen.insert(domain.to_ascii_lowercase(), dpath.clone())
+                {
+                    problems.error(
+                        &dpath,
+                        format!("domain {domain:?} is already used by {first}"),
+                    );
                 }
             }
             for (ti, route) in vhost.routers.iter().enumerate() {
@@ -148,7 +173,9 @@ fn check_domain(domain: &str) -> Result<(), String> {
         return Err("empty domain".into());
     }
     let stars = domain.matches('*').count();
-    if stars > 1 || (stars == 1 && domain != "*" && !domain.starts_with('*') && !domain.ends_with('*')) {
+    if stars > 1
+        || (stars == 1 && domain != "*" && !domain.starts_with('*') && !domain.ends_with('*'))
+    {
         return Err(format!(
             "bad domain {domain:?}: a wildcard may stand only at the start or the end"
         ));
@@ -156,14 +183,22 @@ fn check_domain(domain: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_route(route: &RouteConfig, path: &str, clusters: &HashSet<String>, problems: &mut Problems) {
+fn check_route(
+    route: &RouteConfig,
+    path: &str,
+    clusters: &HashSet<String>,
+    problems: &mut Problems,
+) {
     let m = &route.matcher;
     let kinds = [m.prefix.is_some(), m.path.is_some(), m.regex.is_some()]
         .iter()
         .filter(|set| **set)
         .count();
     if kinds > 1 {
-        problems.error(format!("{path}.match"), "set only one of prefix, path, regex");
+        problems.error(
+            format!("{path}.match"),
+            "set only one of prefix, path, regex",
+        );
     }
     if let Some(re) = &m.regex {
         if let Err(e) = regex::Regex::new(re) {
@@ -186,20 +221,30 @@ fn check_route(route: &RouteConfig, path: &str, clusters: &HashSet<String>, prob
         (None, None) => problems.error(path, "a route needs a route or a direct_response"),
         (Some(action), None) => {
             if action.cluster_name.is_empty() {
-                problems.error(format!("{path}.route.cluster_name"), "a route needs a cluster_name");
+                problems.error(
+                    format!("{path}.route.cluster_name"),
+                    "a route needs a cluster_name",
+                );
             } else if !clusters.contains(&action.cluster_name) {
                 problems.error(
                     format!("{path}.route.cluster_name"),
                     format!("no cluster named {:?}", action.cluster_name),
                 );
             }
-            check_header_mutations(&action.header_mutations(), &format!("{path}.route"), problems);
+            check_header_mutations(
+                &action.header_mutations(),
+                &format!("{path}.route"),
+                problems,
+            );
         }
         (None, Some(direct)) => {
             if !(200..=599).contains(&direct.status) {
                 problems.error(
                     format!("{path}.direct_response.status"),
-                    format!("status {} is not a final HTTP status (200-599)", direct.status),
+                    format!(
+                        "status {} is not a final HTTP status (200-599)",
+                        direct.status
+                    ),
                 );
             }
         }
@@ -208,13 +253,29 @@ fn check_route(route: &RouteConfig, path: &str, clusters: &HashSet<String>, prob
 }
 
 fn check_header_mutations(h: &HeaderMutations, path: &str, problems: &mut Problems) {
-    for (i, add) in h.request_headers_to_add.iter().chain(&h.response_headers_to_add).enumerate() {
+    for (i, add) in h
+        .request_headers_to_add
+        .iter()
+        .chain(&h.response_headers_to_add)
+        .enumerate()
+    {
         let name = &add.header.key;
         if name.is_empty() || !name.bytes().all(is_token_byte) {
-            problems.error(format!("{path}: header to add #{i}"), format!("bad header name {name:?}"));
+            problems.error(
+                format!("{path}: header to add #{i}"),
+                format!("bad header name {name:?}"),
+            );
         }
-        if add.header.value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            problems.error(format!("{path}: header to add #{i}"), "header value contains CR, LF or NUL");
+        if add
+            .header
+            .value
+            .bytes()
+            .any(|b| b == b'\r' || b == b'\n' || b == 0)
+        {
+            problems.error(
+                format!("{path}: header to add #{i}"),
+                "header value contains CR, LF or NUL",
+            );
         }
     }
 }
@@ -248,7 +309,10 @@ fn check_listener(
             format!("{path}.network"),
             format!("network {other:?} is valid MOSN but not supported by mosn-rs yet"),
         ),
-        Some(other) => problems.error(format!("{path}.network"), format!("unknown network {other:?}")),
+        Some(other) => problems.error(
+            format!("{path}.network"),
+            format!("unknown network {other:?}"),
+        ),
     }
     if !listener.bind_port {
         problems.warn(
@@ -257,7 +321,10 @@ fn check_listener(
         );
     }
     if listener.filter_chains.is_empty() {
-        problems.error(format!("{path}.filter_chains"), "a listener needs a filter chain");
+        problems.error(
+            format!("{path}.filter_chains"),
+            "a listener needs a filter chain",
+        );
     }
     if listener.filter_chains.len() > 1 {
         problems.warn(
@@ -279,9 +346,10 @@ fn check_listener(
             let parsed = parse_network_filter(filter, &fpath, routers, clusters, problems);
             match &parsed {
                 Some(NetworkFilter::TcpProxy(_)) if fallback_allowed => fallback_allowed = false,
-                Some(_) if terminal_seen => {
-                    problems.error(&fpath, "a filter chain may hold only one proxy or tcp_proxy filter")
-                }
+                Some(_) if terminal_seen => problems.error(
+                    &fpath,
+                    "a filter chain may hold only one proxy or tcp_proxy filter",
+                ),
                 Some(NetworkFilter::Proxy(p)) => {
                     terminal_seen = true;
                     fallback_allowed = p.fallback_for_unknown_protocol;
@@ -295,11 +363,17 @@ fn check_listener(
     for (i, f) in listener.stream_filters.iter().enumerate() {
         problems.warn(
             format!("{path}.stream_filters[{i}]"),
-            format!("stream filter {:?} is not implemented yet and is skipped", f.kind),
+            format!(
+                "stream filter {:?} is not implemented yet and is skipped",
+                f.kind
+            ),
         );
     }
     if !listener.access_logs.is_empty() {
-        problems.warn(format!("{path}.access_logs"), "access logs are not implemented yet");
+        problems.warn(
+            format!("{path}.access_logs"),
+            "access logs are not implemented yet",
+        );
     }
 }
 
@@ -313,9 +387,20 @@ fn parse_network_filter(
     let cfg_path = format!("{path}.config");
     match filter.kind.as_str() {
         "proxy" => {
-            let proxy: ProxyFilterConfig = crate::load::typed_from_value(&filter.config, &cfg_path, problems)?;
-            filters::check_protocol(&proxy.downstream_protocol, &format!("{cfg_path}.downstream_protocol"), false, problems);
-            filters::check_protocol(&proxy.upstream_protocol, &format!("{cfg_path}.upstream_protocol"), true, problems);
+            let proxy: ProxyFilterConfig =
+                crate::load::typed_from_value(&filter.config, &cfg_path, problems)?;
+            filters::check_protocol(
+                &proxy.downstream_protocol,
+                &format!("{cfg_path}.downstream_protocol"),
+                false,
+                problems,
+            );
+            filters::check_protocol(
+                &proxy.upstream_protocol,
+                &format!("{cfg_path}.upstream_protocol"),
+                true,
+                problems,
+            );
             if proxy.downstream() == filters::ProxyProtocol::Auto {
                 problems.warn(
                     format!("{cfg_path}.downstream_protocol"),
@@ -323,7 +408,10 @@ fn parse_network_filter(
                 );
             }
             if proxy.router_config_name.is_empty() {
-                problems.error(format!("{cfg_path}.router_config_name"), "the proxy filter needs a router_config_name");
+                problems.error(
+                    format!("{cfg_path}.router_config_name"),
+                    "the proxy filter needs a router_config_name",
+                );
             } else if !routers.contains(&proxy.router_config_name) {
                 problems.error(
                     format!("{cfg_path}.router_config_name"),
@@ -344,7 +432,8 @@ fn parse_network_filter(
             Some(NetworkFilter::Proxy(proxy))
         }
         "tcp_proxy" => {
-            let tcp: TcpProxyConfig = crate::load::typed_from_value(&filter.config, &cfg_path, problems)?;
+            let tcp: TcpProxyConfig =
+                crate::load::typed_from_value(&filter.config, &cfg_path, problems)?;
             check_tcp_proxy(&tcp, &cfg_path, clusters, problems);
             Some(NetworkFilter::TcpProxy(tcp))
         }
@@ -365,35 +454,61 @@ fn parse_network_filter(
     }
 }
 
-fn check_tcp_proxy(tcp: &TcpProxyConfig, path: &str, clusters: &HashSet<String>, problems: &mut Problems) {
+fn check_tcp_proxy(
+    tcp: &TcpProxyConfig,
+    path: &str,
+    clusters: &HashSet<String>,
+    problems: &mut Problems,
+) {
     if tcp.cluster.is_empty() && tcp.routes.is_empty() {
         problems.error(path, "tcp_proxy needs a cluster or routes");
     }
     if !tcp.cluster.is_empty() && !clusters.contains(&tcp.cluster) {
-        problems.error(format!("{path}.cluster"), format!("no cluster named {:?}", tcp.cluster));
+        problems.error(
+            format!("{path}.cluster"),
+            format!("no cluster named {:?}", tcp.cluster),
+        );
     }
     for (ri, route) in tcp.routes.iter().enumerate() {
         let rpath = format!("{path}.routes[{ri}]");
         if !clusters.contains(&route.cluster) {
-            problems.error(format!("{rpath}.cluster"), format!("no cluster named {:?}", route.cluster));
+            problems.error(
+                format!("{rpath}.cluster"),
+                format!("no cluster named {:?}", route.cluster),
+            );
         }
-        for (field, list) in [("source_addrs", &route.source_addrs), ("destination_addrs", &route.destination_addrs)] {
+        for (field, list) in [
+            ("source_addrs", &route.source_addrs),
+            ("destination_addrs", &route.destination_addrs),
+        ] {
             for (ai, cidr) in list.iter().enumerate() {
                 let apath = format!("{rpath}.{field}[{ai}]");
                 match cidr.address.parse::<IpAddr>() {
-                    Err(_) => problems.error(format!("{apath}.address"), format!("not an IP address: {:?}", cidr.address)),
+                    Err(_) => problems.error(
+                        format!("{apath}.address"),
+                        format!("not an IP address: {:?}", cidr.address),
+                    ),
                     Ok(ip) => {
                         let max = if ip.is_ipv4() { 32 } else { 128 };
                         if cidr.length > max {
-                            problems.error(format!("{apath}.length"), format!("prefix length {} exceeds {max}", cidr.length));
+                            problems.error(
+                                format!("{apath}.length"),
+                                format!("prefix length {} exceeds {max}", cidr.length),
+                            );
                         }
                     }
                 }
             }
         }
-        for (field, spec) in [("source_port", &route.source_port), ("destination_port", &route.destination_port)] {
+        for (field, spec) in [
+            ("source_port", &route.source_port),
+            ("destination_port", &route.destination_port),
+        ] {
             if !spec.is_empty() && parse_port_range(spec).is_none() {
-                problems.error(format!("{rpath}.{field}"), format!("bad port or port range {spec:?} (\"80\" or \"8000-8080\")"));
+                problems.error(
+                    format!("{rpath}.{field}"),
+                    format!("bad port or port range {spec:?} (\"80\" or \"8000-8080\")"),
+                );
             }
         }
     }

@@ -48,7 +48,10 @@ impl Cluster {
             name: Arc::from(cfg.name.as_str()),
             hosts,
             lb: LoadBalancer::from_lb_type(&cfg.lb_type),
-            connect_timeout: cfg.connect_timeout.map(|d| d.0).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connect_timeout: cfg
+                .connect_timeout
+                .map(|d| d.0)
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             max_request_per_conn: cfg.max_request_per_conn,
             stats: stats.cluster(&cfg.name),
         }

@@ -116,7 +116,10 @@ mod tests {
         server_side.shutdown().await.unwrap();
         drop(server_side);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(checkout(addr).is_none(), "closed connection must not be reused");
+        assert!(
+            checkout(addr).is_none(),
+            "closed connection must not be reused"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -124,6 +127,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        assert!(matches!(connect(addr, Duration::from_secs(1)).await, Err(ConnectError::Io(..))));
+        assert!(matches!(
+            connect(addr, Duration::from_secs(1)).await,
+            Err(ConnectError::Io(..))
+        ));
     }
 }

@@ -40,7 +40,10 @@ pub struct ChunkedDecoder {
 
 impl ChunkedDecoder {
     pub fn new(max_trailer_bytes: usize) -> Self {
-        ChunkedDecoder { state: State::Size, max_trailer_bytes }
+        ChunkedDecoder {
+            state: State::Size,
+            max_trailer_bytes,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -58,7 +61,11 @@ impl ChunkedDecoder {
                     };
                     let size = parse_size_line(&buf[..line_len])?;
                     let _ = buf.split_to(line_len + 2);
-                    self.state = if size == 0 { State::Trailers } else { State::Data(size) };
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::Data(size)
+                    };
                 }
                 State::Data(remaining) => {
                     if buf.is_empty() {
@@ -67,7 +74,11 @@ impl ChunkedDecoder {
                     let take = remaining.min(buf.len() as u64) as usize;
                     let data = buf.split_to(take).freeze();
                     let left = remaining - take as u64;
-                    self.state = if left == 0 { State::DataEnd } else { State::Data(left) };
+                    self.state = if left == 0 {
+                        State::DataEnd
+                    } else {
+                        State::Data(left)
+                    };
                     return Ok(Some(ChunkedItem::Data(data)));
                 }
                 State::DataEnd => {
@@ -87,7 +98,8 @@ impl ChunkedDecoder {
                     // Trailer lines end at an empty line; each must be a valid field.
                     let mut pos = 0;
                     loop {
-                        let Some(line_len) = find_crlf_line(&buf[pos..], self.max_trailer_bytes)? else {
+                        let Some(line_len) = find_crlf_line(&buf[pos..], self.max_trailer_bytes)?
+                        else {
                             if buf.len() > self.max_trailer_bytes {
                                 return Err(ChunkError("trailer section too large"));
                             }
@@ -141,8 +153,17 @@ fn parse_size_line(line: &[u8]) -> Result<u64, ChunkError> {
         size = size * 16 + (b as char).to_digit(16).unwrap_or(0) as u64;
     }
     let rest = &line[digits..];
-    let ext = rest.iter().position(|&b| b != b' ' && b != b'\t').map(|i| &rest[i..]).unwrap_or(b"");
-    if !ext.is_empty() && (ext[0] != b';' || ext.iter().any(|&b| b != b'\t' && !(0x20..0x7f).contains(&b))) {
+    let ext = rest
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .map(|i| &rest[i..])
+        .unwrap_or(b"");
+    if !ext.is_empty()
+        && (ext[0] != b';'
+            || ext
+                .iter()
+                .any(|&b| b != b'\t' && !(0x20..0x7f).contains(&b)))
+    {
         return Err(ChunkError("malformed chunk extension"));
     }
     Ok(size)
@@ -154,7 +175,10 @@ fn check_trailer_line(line: &[u8]) -> Result<(), ChunkError> {
     if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
         return Err(ChunkError("malformed trailer name"));
     }
-    if line[colon + 1..].iter().any(|&b| b == 0 || (b < 0x20 && b != b'\t') || b == 0x7f) {
+    if line[colon + 1..]
+        .iter()
+        .any(|&b| b == 0 || (b < 0x20 && b != b'\t') || b == 0x7f)
+    {
         return Err(ChunkError("malformed trailer value"));
     }
     Ok(())

@@ -36,7 +36,11 @@ pub fn response_framing(head: &ResponseHead, request_was_head: bool) -> BodyFram
         return BodyFraming::None;
     }
     if head.info.has_transfer_encoding {
-        return if head.info.chunked { BodyFraming::Chunked } else { BodyFraming::UntilClose };
+        return if head.info.chunked {
+            BodyFraming::Chunked
+        } else {
+            BodyFraming::UntilClose
+        };
     }
     match head.info.content_length {
         Some(0) => BodyFraming::None,

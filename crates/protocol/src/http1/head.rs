@@ -74,7 +74,10 @@ pub struct ParseError {
 }
 
 const fn bad(reason: &'static str) -> ParseError {
-    ParseError { status: 400, reason }
+    ParseError {
+        status: 400,
+        reason,
+    }
 }
 
 /// What a head's headers say about framing and the connection.
@@ -224,7 +227,10 @@ const STACK_HEADERS: usize = 128;
 
 /// Parses a request head from the front of `buf`. `Ok(None)`: more bytes needed.
 /// On success the head's bytes are split off `buf`.
-pub fn parse_request(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<RequestHead>, ParseError> {
+pub fn parse_request(
+    buf: &mut BytesMut,
+    limits: &HeadLimits,
+) -> Result<Option<RequestHead>, ParseError> {
     check_request_line_length(buf, limits.max_line)?;
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap;
@@ -239,12 +245,18 @@ pub fn parse_request(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<R
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() >= limits.max_head {
-                return Err(ParseError { status: 431, reason: "request header section too large" });
+                return Err(ParseError {
+                    status: 431,
+                    reason: "request header section too large",
+                });
             }
             return Ok(None);
         }
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(ParseError { status: 431, reason: "too many request headers" })
+            return Err(ParseError {
+                status: 431,
+                reason: "too many request headers",
+            })
         }
         Err(httparse::Error::Version) => return Err(bad("malformed HTTP version")),
         Err(httparse::Error::Token) => return Err(bad("malformed method")),
@@ -253,12 +265,19 @@ pub fn parse_request(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<R
         Err(_) => return Err(bad("malformed request head")),
     };
     if len > limits.max_head {
-        return Err(ParseError { status: 431, reason: "request header section too large" });
+        return Err(ParseError {
+            status: 431,
+            reason: "request header section too large",
+        });
     }
     let base: &[u8] = buf;
     let method = req.method.unwrap_or("");
     let target = req.path.unwrap_or("").as_bytes();
-    let version = if req.version == Some(0) { Version::Http10 } else { Version::Http11 };
+    let version = if req.version == Some(0) {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
     check_target(target, method)?;
     let (authority, path) = split_absolute_form(target)?;
     let mut headers = Vec::with_capacity(req.headers.len());
@@ -271,7 +290,10 @@ pub fn parse_request(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<R
         let name = h.name.as_bytes();
         let value = h.value;
         check_field_value(value)?;
-        headers.push(HeaderField { name: Span::of(base, name), value: Span::of(base, value) });
+        headers.push(HeaderField {
+            name: Span::of(base, name),
+            value: Span::of(base, value),
+        });
         if name.eq_ignore_ascii_case(b"host") {
             host_count += 1;
             host = Some(Span::of(base, value));
@@ -299,7 +321,9 @@ pub fn parse_request(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<R
             info.content_length = None;
         }
     }
-    if method == "CONNECT" && (info.has_transfer_encoding || info.content_length.is_some_and(|n| n > 0)) {
+    if method == "CONNECT"
+        && (info.has_transfer_encoding || info.content_length.is_some_and(|n| n > 0))
+    {
         return Err(bad("CONNECT with a body"));
     }
     let method = Span::of(base, method.as_bytes());
@@ -322,8 +346,14 @@ pub fn parse_request(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<R
 }
 
 /// Parses a response head from the front of `buf`; errors carry status 502.
-pub fn parse_response(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<ResponseHead>, ParseError> {
-    let upstream = |reason| ParseError { status: 502, reason };
+pub fn parse_response(
+    buf: &mut BytesMut,
+    limits: &HeadLimits,
+) -> Result<Option<ResponseHead>, ParseError> {
+    let upstream = |reason| ParseError {
+        status: 502,
+        reason,
+    };
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap;
     let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_HEADERS {
@@ -341,7 +371,9 @@ pub fn parse_response(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<
             }
             return Ok(None);
         }
-        Err(httparse::Error::TooManyHeaders) => return Err(upstream("too many upstream response headers")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(upstream("too many upstream response headers"))
+        }
         Err(_) => return Err(upstream("malformed upstream response head")),
     };
     if len > limits.max_head {
@@ -352,7 +384,11 @@ pub fn parse_response(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<
     if !(100..=599).contains(&status) {
         return Err(upstream("upstream status code out of range"));
     }
-    let version = if res.version == Some(0) { Version::Http10 } else { Version::Http11 };
+    let version = if res.version == Some(0) {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
     let reason = Span::of(base, res.reason.unwrap_or("").as_bytes());
     let mut headers = Vec::with_capacity(res.headers.len());
     let mut info = HeadInfo::default();
@@ -360,28 +396,49 @@ pub fn parse_response(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<
     for h in res.headers.iter() {
         let name = h.name.as_bytes();
         check_field_value(h.value).map_err(|_| upstream("malformed upstream header value"))?;
-        headers.push(HeaderField { name: Span::of(base, name), value: Span::of(base, h.value) });
+        headers.push(HeaderField {
+            name: Span::of(base, name),
+            value: Span::of(base, h.value),
+        });
         read_framing_header(base, name, h.value, &mut info, &mut te, 502)?;
     }
     if info.has_transfer_encoding {
         te.finish(&mut info, 502)?;
         if info.content_length.is_some() {
-            return Err(upstream("upstream sent both Content-Length and Transfer-Encoding"));
+            return Err(upstream(
+                "upstream sent both Content-Length and Transfer-Encoding",
+            ));
         }
     }
     let head = buf.split_to(len).freeze();
-    Ok(Some(ResponseHead { buf: head, status, reason, version, headers, info }))
+    Ok(Some(ResponseHead {
+        buf: head,
+        status,
+        reason,
+        version,
+        headers,
+        info,
+    }))
 }
 
 /// Oversized request lines get 414 before the whole head is read.
 fn check_request_line_length(buf: &[u8], max_line: usize) -> Result<(), ParseError> {
     // RFC 9112 §2.2: empty lines before the request line are ignored.
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
     let window = &buf[start..buf.len().min(start + max_line + 2)];
     match memchr::memchr(b'\n', window) {
-        Some(end) if end > max_line + 1 => Err(ParseError { status: 414, reason: "request line too long" }),
+        Some(end) if end > max_line + 1 => Err(ParseError {
+            status: 414,
+            reason: "request line too long",
+        }),
         Some(_) => Ok(()),
-        None if window.len() > max_line => Err(ParseError { status: 414, reason: "request line too long" }),
+        None if window.len() > max_line => Err(ParseError {
+            status: 414,
+            reason: "request line too long",
+        }),
         None => Ok(()),
     }
 }
@@ -392,7 +449,11 @@ fn check_target(target: &[u8], method: &str) -> Result<(), ParseError> {
         return Err(bad("empty request target"));
     }
     if let Some(b) = target.iter().find(|&&b| !(0x21..=0x7e).contains(&b)) {
-        return Err(if *b >= 0x80 { bad("8-bit byte in request target") } else { bad("control byte in request target") });
+        return Err(if *b >= 0x80 {
+            bad("8-bit byte in request target")
+        } else {
+            bad("control byte in request target")
+        });
     }
     if target.contains(&b'#') {
         return Err(bad("fragment in request target"));
@@ -401,7 +462,10 @@ fn check_target(target: &[u8], method: &str) -> Result<(), ParseError> {
         b'/' => method != "CONNECT",
         b'*' => target == b"*" && method == "OPTIONS",
         _ if method == "CONNECT" => true,
-        _ => starts_with_ignore_case(target, b"http://") || starts_with_ignore_case(target, b"https://"),
+        _ => {
+            starts_with_ignore_case(target, b"http://")
+                || starts_with_ignore_case(target, b"https://")
+        }
     };
     if ok {
         Ok(())
@@ -434,7 +498,10 @@ fn split_absolute_form(target: &[u8]) -> Result<(Option<&[u8]>, &[u8]), ParseErr
     let rest = &after_scheme[end..];
     // A target "http://h" has no path; its origin-form is "/", which lies in static memory
     // rather than the head, so point at the authority's end and let an empty path mean "/".
-    Ok((Some(authority), if rest.is_empty() { &target[..0] } else { rest }))
+    Ok((
+        Some(authority),
+        if rest.is_empty() { &target[..0] } else { rest },
+    ))
 }
 
 /// Field values: no NUL, no bare CR or LF (httparse already refuses other controls).
@@ -484,7 +551,9 @@ impl TeState {
         if self.codings == 0 {
             return Err(err("empty Transfer-Encoding"));
         }
-        if self.chunked_count > 1 || (self.chunked_count == 1 && self.chunked_at != Some(self.codings)) {
+        if self.chunked_count > 1
+            || (self.chunked_count == 1 && self.chunked_at != Some(self.codings))
+        {
             return Err(err("chunked must be the final transfer coding, once"));
         }
         if self.chunked_count == 0 && status == 400 {
@@ -495,7 +564,14 @@ impl TeState {
     }
 }
 
-const KNOWN_CODINGS: &[&[u8]] = &[b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress", b"identity"];
+const KNOWN_CODINGS: &[&[u8]] = &[
+    b"gzip",
+    b"x-gzip",
+    b"deflate",
+    b"compress",
+    b"x-compress",
+    b"identity",
+];
 
 fn read_framing_header(
     base: &[u8],
@@ -541,7 +617,13 @@ fn read_framing_header(
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(s.len());
-    let end = s.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |i| i + 1);
+    let start = s
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
     &s[start..end]
 }

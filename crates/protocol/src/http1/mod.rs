@@ -28,7 +28,9 @@ pub const HOP_BY_HOP: &[&str] = &[
 
 /// Is `name` (any case) one of [`HOP_BY_HOP`]?
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name))
+    HOP_BY_HOP
+        .iter()
+        .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@ fn status_of(raw: &str) -> u16 {
 
 #[test]
 fn parses_a_simple_request() {
-    let head = req("GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\n").unwrap().unwrap();
+    let head = req("GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert_eq!(head.method(), b"GET");
     assert_eq!(head.path(), b"/a/b");
     assert_eq!(head.path_and_query(), b"/a/b?x=1");
@@ -33,7 +35,9 @@ fn partial_head_waits() {
 
 #[test]
 fn absolute_form_gives_authority_and_origin_path() {
-    let head = req("GET http://up.example:8080 HTTP/1.1\r\nHost: other\r\n\r\n").unwrap().unwrap();
+    let head = req("GET http://up.example:8080 HTTP/1.1\r\nHost: other\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert_eq!(head.host(), b"up.example:8080");
     assert_eq!(head.path_and_query(), b"/");
 }
@@ -59,19 +63,29 @@ fn framing_violations_get_400() {
 
 #[test]
 fn identical_repeated_lengths_are_accepted() {
-    let head = req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n").unwrap().unwrap();
+    let head = req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert_eq!(request_framing(&head), BodyFraming::Length(3));
 }
 
 #[test]
 fn unknown_transfer_coding_gets_501() {
-    assert_eq!(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: bogus, chunked\r\n\r\n"), 501);
+    assert_eq!(
+        status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: bogus, chunked\r\n\r\n"),
+        501
+    );
 }
 
 #[test]
 fn chunked_length_allowed_when_configured() {
-    let mut buf = BytesMut::from(&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);
-    let limits = HeadLimits { allow_chunked_length: true, ..HeadLimits::default() };
+    let mut buf = BytesMut::from(
+        &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+    );
+    let limits = HeadLimits {
+        allow_chunked_length: true,
+        ..HeadLimits::default()
+    };
     let head = parse_request(&mut buf, &limits).unwrap().unwrap();
     assert_eq!(request_framing(&head), BodyFraming::Chunked);
 }
@@ -113,9 +127,15 @@ fn limits_give_414_and_431() {
     assert_eq!(status_of(&long_target), 414);
     let partial_long_target = format!("GET /{}", "a".repeat(9000));
     assert_eq!(status_of(&partial_long_target), 414);
-    let many = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", "X-A: 1\r\n".repeat(100));
+    let many = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+        "X-A: 1\r\n".repeat(100)
+    );
     assert_eq!(status_of(&many), 431);
-    let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX-A: {}\r\n\r\n", "b".repeat(61 * 1024));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A: {}\r\n\r\n",
+        "b".repeat(61 * 1024)
+    );
     assert_eq!(status_of(&big), 431);
 }
 
@@ -126,16 +146,22 @@ fn resp(raw: &str) -> Result<Option<ResponseHead>, ParseError> {
 
 #[test]
 fn response_framing_rules() {
-    let r = resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").unwrap().unwrap();
+    let r = resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert_eq!(response_framing(&r, false), BodyFraming::Length(5));
     assert_eq!(response_framing(&r, true), BodyFraming::None);
     let r = resp("HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
     assert_eq!(response_framing(&r, false), BodyFraming::UntilClose);
     let r = resp("HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
     assert_eq!(response_framing(&r, false), BodyFraming::None);
-    let r = resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().unwrap();
+    let r = resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert_eq!(response_framing(&r, false), BodyFraming::Chunked);
-    let r = resp("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n").unwrap().unwrap();
+    let r = resp("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert!(!r.allows_reuse());
 }
 
@@ -171,7 +197,8 @@ fn decode_all(input: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ChunkError> {
 
 #[test]
 fn chunked_decodes_incrementally() {
-    let (body, trailers) = decode_all(b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n").unwrap();
+    let (body, trailers) =
+        decode_all(b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n").unwrap();
     assert_eq!(body, b"hello world");
     assert_eq!(trailers, b"X-T: 1\r\n");
 }
@@ -187,7 +214,11 @@ fn chunked_rejects_ambiguity() {
         b"0\r\nbad trailer\r\n\r\n",
         b"5 x\r\nhello\r\n",
     ] {
-        assert!(decode_all(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        assert!(
+            decode_all(bad).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
     }
 }
 

@@ -1,0 +1,61 @@
+//! Socket helpers for the HTTP/1 engine.
+
+use bytes::BytesMut;
+use std::io::{self, IoSlice};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bytes reserved before each read; enough for a typical head in one read.
+pub const READ_CHUNK: usize = 8 * 1024;
+
+/// Reads once into `buf`, growing it by at most `max` bytes.
+pub async fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    max: usize,
+) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(max.max(1024));
+    }
+    stream.read_buf(buf).await
+}
+
+/// Writes every slice, in order, with as few syscalls as the kernel allows.
+pub async fn write_all_vectored(
+    stream: &mut TcpStream,
+    parts: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    let mut parts = parts;
+    IoSlice::advance_slices(&mut parts, 0);
+    while !parts.is_empty() {
+        let n = stream.write_vectored(parts).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut parts, n);
+    }
+    Ok(())
+}
+
+/// Completes when the downstream peer closes (or errors) while we wait on the
+/// upstream. Bytes it sends meanwhile (a pipelined request) are kept in `buf`, up to
+/// `limit`; past that it stops reading and only the upstream side can finish the wait.
+pub async fn peer_gone(stream: &TcpStream, buf: &mut BytesMut, limit: usize) {
+    loop {
+        if buf.len() >= limit {
+            std::future::pending::<()>().await;
+        }
+        if stream.readable().await.is_err() {
+            return;
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_CHUNK);
+        }
+        match stream.try_read_buf(buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}

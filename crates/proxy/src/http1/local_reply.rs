@@ -1,0 +1,58 @@
+//! Answers the proxy writes itself: no route, no upstream, timeouts, bad requests.
+
+use mosn_protocol::http1::{reason_phrase, HeadWriter};
+
+/// Why the proxy answered instead of an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalReply {
+    BadRequest(u16, &'static str),
+    RequestTimeout,
+    NoRoute,
+    NoHealthyUpstream,
+    ConnectFailure,
+    UpstreamReset,
+    UpstreamTimeout,
+    UpstreamProtocolError,
+}
+
+impl LocalReply {
+    pub fn status(&self) -> u16 {
+        match self {
+            LocalReply::BadRequest(status, _) => *status,
+            LocalReply::RequestTimeout => 408,
+            LocalReply::NoRoute => 404,
+            LocalReply::NoHealthyUpstream | LocalReply::ConnectFailure => 503,
+            LocalReply::UpstreamReset | LocalReply::UpstreamProtocolError => 502,
+            LocalReply::UpstreamTimeout => 504,
+        }
+    }
+
+    /// A short body saying what happened, without internal detail.
+    pub fn body(&self) -> &'static str {
+        match self {
+            LocalReply::BadRequest(_, reason) => reason,
+            LocalReply::RequestTimeout => "request timeout",
+            LocalReply::NoRoute => "no route for this request",
+            LocalReply::NoHealthyUpstream => "no healthy upstream",
+            LocalReply::ConnectFailure => "upstream connect failure",
+            LocalReply::UpstreamReset => "upstream reset before response",
+            LocalReply::UpstreamTimeout => "upstream request timeout",
+            LocalReply::UpstreamProtocolError => "upstream sent a malformed response",
+        }
+    }
+}
+
+/// Writes a complete response with a text body into `out`.
+pub fn render(out: &mut Vec<u8>, status: u16, body: &[u8], close: bool, head_only: bool) {
+    let mut w = HeadWriter::new(out);
+    w.status_line(status, reason_phrase(status).as_bytes());
+    w.header(b"Content-Type", b"text/plain");
+    w.content_length(body.len() as u64);
+    if close {
+        w.header(b"Connection", b"close");
+    }
+    w.finish();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}

@@ -1,0 +1,154 @@
+//! The HTTP/1.1 proxy: one task per downstream connection reads requests in order,
+//! routes each, forwards it to an upstream connection from this worker's pool and
+//! streams the response back.
+
+mod exchange;
+mod headers;
+mod io;
+mod local_reply;
+
+use crate::shutdown::Shutdown;
+use bytes::BytesMut;
+use mosn_config::{Http1Options, ProxyFilterConfig};
+use mosn_observe::ListenerStats;
+use mosn_protocol::http1::{parse_request, HeadLimits, RequestHead};
+use mosn_router::RouteTable;
+use mosn_upstream::ClusterManager;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+pub use local_reply::LocalReply;
+
+/// A listener running the `proxy` filter over HTTP/1.1.
+pub struct HttpListener {
+    pub routes: Arc<RouteTable>,
+    pub clusters: Arc<ClusterManager>,
+    pub limits: HeadLimits,
+    pub upstream_limits: HeadLimits,
+    pub options: Http1Options,
+    pub idle_timeout: Duration,
+}
+
+impl HttpListener {
+    pub fn new(
+        cfg: &ProxyFilterConfig,
+        routes: Arc<RouteTable>,
+        clusters: Arc<ClusterManager>,
+        idle_timeout: Duration,
+    ) -> Self {
+        let o = &cfg.http1;
+        let limits = HeadLimits {
+            max_line: o.max_request_line_bytes,
+            max_head: o.max_header_bytes,
+            max_headers: o.max_headers,
+            allow_chunked_length: o.allow_chunked_length,
+        };
+        HttpListener {
+            routes,
+            clusters,
+            limits,
+            upstream_limits: HeadLimits {
+                allow_chunked_length: false,
+                ..limits
+            },
+            options: o.clone(),
+            idle_timeout,
+        }
+    }
+}
+
+/// State of one downstream connection, kept across its requests.
+struct Downstream<'a> {
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &'a HttpListener,
+    stats: &'a ListenerStats,
+    /// Bytes read from the client and not yet consumed.
+    buf: BytesMut,
+}
+
+/// How the connection goes on after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &HttpListener,
+    stats: &ListenerStats,
+    mut shutdown: Shutdown,
+) {
+    let mut conn = Downstream {
+        stream,
+        peer,
+        listener,
+        stats,
+        buf: BytesMut::new(),
+    };
+    loop {
+        if conn.buf.is_empty() {
+            // Idle between requests: give the read buffer back so an idle connection
+            // costs little more than its socket, and wait without one.
+            conn.buf = BytesMut::new();
+            tokio::select! {
+                ready = tokio::time::timeout(listener.idle_timeout, conn.stream.readable()) => {
+                    if !matches!(ready, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+                _ = shutdown.draining() => return,
+            }
+        }
+        let head = match read_request_head(&mut conn).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(reply) => {
+                exchange::send_local_reply(&mut conn, reply, true, false).await;
+                return;
+            }
+        };
+        // The exchange future is large; boxing it keeps this idle loop's state small.
+        let next = Box::pin(exchange::run(&mut conn, head, &shutdown)).await;
+        if next == Next::Close || shutdown.is_draining() {
+            return;
+        }
+    }
+}
+
+/// Reads until a complete head is parsed. `Ok(None)`: the client closed (or stalled
+/// with nothing sent) and there is nothing to answer.
+async fn read_request_head(conn: &mut Downstream<'_>) -> Result<Option<RequestHead>, LocalReply> {
+    let deadline = Instant::now() + conn.listener.options.request_head_timeout.0;
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_request(&mut conn.buf, &conn.listener.limits) {
+                Ok(Some(head)) => return Ok(Some(head)),
+                Ok(None) => {}
+                Err(e) => {
+                    conn.stats.downstream_bad_request.inc();
+                    return Err(LocalReply::BadRequest(e.status, e.reason));
+                }
+            }
+        }
+        match tokio::time::timeout_at(
+            deadline,
+            io::read_some(&mut conn.stream, &mut conn.buf, io::READ_CHUNK),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
+            Ok(Ok(n)) => conn.stats.downstream_bytes_read_total.add(n as u64),
+            Err(_) if conn.buf.is_empty() => return Ok(None),
+            Err(_) => {
+                conn.stats.downstream_request_timeout.inc();
+                return Err(LocalReply::RequestTimeout);
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Builds the runtime objects of one config: route tables, clusters, listeners.
+
+use crate::http1::HttpListener;
+use crate::tcp::TcpProxyListener;
+use mosn_config::{MosnConfig, NetworkFilter, DEFAULT_CONNECTION_IDLE_TIMEOUT};
+use mosn_observe::{ListenerStats, StatsRegistry};
+use mosn_router::{RouterError, RouterSet};
+use mosn_upstream::ClusterManager;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("servers[{server}].routers: {source}")]
+    Router {
+        server: usize,
+        #[source]
+        source: RouterError,
+    },
+    #[error("listener {0:?}: its filter chain has no proxy or tcp_proxy filter")]
+    NoTerminalFilter(String),
+}
+
+/// What a listener does with a connection.
+pub enum ListenerKind {
+    Http(HttpListener),
+    Tcp(TcpProxyListener),
+}
+
+/// One listener of the running config.
+pub struct ListenerRuntime {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// MOSN's `bind_port`: false means the listener opens no socket.
+    pub bind: bool,
+    pub stats: Arc<ListenerStats>,
+    pub kind: ListenerKind,
+}
+
+/// The immutable runtime form of a config, shared by every worker.
+pub struct Snapshot {
+    pub listeners: Vec<Arc<ListenerRuntime>>,
+    pub clusters: Arc<ClusterManager>,
+}
+
+impl Snapshot {
+    /// Builds from a validated config.
+    pub fn build(config: &MosnConfig, stats: &StatsRegistry) -> Result<Snapshot, SnapshotError> {
+        let clusters = Arc::new(ClusterManager::build(
+            &config.cluster_manager.clusters,
+            stats,
+        ));
+        let mut listeners = Vec::new();
+        for (si, server) in config.servers.iter().enumerate() {
+            let routers = RouterSet::build(&server.routers)
+                .map_err(|source| SnapshotError::Router { server: si, source })?;
+            for l in &server.listeners {
+                let Ok(addr) = l.address.parse::<SocketAddr>() else {
+                    continue;
+                };
+                let listener_stats = stats.listener(&l.name);
+                let idle_timeout = l
+                    .connection_idle_timeout
+                    .map(|d| d.0)
+                    .unwrap_or(DEFAULT_CONNECTION_IDLE_TIMEOUT);
+                let filters = l
+                    .filter_chains
+                    .first()
+                    .map(|c| c.filters.as_slice())
+                    .unwrap_or(&[]);
+                let kind = filters
+                    .iter()
+                    .find_map(|f| match &f.parsed {
+                        Some(NetworkFilter::Proxy(p)) => {
+                            routers.get(&p.router_config_name).map(|routes| {
+                                ListenerKind::Http(HttpListener::new(
+                                    p,
+                                    routes.clone(),
+                                    clusters.clone(),
+                                    idle_timeout,
+                                ))
+                            })
+                        }
+                        Some(NetworkFilter::TcpProxy(t)) => Some(ListenerKind::Tcp(
+                            TcpProxyListener::new(t, clusters.clone()),
+                        )),
+                        None => None,
+                    })
+                    .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
+                listeners.push(Arc::new(ListenerRuntime {
+                    name: l.name.clone(),
+                    addr,
+                    bind: l.bind_port,
+                    stats: listener_stats,
+                    kind,
+                }));
+            }
+        }
+        Ok(Snapshot {
+            listeners,
+            clusters,
+        })
+    }
+
+    pub fn listener(&self, name: &str) -> Option<&Arc<ListenerRuntime>> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+}

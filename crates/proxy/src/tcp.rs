@@ -1,0 +1,214 @@
+//! MOSN's `tcp_proxy`: pick a cluster by the connection's source and destination,
+//! connect to one of its hosts, and copy bytes both ways, half-closes included.
+
+use mosn_config::filters::{CidrRange, TcpProxyConfig};
+use mosn_config::validate::parse_port_range;
+use mosn_observe::ListenerStats;
+use mosn_upstream::{connect, Cluster, ClusterManager};
+use std::cell::Cell;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// An IP prefix.
+#[derive(Debug, Clone, Copy)]
+struct Cidr {
+    addr: IpAddr,
+    len: u32,
+}
+
+impl Cidr {
+    fn parse(c: &CidrRange) -> Option<Cidr> {
+        c.address.parse().ok().map(|addr| Cidr {
+            addr,
+            len: c.length,
+        })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.len),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.len),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u32) -> bool {
+    let full = (bits / 8) as usize;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    let rest = bits % 8;
+    rest == 0 || {
+        let mask = 0xffu8 << (8 - rest);
+        a[full] & mask == b[full] & mask
+    }
+}
+
+#[derive(Debug)]
+struct TcpRoute {
+    cluster: Arc<Cluster>,
+    sources: Vec<Cidr>,
+    destinations: Vec<Cidr>,
+    source_ports: Option<(u16, u16)>,
+    destination_ports: Option<(u16, u16)>,
+}
+
+impl TcpRoute {
+    fn matches(&self, peer: SocketAddr, local: SocketAddr) -> bool {
+        let in_list = |list: &[Cidr], ip| list.is_empty() || list.iter().any(|c| c.contains(ip));
+        let in_range = |r: Option<(u16, u16)>, p| r.is_none_or(|(lo, hi)| (lo..=hi).contains(&p));
+        in_list(&self.sources, peer.ip())
+            && in_list(&self.destinations, local.ip())
+            && in_range(self.source_ports, peer.port())
+            && in_range(self.destination_ports, local.port())
+    }
+}
+
+/// A listener running `tcp_proxy`.
+#[derive(Debug)]
+pub struct TcpProxyListener {
+    routes: Vec<TcpRoute>,
+    default_cluster: Option<Arc<Cluster>>,
+    idle_timeout: Option<Duration>,
+}
+
+impl TcpProxyListener {
+    pub fn new(cfg: &TcpProxyConfig, clusters: Arc<ClusterManager>) -> Self {
+        let routes = cfg
+            .routes
+            .iter()
+            .filter_map(|r| {
+                Some(TcpRoute {
+                    cluster: clusters.get(&r.cluster)?.clone(),
+                    sources: r.source_addrs.iter().filter_map(Cidr::parse).collect(),
+                    destinations: r.destination_addrs.iter().filter_map(Cidr::parse).collect(),
+                    source_ports: parse_port_range(&r.source_port),
+                    destination_ports: parse_port_range(&r.destination_port),
+                })
+            })
+            .collect();
+        TcpProxyListener {
+            routes,
+            default_cluster: clusters.get(&cfg.cluster).cloned(),
+            idle_timeout: cfg.idle_timeout.map(|d| d.0).filter(|d| !d.is_zero()),
+        }
+    }
+
+    /// The first route whose addresses match wins; else the filter's own cluster.
+    fn cluster_for(&self, peer: SocketAddr, local: SocketAddr) -> Option<&Arc<Cluster>> {
+        self.routes
+            .iter()
+            .find(|r| r.matches(peer, local))
+            .map(|r| &r.cluster)
+            .or(self.default_cluster.as_ref())
+    }
+}
+
+pub async fn serve(down: TcpStream, peer: SocketAddr, l: &TcpProxyListener, stats: &ListenerStats) {
+    let Ok(local) = down.local_addr() else { return };
+    let Some(cluster) = l.cluster_for(peer, local) else {
+        stats.no_route.inc();
+        tracing::debug!(%peer, "tcp_proxy: no cluster matches; closing");
+        return;
+    };
+    let Some(host) = cluster.choose_host() else {
+        stats.no_healthy_upstream.inc();
+        return;
+    };
+    cluster.stats.upstream_connection_total.inc();
+    let up = match connect(host.addr, cluster.connect_timeout).await {
+        Ok(conn) => conn.stream,
+        Err(e) => {
+            stats.upstream_connect_failure.inc();
+            cluster.stats.upstream_connection_connect_fail.inc();
+            tracing::debug!(%peer, error = %e, "tcp_proxy: upstream connect failed");
+            return;
+        }
+    };
+    let (bytes_in, bytes_out) = relay(down, up, l.idle_timeout).await;
+    stats.downstream_bytes_read_total.add(bytes_in);
+    stats.downstream_bytes_write_total.add(bytes_out);
+}
+
+/// Copies both ways until both directions ended (each EOF is passed on as a
+/// half-close), an error, or `idle` passes without a byte. Returns bytes (in, out).
+async fn relay(mut down: TcpStream, mut up: TcpStream, idle: Option<Duration>) -> (u64, u64) {
+    let last_activity = Cell::new(Instant::now());
+    let (dr, dw) = down.split();
+    let (ur, uw) = up.split();
+    let copy = async { tokio::join!(pump(dr, uw, &last_activity), pump(ur, dw, &last_activity)) };
+    match idle {
+        None => copy.await,
+        Some(idle) => {
+            tokio::pin!(copy);
+            loop {
+                let deadline = last_activity.get() + idle;
+                tokio::select! {
+                    totals = &mut copy => break totals,
+                    _ = tokio::time::sleep_until(deadline.into()) => {
+                        if last_activity.get().elapsed() >= idle {
+                            break (0, 0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn pump<R, W>(mut from: R, mut to: W, activity: &Cell<Instant>) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        activity.set(Instant::now());
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+    }
+    let _ = to.shutdown().await;
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let c = Cidr {
+            addr: "10.1.0.0".parse().unwrap(),
+            len: 16,
+        };
+        assert!(c.contains("10.1.200.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let odd = Cidr {
+            addr: "192.168.1.128".parse().unwrap(),
+            len: 25,
+        };
+        assert!(odd.contains("192.168.1.200".parse().unwrap()));
+        assert!(!odd.contains("192.168.1.100".parse().unwrap()));
+        let all = Cidr {
+            addr: "0.0.0.0".parse().unwrap(),
+            len: 0,
+        };
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+    }
+}
