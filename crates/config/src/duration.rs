@@ -63,20 +63,20 @@ pub fn format_go_duration(d: Duration) -> String {
     if nanos == 0 {
         return "0s".into();
     }
-    if nanos % 1_000_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000_000) {
         let secs = d.as_secs();
-        if secs % 3600 == 0 {
+        if secs.is_multiple_of(3600) {
             return format!("{}h", secs / 3600);
         }
-        if secs % 60 == 0 {
+        if secs.is_multiple_of(60) {
             return format!("{}m", secs / 60);
         }
         return format!("{secs}s");
     }
-    if nanos % 1_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000) {
         return format!("{}ms", nanos / 1_000_000);
     }
-    if nanos % 1_000 == 0 {
+    if nanos.is_multiple_of(1_000) {
         return format!("{}us", nanos / 1_000);
     }
     format!("{nanos}ns")

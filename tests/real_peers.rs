@@ -1,0 +1,132 @@
+//! mosn-rs between real third-party peers: curl as the client and nginx as the
+//! upstream, both installed by scripts/setup.sh.
+
+mod common;
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Finds a peer program, or skips the test outside CI (CI must have it installed).
+fn require(program: &str) -> Option<String> {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = format!("{dir}/{program}");
+        if std::path::Path::new(&p).exists() {
+            return Some(p);
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{program} is not installed; scripts/setup.sh installs it");
+    }
+    eprintln!("skipping: {program} not installed (run scripts/setup.sh)");
+    None
+}
+
+struct Nginx {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx in the foreground, one process, everything under a temp dir. Serves files
+/// from `root/` and logs requests with their X-Forwarded-For.
+fn start_nginx(bin: &str) -> Nginx {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("index.html"), "hello from nginx\n").unwrap();
+    let big: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    let port = free_port();
+    let d = dir.path().display();
+    let conf = format!(
+        r#"daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{
+  access_log {d}/access.log;
+  log_format xff '$request $http_x_forwarded_for';
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    access_log {d}/xff.log xff;
+    root {d}/root;
+    location /status {{ return 418 "teapot\n"; }}
+  }}
+}}"#
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .arg("-p")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx { child, port, dir }
+}
+
+fn curl(bin: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bin).args(["-sS", "--max-time", "20"]).args(args).output().unwrap()
+}
+
+#[test]
+fn curl_through_mosn_to_nginx() {
+    let (Some(nginx_bin), Some(curl_bin)) = (require("nginx"), require("curl")) else { return };
+    let nginx = start_nginx(&nginx_bin);
+    let cfg = HttpConfig::new(&[format!("127.0.0.1:{}", nginx.port).parse().unwrap()]);
+    let _m = cfg.start();
+    let base = format!("http://127.0.0.1:{}", cfg.port);
+
+    let out = curl(&curl_bin, &[&format!("{base}/index.html")]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from nginx\n");
+
+    // A 5 MiB file arrives byte for byte.
+    let out = curl(&curl_bin, &[&format!("{base}/big.bin")]);
+    let expected: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    assert!(out.stdout == expected, "big.bin differs ({} bytes)", out.stdout.len());
+
+    // Status and HEAD pass through; one curl reuses its connection for several URLs.
+    let out = curl(&curl_bin, &["-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n", &format!("{base}/status"), &format!("{base}/status")]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "418 1\n418 0\n");
+    let out = curl(&curl_bin, &["-I", &format!("{base}/index.html")]);
+    let head = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-length: 17"), "{head}");
+
+    // HTTP/1.0 client.
+    let out = curl(&curl_bin, &["--http1.0", &format!("{base}/index.html")]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from nginx\n");
+
+    // nginx saw the client address appended to X-Forwarded-For.
+    let log = std::fs::read_to_string(nginx.dir.path().join("xff.log")).unwrap();
+    assert!(log.lines().any(|l| l == "GET /index.html HTTP/1.1 127.0.0.1"), "{log}");
+}
+
+#[test]
+fn quickstart_example_serves_through_its_chained_listeners() {
+    // The bundled quickstart, with its fixed ports rewritten to free ones.
+    let text = std::fs::read_to_string(repo_root().join("examples/quickstart.json")).unwrap();
+    let (p1, p2, admin) = (free_port(), free_port(), free_port());
+    let text = text
+        .replace("127.0.0.1:2045", &format!("127.0.0.1:{p1}"))
+        .replace("127.0.0.1:2046", &format!("127.0.0.1:{p2}"))
+        .replace("34901", &admin.to_string());
+    let _m = Mosn::start(&text, &[p1, p2, admin]);
+    let r = http_exchange(p1, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_text(), "Hello from mosn-rs!\n");
+}
