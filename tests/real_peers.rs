@@ -80,12 +80,18 @@ http {{
 }
 
 fn curl(bin: &str, args: &[&str]) -> std::process::Output {
-    Command::new(bin).args(["-sS", "--max-time", "20"]).args(args).output().unwrap()
+    Command::new(bin)
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn curl_through_mosn_to_nginx() {
-    let (Some(nginx_bin), Some(curl_bin)) = (require("nginx"), require("curl")) else { return };
+    let (Some(nginx_bin), Some(curl_bin)) = (require("nginx"), require("curl")) else {
+        return;
+    };
     let nginx = start_nginx(&nginx_bin);
     let cfg = HttpConfig::new(&[format!("127.0.0.1:{}", nginx.port).parse().unwrap()]);
     let _m = cfg.start();
@@ -97,15 +103,34 @@ fn curl_through_mosn_to_nginx() {
     // A 5 MiB file arrives byte for byte.
     let out = curl(&curl_bin, &[&format!("{base}/big.bin")]);
     let expected: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
-    assert!(out.stdout == expected, "big.bin differs ({} bytes)", out.stdout.len());
+    assert!(
+        out.stdout == expected,
+        "big.bin differs ({} bytes)",
+        out.stdout.len()
+    );
 
     // Status and HEAD pass through; one curl reuses its connection for several URLs.
-    let out = curl(&curl_bin, &["-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n", &format!("{base}/status"), &format!("{base}/status")]);
+    let out = curl(
+        &curl_bin,
+        &[
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{num_connects}\n",
+            &format!("{base}/status"),
+            &format!("{base}/status"),
+        ],
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "418 1\n418 0\n");
     let out = curl(&curl_bin, &["-I", &format!("{base}/index.html")]);
     let head = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-length: 17"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 17"),
+        "{head}"
+    );
 
     // HTTP/1.0 client.
     let out = curl(&curl_bin, &["--http1.0", &format!("{base}/index.html")]);
@@ -113,7 +138,11 @@ fn curl_through_mosn_to_nginx() {
 
     // nginx saw the client address appended to X-Forwarded-For.
     let log = std::fs::read_to_string(nginx.dir.path().join("xff.log")).unwrap();
-    assert!(log.lines().any(|l| l == "GET /index.html HTTP/1.1 127.0.0.1"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l == "GET /index.html HTTP/1.1 127.0.0.1"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -129,4 +158,31 @@ fn quickstart_example_serves_through_its_chained_listeners() {
     let r = http_exchange(p1, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(r.status, 200);
     assert_eq!(r.body_text(), "Hello from mosn-rs!\n");
+}
+
+/// An example config with its fixed ports moved: 2045 -> a free port, 8080 -> `upstream`.
+fn example_with_ports(name: &str, listen: u16, upstream: u16) -> String {
+    std::fs::read_to_string(repo_root().join("examples").join(name))
+        .unwrap()
+        .replace("127.0.0.1:2045", &format!("127.0.0.1:{listen}"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"))
+        .replace("34901", &free_port().to_string())
+}
+
+#[test]
+fn http_and_tcp_proxy_examples_front_nginx() {
+    let (Some(nginx_bin), Some(curl_bin)) = (require("nginx"), require("curl")) else {
+        return;
+    };
+    let nginx = start_nginx(&nginx_bin);
+    for example in ["http_proxy.json", "tcp_proxy.json"] {
+        let port = free_port();
+        let _m = Mosn::start(&example_with_ports(example, port, nginx.port), &[port]);
+        let out = curl(&curl_bin, &[&format!("http://127.0.0.1:{port}/index.html")]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from nginx\n",
+            "{example}"
+        );
+    }
 }
