@@ -14,6 +14,8 @@ pub struct Host {
     pub addr: SocketAddr,
     pub hostname: String,
     pub weight: u32,
+    /// What a request without a Host header is sent with: the hostname, else the address.
+    pub authority: String,
 }
 
 /// A named group of hosts with its balancing policy and connection settings.
@@ -38,6 +40,11 @@ impl Cluster {
                 h.address.parse().ok().map(|addr| {
                     Arc::new(Host {
                         addr,
+                        authority: if h.hostname.is_empty() {
+                            addr.to_string()
+                        } else {
+                            h.hostname.clone()
+                        },
                         hostname: h.hostname.clone(),
                         weight: h.weight.unwrap_or(1).max(1),
                     })

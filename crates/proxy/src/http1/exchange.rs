@@ -164,8 +164,6 @@ async fn forward(
     {
         return Next::Close;
     }
-    let peer_ip = conn.peer.ip().to_string();
-    let host_text = host.addr.to_string();
     let mut head_out = Vec::with_capacity(head.buf.len() + 128);
     headers::write_upstream_request(
         &mut head_out,
@@ -177,13 +175,9 @@ async fn forward(
                 .listener
                 .options
                 .add_x_forwarded_for
-                .then_some(peer_ip.as_str()),
+                .then_some(conn.peer_ip.as_str()),
             drop_expect: answer_continue,
-            fallback_host: if host.hostname.is_empty() {
-                &host_text
-            } else {
-                &host.hostname
-            },
+            fallback_host: &host.authority,
         },
     );
     // A request without a body can be sent again when a pooled connection turns out
@@ -229,7 +223,18 @@ async fn forward(
                 return Next::Close;
             }
         }
-        match relay_response(conn, up, head, route, cluster, route_timeout, shutdown).await {
+        match relay_response(
+            conn,
+            up,
+            host.addr,
+            head,
+            route,
+            cluster,
+            route_timeout,
+            shutdown,
+        )
+        .await
+        {
             Ok(next) => return next,
             Err(ResponseError::Reset {
                 nothing_received: true,
@@ -408,9 +413,11 @@ async fn read_body(
 }
 
 /// Reads the response head (relaying interim responses), then streams the response.
+#[allow(clippy::too_many_arguments)]
 async fn relay_response(
     conn: &mut Downstream<'_>,
     mut up: PooledConn,
+    addr: std::net::SocketAddr,
     head: &RequestHead,
     route: &Route,
     cluster: &Cluster,
@@ -489,14 +496,14 @@ async fn relay_response(
             write_down(conn, &out)
                 .await
                 .map_err(|_| ResponseError::DownstreamGone)?;
-            return Ok(finish(conn, up, &resp, framing, &ubuf, cluster, close));
+            return Ok(finish(up, addr, &resp, framing, &ubuf, cluster, close));
         }
     }
     if write_down(conn, &out).await.is_err() {
         return Err(ResponseError::DownstreamGone);
     }
     match stream_response_body(conn, &mut up, &mut ubuf, framing, body_mode).await {
-        Ok(()) => Ok(finish(conn, up, &resp, framing, &ubuf, cluster, close)),
+        Ok(()) => Ok(finish(up, addr, &resp, framing, &ubuf, cluster, close)),
         // The head is out: the only way left to signal failure is to close.
         Err(()) => Ok(Next::Close),
     }
@@ -504,8 +511,8 @@ async fn relay_response(
 
 /// After a complete response: pool the upstream connection when it is clean.
 fn finish(
-    conn: &Downstream<'_>,
     up: PooledConn,
+    addr: std::net::SocketAddr,
     resp: &ResponseHead,
     framing: BodyFraming,
     leftover: &BytesMut,
@@ -519,11 +526,8 @@ fn finish(
         && leftover.is_empty()
         && under_limit
     {
-        if let Ok(addr) = up.stream.peer_addr() {
-            pool::checkin(addr, up);
-        }
+        pool::checkin(addr, up);
     }
-    let _ = conn;
     next_after(close)
 }
 

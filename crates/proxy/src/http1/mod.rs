@@ -63,7 +63,8 @@ impl HttpListener {
 /// State of one downstream connection, kept across its requests.
 struct Downstream<'a> {
     stream: TcpStream,
-    peer: SocketAddr,
+    /// The client's IP as text, for X-Forwarded-For.
+    peer_ip: String,
     listener: &'a HttpListener,
     stats: &'a ListenerStats,
     /// Bytes read from the client and not yet consumed.
@@ -86,7 +87,7 @@ pub async fn serve(
 ) {
     let mut conn = Downstream {
         stream,
-        peer,
+        peer_ip: peer.ip().to_string(),
         listener,
         stats,
         buf: BytesMut::new(),
