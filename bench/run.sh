@@ -100,12 +100,13 @@ declare -A PID=() PORT=()
 STARTED=()
 
 cleanup() {
-    local rc=$? pid all=() i
+    local rc=$? pid all=() tree=() i
     trap - EXIT INT TERM
     # Collect whole process trees first: a master's workers must go too even
     # if the master dies before them.
     for pid in "${STARTED[@]}"; do
-        all+=($("$PY" "$BENCH/procstat.py" pids "$pid" 2>/dev/null || echo "$pid"))
+        read -ra tree < <("$PY" "$BENCH/procstat.py" pids "$pid" 2>/dev/null || echo "$pid")
+        all+=("${tree[@]}")
     done
     for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for ((i = 0; i < 50; i++)); do
@@ -135,7 +136,7 @@ ss=[socket.socket() for _ in range(int(sys.argv[1]))]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
-read -r PORT[upstream] PORT[nginx] PORT[haproxy] PORT[envoy] PORT[mosn] <<<"$(free_ports 5)"
+read -r 'PORT[upstream]' 'PORT[nginx]' 'PORT[haproxy]' 'PORT[envoy]' 'PORT[mosn]' <<<"$(free_ports 5)"
 PORT[direct]=${PORT[upstream]}
 
 # start NAME CMD...: runs CMD in the background with output to $TMP/NAME.log.
