@@ -47,7 +47,10 @@ fn tag_server(tag: &'static [u8]) -> Upstream {
 fn relays_bytes_both_ways_and_passes_half_close() {
     let up = echo_server();
     let port = free_port();
-    let _m = Mosn::start(&tcp_config(port, r#"{"cluster": "c"}"#, &[("c", up.addr)]), &[port]);
+    let _m = Mosn::start(
+        &tcp_config(port, r#"{"cluster": "c"}"#, &[("c", up.addr)]),
+        &[port],
+    );
     let mut s = connect(port);
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     s.write_all(&payload).unwrap();
@@ -67,14 +70,20 @@ fn routes_pick_the_cluster_by_destination_port_then_fall_back() {
     let filter = format!(
         r#"{{"cluster": "b", "routes": [{{"cluster": "a", "destination_port": "{port}", "source_addrs": [{{"address": "127.0.0.0", "length": 8}}]}}]}}"#
     );
-    let _m = Mosn::start(&tcp_config(port, &filter, &[("a", a.addr), ("b", b.addr)]), &[port]);
+    let _m = Mosn::start(
+        &tcp_config(port, &filter, &[("a", a.addr), ("b", b.addr)]),
+        &[port],
+    );
     let mut got = String::new();
     connect(port).read_to_string(&mut got).unwrap();
     assert_eq!(got, "A");
 
     let port2 = free_port();
     let filter = r#"{"cluster": "b", "routes": [{"cluster": "a", "destination_port": "1-2"}]}"#;
-    let _m2 = Mosn::start(&tcp_config(port2, filter, &[("a", a.addr), ("b", b.addr)]), &[port2]);
+    let _m2 = Mosn::start(
+        &tcp_config(port2, filter, &[("a", a.addr), ("b", b.addr)]),
+        &[port2],
+    );
     let mut got = String::new();
     connect(port2).read_to_string(&mut got).unwrap();
     assert_eq!(got, "B", "no route matched: the filter's own cluster");
@@ -100,7 +109,10 @@ fn idle_timeout_closes_both_sides() {
 fn connect_failure_closes_the_client() {
     let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let port = free_port();
-    let _m = Mosn::start(&tcp_config(port, r#"{"cluster": "c"}"#, &[("c", dead)]), &[port]);
+    let _m = Mosn::start(
+        &tcp_config(port, r#"{"cluster": "c"}"#, &[("c", dead)]),
+        &[port],
+    );
     let mut s = connect(port);
     assert!(closed_within(&mut s, Duration::from_secs(3)));
 }

@@ -1,0 +1,606 @@
+//! The command line and config errors, against the real binary: `version`, `--help`,
+//! `validate` on every error class (exact JSON path and problem), `start` on a bad
+//! config, warnings for keys not applied, SIGINT, and MOSN's own example configs.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mosn-rs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `mosn-rs validate -c FILE` on `config`: (exit code, stdout, stderr).
+fn validate_text(config: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config).unwrap();
+    validate_file(&path)
+}
+
+fn validate_file(path: &Path) -> (Option<i32>, String, String) {
+    let out = run(&["validate", "-c", path.to_str().unwrap()]);
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// The issue lines of a validate/start failure (each printed as `  path: message`).
+fn issues(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .map(str::trim)
+        .collect()
+}
+
+/// A valid config (HTTP/1 proxy listener `l` to cluster `up`) as JSON.
+fn base() -> (HttpConfig, Value) {
+    let cfg = HttpConfig::new(&["127.0.0.1:9".parse().unwrap()]);
+    let value = serde_json::from_str(&cfg.render()).unwrap();
+    (cfg, value)
+}
+
+fn at<'a>(v: &'a mut Value, pointer: &str) -> &'a mut Value {
+    v.pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("no {pointer}"))
+}
+
+const FILTER: &str = "/servers/0/listeners/0/filter_chains/0/filters/0";
+const ROUTE: &str = "/servers/0/routers/0/virtual_hosts/0/routers/0";
+
+/// Asserts that `config` fails validation with exactly one issue, `expected` (the
+/// path and the start of the message).
+fn assert_single_issue(config: &Value, expected: &str) {
+    let (code, stdout, stderr) = validate_text(&config.to_string());
+    assert_eq!(
+        code,
+        Some(2),
+        "{expected}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    let list = issues(&stderr);
+    assert_eq!(list.len(), 1, "{expected}: {stderr}");
+    assert!(
+        list[0].starts_with(expected),
+        "expected {expected:?}, got:\n{stderr}"
+    );
+}
+
+#[test]
+fn version_and_help() {
+    let out = run(&["version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let version = stdout
+        .trim()
+        .strip_prefix("mosn-rs ")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let parts: Vec<&str> = version.split('.').collect();
+    assert_eq!(parts.len(), 3, "{version}");
+    assert!(parts.iter().all(|p| p.parse::<u32>().is_ok()), "{version}");
+
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for cmd in ["start", "validate", "version"] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(cmd)),
+            "{cmd} missing from:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn validate_accepts_a_valid_config() {
+    let (cfg, _) = base();
+    let (code, stdout, stderr) = validate_text(&cfg.render());
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.trim_end().ends_with(": valid"), "{stdout}");
+}
+
+#[test]
+fn validate_names_path_and_problem_for_each_error_class() {
+    // Unknown router name.
+    let (_, mut v) = base();
+    *at(&mut v, &format!("{FILTER}/config/router_config_name")) = json!("x");
+    assert_single_issue(
+        &v,
+        "servers[0].listeners[0].filter_chains[0].filters[0].config.router_config_name: no router named \"x\"",
+    );
+
+    // Unknown cluster in a route.
+    let (_, mut v) = base();
+    *at(&mut v, &format!("{ROUTE}/route/cluster_name")) = json!("nope");
+    assert_single_issue(
+        &v,
+        "servers[0].routers[0].virtual_hosts[0].routers[0].route.cluster_name: no cluster named \"nope\"",
+    );
+
+    // Duplicate listener name (on another address).
+    let (_, mut v) = base();
+    let mut second = at(&mut v, "/servers/0/listeners/0").clone();
+    second["address"] = json!(format!("127.0.0.1:{}", free_port()));
+    at(&mut v, "/servers/0/listeners")
+        .as_array_mut()
+        .unwrap()
+        .push(second);
+    assert_single_issue(
+        &v,
+        "servers[0].listeners[1].name: duplicate listener name \"l\"",
+    );
+
+    // Duplicate listener address (under another name).
+    let (cfg, mut v) = base();
+    let mut second = at(&mut v, "/servers/0/listeners/0").clone();
+    second["name"] = json!("l2");
+    at(&mut v, "/servers/0/listeners")
+        .as_array_mut()
+        .unwrap()
+        .push(second);
+    assert_single_issue(
+        &v,
+        &format!(
+            "servers[0].listeners[1].address: address 127.0.0.1:{} is already used by servers[0].listeners[0]",
+            cfg.port
+        ),
+    );
+
+    // Bad listener address.
+    let (_, mut v) = base();
+    *at(&mut v, "/servers/0/listeners/0/address") = json!("localhost:80");
+    assert_single_issue(
+        &v,
+        "servers[0].listeners[0].address: bad address \"localhost:80\"",
+    );
+
+    // Bad host address.
+    let (_, mut v) = base();
+    *at(&mut v, "/cluster_manager/clusters/0/hosts/0/address") = json!("10.0.0.1");
+    assert_single_issue(
+        &v,
+        "cluster_manager.clusters[0].hosts[0].address: bad address \"10.0.0.1\"",
+    );
+
+    // Duplicate cluster name.
+    let (_, mut v) = base();
+    let cluster = at(&mut v, "/cluster_manager/clusters/0").clone();
+    at(&mut v, "/cluster_manager/clusters")
+        .as_array_mut()
+        .unwrap()
+        .push(cluster);
+    assert_single_issue(
+        &v,
+        "cluster_manager.clusters[1].name: duplicate cluster name \"up\"",
+    );
+
+    // Bad duration string.
+    let (_, mut v) = base();
+    at(&mut v, &format!("{ROUTE}/route"))["timeout"] = json!("10 parsecs");
+    assert_single_issue(
+        &v,
+        "servers[0].routers[0].virtual_hosts[0].routers[0].route.timeout: invalid duration \"10 parsecs\"",
+    );
+
+    // Bad regex.
+    let (_, mut v) = base();
+    *at(&mut v, &format!("{ROUTE}/match")) = json!({"regex": "(unclosed"});
+    assert_single_issue(
+        &v,
+        "servers[0].routers[0].virtual_hosts[0].routers[0].match.regex: bad regex",
+    );
+
+    // Wrong JSON type.
+    let (_, mut v) = base();
+    *at(&mut v, "/servers/0/listeners/0/bind_port") = json!("yes");
+    assert_single_issue(
+        &v,
+        "servers[0].listeners[0].bind_port: invalid type: string \"yes\", expected a boolean",
+    );
+
+    // Unknown network filter type.
+    let (_, mut v) = base();
+    *at(&mut v, &format!("{FILTER}/type")) = json!("frobnicator");
+    assert_single_issue(
+        &v,
+        "servers[0].listeners[0].filter_chains[0].filters[0].type: unknown network filter \"frobnicator\"",
+    );
+
+    // A MOSN protocol not implemented yet.
+    let (_, mut v) = base();
+    *at(&mut v, &format!("{FILTER}/config/downstream_protocol")) = json!("Http2");
+    assert_single_issue(
+        &v,
+        "servers[0].listeners[0].filter_chains[0].filters[0].config.downstream_protocol: protocol \"Http2\" is valid MOSN but not supported by mosn-rs yet",
+    );
+}
+
+#[test]
+fn validate_reports_malformed_json_with_line_and_column() {
+    let (code, _, stderr) = validate_text("{\n  \"servers\": [\n    {\"name\": }\n  ]\n}\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    let list = issues(&stderr);
+    assert_eq!(list.len(), 1, "{stderr}");
+    assert!(
+        list[0].starts_with("malformed JSON at line 3, column 14:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_prints_every_issue_of_a_config() {
+    let p = free_port();
+    let config = format!(
+        r#"{{"servers": [{{
+  "routers": [{{"router_config_name": "r", "virtual_hosts": [{{"name": "h", "domains": ["*"],
+    "routers": [{{"match": {{"prefix": "/"}}, "route": {{"cluster_name": "nope"}}}}]}}]}}],
+  "listeners": [
+    {{"name": "l", "address": "127.0.0.1:{p}", "bind_port": true,
+      "filter_chains": [{{"filters": [{{"type": "frobnicator", "config": {{}}}}]}}]}},
+    {{"name": "l", "address": "127.0.0.1:{p}", "bind_port": true,
+      "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "Http2", "router_config_name": "x"}}}}]}}]}},
+    {{"name": "l3", "address": "nowhere", "bind_port": true,
+      "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "Http1", "router_config_name": "r"}}}}]}}]}}
+  ]}}],
+  "cluster_manager": {{"clusters": [
+    {{"name": "up", "hosts": [{{"address": "10.0.0.1"}}]}},
+    {{"name": "up", "hosts": []}}
+  ]}}
+}}"#
+    );
+    let (code, _, stderr) = validate_text(&config);
+    assert_eq!(code, Some(2), "{stderr}");
+    let expected = [
+        "cluster_manager.clusters[0].hosts[0].address: bad address \"10.0.0.1\"",
+        "cluster_manager.clusters[1].name: duplicate cluster name \"up\"",
+        "servers[0].routers[0].virtual_hosts[0].routers[0].route.cluster_name: no cluster named \"nope\"",
+        "servers[0].listeners[0].filter_chains[0].filters[0].type: unknown network filter \"frobnicator\"",
+        "servers[0].listeners[1].filter_chains[0].filters[0].config.downstream_protocol: protocol \"Http2\" is valid MOSN but not supported by mosn-rs yet",
+        "servers[0].listeners[1].filter_chains[0].filters[0].config.router_config_name: no router named \"x\"",
+        "servers[0].listeners[1].name: duplicate listener name \"l\"",
+        &format!("servers[0].listeners[1].address: address 127.0.0.1:{p} is already used by servers[0].listeners[0]"),
+        "servers[0].listeners[2].address: bad address \"nowhere\"",
+    ];
+    let list = issues(&stderr);
+    for e in expected {
+        assert!(
+            list.iter().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{stderr}"
+        );
+    }
+    assert_eq!(list.len(), expected.len(), "{stderr}");
+}
+
+/// Each issue is one line `path: message`, so scripts can read them line by line.
+#[test]
+#[ignore = "bug: a bad-regex issue spans several stderr lines (the regex crate's multi-line error text is printed as is)"]
+fn every_issue_is_one_line() {
+    let (_, mut v) = base();
+    *at(&mut v, &format!("{ROUTE}/match")) = json!({"regex": "(unclosed"});
+    let (code, _, stderr) = validate_text(&v.to_string());
+    assert_eq!(code, Some(2));
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines[0].starts_with("mosn-rs: config "), "{stderr}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "one header line and one issue line:\n{stderr}"
+    );
+}
+
+#[test]
+fn start_with_a_bad_config_exits_2_without_listening() {
+    let (cfg, mut v) = base();
+    *at(&mut v, &format!("{ROUTE}/route/cluster_name")) = json!("nope");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["start", "-c", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        assert!(
+            TcpStream::connect(("127.0.0.1", cfg.port)).is_err(),
+            "a bad config listens"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "start on a bad config did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        issues(&stderr).iter().any(|l| l.starts_with(
+            "servers[0].routers[0].virtual_hosts[0].routers[0].route.cluster_name: no cluster named \"nope\""
+        )),
+        "{stderr}"
+    );
+    assert!(std::net::TcpListener::bind(("127.0.0.1", cfg.port)).is_ok());
+    assert!(std::net::TcpListener::bind(("127.0.0.1", cfg.admin_port)).is_ok());
+}
+
+#[test]
+fn start_warns_once_about_keys_it_does_not_apply() {
+    let up = echo_upstream();
+    let mut cfg = HttpConfig::new(&[up.addr]);
+    cfg.listener_extra = r#", "inspector": true, "frobnicate": 1"#.into();
+    let m = cfg.start();
+    let log = m.log_text();
+    let mosn_key = "servers[0].listeners[0].inspector";
+    let unknown = "servers[0].listeners[0].frobnicate";
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(mosn_key) || l.contains(unknown))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("WARN"), "{log}");
+    assert!(
+        lines[0].contains(mosn_key) && lines[0].contains(unknown),
+        "{log}"
+    );
+    // The config still runs.
+    let resp = http_exchange(cfg.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn sigint_stops_start_promptly() {
+    let up = echo_upstream();
+    let cfg = HttpConfig::new(&[up.addr]);
+    let mut m = cfg.start();
+    // An open client connection must not hold the exit back.
+    let _client = connect(cfg.port);
+    let started = Instant::now();
+    m.signal(libc::SIGINT);
+    let code = m.wait_exit(Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(code, Some(130));
+}
+
+// ---- MOSN's example configs ----------------------------------------------------
+
+/// The corpus folder; None when absent outside CI (the test then does nothing).
+fn corpus() -> Option<PathBuf> {
+    match mosn_corpus() {
+        Some(p) => Some(p),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("the MOSN config corpus (../shared/mosn-configs) is missing")
+        }
+        None => {
+            eprintln!("MOSN config corpus not found; skipping");
+            None
+        }
+    }
+}
+
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            json_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "json") {
+            out.push(p);
+        }
+    }
+}
+
+fn corpus_files(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    json_files(root, &mut files);
+    assert!(!files.is_empty(), "no JSON under {}", root.display());
+    files
+}
+
+#[test]
+#[ignore = "bug: xds-server-sample/config.json (servers only from dynamic_resources/xDS) fails with \"servers: at least one server is required\" instead of a \"not supported by mosn-rs yet\" message"]
+fn corpus_configs_validate_or_are_not_supported_yet() {
+    let Some(root) = corpus() else { return };
+    let mut valid = Vec::new();
+    let mut not_yet = Vec::new();
+    let mut wrong = Vec::new();
+    for file in corpus_files(&root) {
+        let name = file.strip_prefix(&root).unwrap().display().to_string();
+        let (code, stdout, stderr) = validate_file(&file);
+        match code {
+            Some(0) => valid.push(name),
+            Some(2) => {
+                let list = issues(&stderr);
+                if !list.is_empty()
+                    && list
+                        .iter()
+                        .all(|l| l.contains("not supported by mosn-rs yet"))
+                {
+                    not_yet.push(name);
+                } else {
+                    wrong.push(format!("{name}:\n{stderr}"));
+                }
+            }
+            other => wrong.push(format!("{name}: exit {other:?}\n{stdout}{stderr}")),
+        }
+    }
+    println!("valid: {valid:#?}\nnot supported yet: {not_yet:#?}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Rewrites every port of a config: `"IP:PORT"` strings and `port_value` numbers,
+/// the same old port to the same new free port throughout.
+fn rewrite_ports(text: &str, map: &mut HashMap<u16, u16>) -> String {
+    let mut taken: HashSet<u16> = map.values().copied().collect();
+    let mut new_port = |old: u16, map: &mut HashMap<u16, u16>| -> u16 {
+        *map.entry(old).or_insert_with(|| loop {
+            let p = free_port();
+            if taken.insert(p) {
+                break p;
+            }
+        })
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut after_port_value_key = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                while bytes[j] != b'"' {
+                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                }
+                let s = &text[start..j];
+                after_port_value_key = s.eq_ignore_ascii_case("port_value");
+                match s.parse::<SocketAddr>() {
+                    Ok(mut addr) => {
+                        addr.set_port(new_port(addr.port(), map));
+                        out.push('"');
+                        out.push_str(&addr.to_string());
+                        out.push('"');
+                    }
+                    Err(_) => out.push_str(&text[i..=j]),
+                }
+                i = j + 1;
+            }
+            b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let digits = &text[start..i];
+                match digits.parse::<u16>() {
+                    Ok(old) if after_port_value_key => {
+                        out.push_str(&new_port(old, map).to_string())
+                    }
+                    _ => out.push_str(digits),
+                }
+                after_port_value_key = false;
+            }
+            _ => {
+                let c = text[i..].chars().next().unwrap();
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+    out
+}
+
+/// A JSON object's member, its key matched case-insensitively (as MOSN reads keys).
+fn member<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+/// Ports of the listeners that bind (and of the admin API).
+fn listening_ports(config: &Value) -> Vec<u16> {
+    let mut ports = Vec::new();
+    let servers = member(config, "servers").and_then(Value::as_array);
+    for server in servers.into_iter().flatten() {
+        let listeners = member(server, "listeners").and_then(Value::as_array);
+        for l in listeners.into_iter().flatten() {
+            let binds = member(l, "bind_port").and_then(Value::as_bool) == Some(true);
+            let addr = member(l, "address")
+                .and_then(Value::as_str)
+                .and_then(|a| a.parse::<SocketAddr>().ok());
+            if let (true, Some(addr)) = (binds, addr) {
+                ports.push(addr.port());
+            }
+        }
+    }
+    let admin_port = member(config, "admin")
+        .and_then(|a| member(a, "address"))
+        .and_then(|a| member(a, "socket_address"))
+        .and_then(|a| member(a, "port_value"))
+        .and_then(Value::as_u64);
+    ports.extend(admin_port.map(|p| p as u16));
+    ports
+}
+
+#[test]
+fn rewrite_ports_is_consistent() {
+    let mut map = HashMap::new();
+    let text = r#"{"a": "127.0.0.1:2045", "b": ["0.0.0.0:2045", "127.0.0.1:2046"], "port_value": 2046, "weight": 100, "x": "not:an:addr"}"#;
+    let out = rewrite_ports(text, &mut map);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let p45 = map[&2045];
+    let p46 = map[&2046];
+    assert_ne!(p45, p46);
+    assert_eq!(v["a"], json!(format!("127.0.0.1:{p45}")));
+    assert_eq!(v["b"][0], json!(format!("0.0.0.0:{p45}")));
+    assert_eq!(v["b"][1], json!(format!("127.0.0.1:{p46}")));
+    assert_eq!(v["port_value"], json!(p46));
+    assert_eq!(v["weight"], json!(100));
+    assert_eq!(v["x"], json!("not:an:addr"));
+}
+
+#[test]
+fn corpus_configs_that_validate_start_and_serve() {
+    let Some(root) = corpus() else { return };
+    let mut started = Vec::new();
+    let mut welcome_checked = false;
+    for file in corpus_files(&root) {
+        let name = file.strip_prefix(&root).unwrap().to_path_buf();
+        if validate_file(&file).0 != Some(0) {
+            continue;
+        }
+        let original = std::fs::read_to_string(&file).unwrap();
+        let mut map = HashMap::new();
+        let rewritten = rewrite_ports(&original, &mut map);
+        let value: Value = serde_json::from_str(&rewritten)
+            .unwrap_or_else(|e| panic!("{}: rewrite broke the JSON: {e}", name.display()));
+        let ports = listening_ports(&value);
+        if ports.is_empty() {
+            continue;
+        }
+        // The copy sits at the same relative place, beside a link to the corpus's
+        // certs, so relative paths in it still resolve.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(root.join("certs"), dir.path().join("certs")).unwrap();
+        let copy = dir.path().join(&name);
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        std::fs::write(&copy, &rewritten).unwrap();
+        let mut m = Mosn::start_file(&copy, dir, &ports);
+        if name == Path::new("mosn_config.json") {
+            let client_port = map[&2045];
+            let resp = http_exchange(client_port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(resp.status, 200, "{}", m.log_text());
+            assert!(
+                resp.body_text().starts_with("Welcome to MOSN!"),
+                "{}",
+                resp.body_text()
+            );
+            welcome_checked = true;
+        }
+        m.signal(libc::SIGTERM);
+        let code = m.wait_exit(Duration::from_secs(5));
+        assert_eq!(code, Some(0), "{}: {}", name.display(), m.log_text());
+        started.push(name.display().to_string());
+    }
+    println!("started: {started:#?}");
+    assert!(welcome_checked, "mosn_config.json did not start");
+}
