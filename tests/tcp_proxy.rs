@@ -116,3 +116,36 @@ fn connect_failure_closes_the_client() {
     let mut s = connect(port);
     assert!(closed_within(&mut s, Duration::from_secs(3)));
 }
+
+/// MOSN's proxy-fallback-example shape: an `Auto` proxy that hands connections that
+/// are not HTTP to the tcp_proxy after it; HTTP still goes through the router.
+#[test]
+fn auto_proxy_falls_back_to_tcp_proxy_for_unknown_protocols() {
+    let echo = echo_server();
+    let http = echo_upstream();
+    let port = free_port();
+    let config = format!(
+        r#"{{"servers": [{{
+          "routers": [{{"router_config_name": "r", "virtual_hosts": [{{"name": "h", "domains": ["*"],
+            "routers": [{{"match": {{"prefix": "/"}}, "route": {{"cluster_name": "http"}}}}]}}]}}],
+          "listeners": [{{"name": "l", "address": "127.0.0.1:{port}", "bind_port": true, "filter_chains": [{{"filters": [
+            {{"type": "proxy", "config": {{"fallback_for_unknown_protocol": true, "downstream_protocol": "Auto",
+              "upstream_protocol": "Http1", "router_config_name": "r"}}}},
+            {{"type": "tcp_proxy", "config": {{"cluster": "tcp"}}}}]}}]}}]}}],
+          "cluster_manager": {{"clusters": [
+            {{"name": "http", "hosts": [{{"address": "{}"}}]}},
+            {{"name": "tcp", "hosts": [{{"address": "{}"}}]}}]}}}}"#,
+        http.addr, echo.addr
+    );
+    let _m = Mosn::start(&config, &[port]);
+    let r = http_exchange(port, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(r.body_text().starts_with("GET /x HTTP/1.1"));
+
+    let mut s = connect(port);
+    s.write_all(b"\x01\x02binary protocol").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"\x01\x02binary protocolbye");
+}

@@ -29,6 +29,6 @@ pub async fn serve_connection(
         ListenerKind::Http(http) => {
             http1::serve(stream, peer, http, &listener.stats, shutdown).await
         }
-        ListenerKind::Tcp(tcp) => tcp::serve(stream, peer, tcp, &listener.stats).await,
+        ListenerKind::Tcp(tcp) => tcp::serve(stream, peer, tcp, &listener.stats, &[]).await,
     }
 }

@@ -1,8 +1,9 @@
 //! Builds the runtime objects of one config: route tables, clusters, listeners.
 
-use crate::http1::HttpListener;
+use crate::http1::{Detect, HttpListener};
 use crate::tcp::TcpProxyListener;
-use mosn_config::{MosnConfig, NetworkFilter, DEFAULT_CONNECTION_IDLE_TIMEOUT};
+use mosn_config::filters::ProxyProtocol;
+use mosn_config::{FilterConfig, MosnConfig, NetworkFilter, DEFAULT_CONNECTION_IDLE_TIMEOUT};
 use mosn_observe::{ListenerStats, StatsRegistry};
 use mosn_router::{RouterError, RouterSet};
 use mosn_upstream::ClusterManager;
@@ -68,24 +69,7 @@ impl Snapshot {
                     .first()
                     .map(|c| c.filters.as_slice())
                     .unwrap_or(&[]);
-                let kind = filters
-                    .iter()
-                    .find_map(|f| match &f.parsed {
-                        Some(NetworkFilter::Proxy(p)) => {
-                            routers.get(&p.router_config_name).map(|routes| {
-                                ListenerKind::Http(HttpListener::new(
-                                    p,
-                                    routes.clone(),
-                                    clusters.clone(),
-                                    idle_timeout,
-                                ))
-                            })
-                        }
-                        Some(NetworkFilter::TcpProxy(t)) => Some(ListenerKind::Tcp(
-                            TcpProxyListener::new(t, clusters.clone()),
-                        )),
-                        None => None,
-                    })
+                let kind = build_kind(filters, &routers, &clusters, idle_timeout)
                     .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
                 listeners.push(Arc::new(ListenerRuntime {
                     name: l.name.clone(),
@@ -104,5 +88,40 @@ impl Snapshot {
 
     pub fn listener(&self, name: &str) -> Option<&Arc<ListenerRuntime>> {
         self.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+/// The listener's behaviour from its filter chain: the first proxy or tcp_proxy
+/// filter; a proxy with `fallback_for_unknown_protocol` takes the tcp_proxy after it
+/// as its fallback.
+fn build_kind(
+    filters: &[FilterConfig],
+    routers: &RouterSet,
+    clusters: &Arc<ClusterManager>,
+    idle_timeout: std::time::Duration,
+) -> Option<ListenerKind> {
+    let (index, first) = filters
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| f.parsed.as_ref().map(|p| (i, p)))?;
+    match first {
+        NetworkFilter::TcpProxy(t) => Some(ListenerKind::Tcp(TcpProxyListener::new(
+            t,
+            clusters.clone(),
+        ))),
+        NetworkFilter::Proxy(p) => {
+            let routes = routers.get(&p.router_config_name)?.clone();
+            let mut http = HttpListener::new(p, routes, clusters.clone(), idle_timeout);
+            if p.downstream() == ProxyProtocol::Auto {
+                let fallback = filters[index + 1..].iter().find_map(|f| match &f.parsed {
+                    Some(NetworkFilter::TcpProxy(t)) if p.fallback_for_unknown_protocol => {
+                        Some(TcpProxyListener::new(t, clusters.clone()))
+                    }
+                    _ => None,
+                });
+                http.detect = Some(Detect { fallback });
+            }
+            Some(ListenerKind::Http(http))
+        }
     }
 }

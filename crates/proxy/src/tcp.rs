@@ -112,7 +112,15 @@ impl TcpProxyListener {
     }
 }
 
-pub async fn serve(down: TcpStream, peer: SocketAddr, l: &TcpProxyListener, stats: &ListenerStats) {
+/// Proxies the connection; `prefix` holds bytes already read from the client (by
+/// protocol detection) that go upstream first.
+pub async fn serve(
+    down: TcpStream,
+    peer: SocketAddr,
+    l: &TcpProxyListener,
+    stats: &ListenerStats,
+    prefix: &[u8],
+) {
     let Ok(local) = down.local_addr() else { return };
     let Some(cluster) = l.cluster_for(peer, local) else {
         stats.no_route.inc();
@@ -124,7 +132,7 @@ pub async fn serve(down: TcpStream, peer: SocketAddr, l: &TcpProxyListener, stat
         return;
     };
     cluster.stats.upstream_connection_total.inc();
-    let up = match connect(host.addr, cluster.connect_timeout).await {
+    let mut up = match connect(host.addr, cluster.connect_timeout).await {
         Ok(conn) => conn.stream,
         Err(e) => {
             stats.upstream_connect_failure.inc();
@@ -133,8 +141,13 @@ pub async fn serve(down: TcpStream, peer: SocketAddr, l: &TcpProxyListener, stat
             return;
         }
     };
+    if !prefix.is_empty() && up.write_all(prefix).await.is_err() {
+        return;
+    }
     let (bytes_in, bytes_out) = relay(down, up, l.idle_timeout).await;
-    stats.downstream_bytes_read_total.add(bytes_in);
+    stats
+        .downstream_bytes_read_total
+        .add(bytes_in + prefix.len() as u64);
     stats.downstream_bytes_write_total.add(bytes_out);
 }
 

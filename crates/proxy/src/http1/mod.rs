@@ -8,6 +8,7 @@ mod io;
 mod local_reply;
 
 use crate::shutdown::Shutdown;
+use crate::tcp::TcpProxyListener;
 use bytes::BytesMut;
 use mosn_config::{Http1Options, ProxyFilterConfig};
 use mosn_observe::ListenerStats;
@@ -30,6 +31,47 @@ pub struct HttpListener {
     pub upstream_limits: HeadLimits,
     pub options: Http1Options,
     pub idle_timeout: Duration,
+    /// Set for `downstream_protocol: "Auto"`: check the first bytes before serving.
+    pub detect: Option<Detect>,
+}
+
+/// Protocol detection of an `Auto` listener (HTTP/1 only, for now).
+pub struct Detect {
+    /// MOSN's `fallback_for_unknown_protocol`: the tcp_proxy that takes connections
+    /// that are not HTTP/1; without one they are closed.
+    pub fallback: Option<TcpProxyListener>,
+}
+
+/// Methods MOSN's HTTP/1 detection recognizes at the start of a connection.
+const HTTP1_METHODS: &[&[u8]] = &[
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"TRACE ",
+    b"CONNECT ",
+];
+
+/// Does `start` begin an HTTP/1 request? None: too few bytes to tell.
+fn looks_like_http1(start: &[u8]) -> Option<bool> {
+    let mut undecided = false;
+    for m in HTTP1_METHODS {
+        let n = m.len().min(start.len());
+        if start[..n] == m[..n] {
+            if n == m.len() {
+                return Some(true);
+            }
+            undecided = true;
+        }
+    }
+    if undecided {
+        None
+    } else {
+        Some(false)
+    }
 }
 
 impl HttpListener {
@@ -56,6 +98,7 @@ impl HttpListener {
             },
             options: o.clone(),
             idle_timeout,
+            detect: None,
         }
     }
 }
@@ -79,18 +122,46 @@ enum Next {
 }
 
 pub async fn serve(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     listener: &HttpListener,
     stats: &ListenerStats,
     mut shutdown: Shutdown,
 ) {
+    let mut buf = BytesMut::new();
+    if let Some(detect) = &listener.detect {
+        let deadline = Instant::now() + listener.options.request_head_timeout.0;
+        loop {
+            match looks_like_http1(&buf) {
+                Some(true) => break,
+                Some(false) => {
+                    match &detect.fallback {
+                        Some(tcp) => crate::tcp::serve(stream, peer, tcp, stats, &buf).await,
+                        None => {
+                            stats.downstream_bad_request.inc();
+                            tracing::debug!(%peer, "not HTTP/1 and no fallback: closing");
+                        }
+                    }
+                    return;
+                }
+                None => match tokio::time::timeout_at(
+                    deadline,
+                    io::read_some(&mut stream, &mut buf, 1024),
+                )
+                .await
+                {
+                    Ok(Ok(n)) if n > 0 => stats.downstream_bytes_read_total.add(n as u64),
+                    _ => return,
+                },
+            }
+        }
+    }
     let mut conn = Downstream {
         stream,
         peer_ip: peer.ip().to_string(),
         listener,
         stats,
-        buf: BytesMut::new(),
+        buf,
     };
     loop {
         if conn.buf.is_empty() {
@@ -151,5 +222,21 @@ async fn read_request_head(conn: &mut Downstream<'_>) -> Result<Option<RequestHe
                 return Err(LocalReply::RequestTimeout);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_http1;
+
+    #[test]
+    fn detects_http1_by_method() {
+        assert_eq!(looks_like_http1(b"GET / HTTP/1.1"), Some(true));
+        assert_eq!(looks_like_http1(b"OPTIONS * HTTP/1.1"), Some(true));
+        assert_eq!(looks_like_http1(b"PO"), None);
+        assert_eq!(looks_like_http1(b""), None);
+        assert_eq!(looks_like_http1(b"\x01\x01\x00"), Some(false));
+        assert_eq!(looks_like_http1(b"PRI * HTTP/2.0"), Some(false));
+        assert_eq!(looks_like_http1(b"GETX"), Some(false));
     }
 }
