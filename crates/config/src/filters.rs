@@ -33,6 +33,9 @@ pub struct ProxyFilterConfig {
     /// MOSN: when protocol detection fails, hand the connection to the next filter
     /// (a `tcp_proxy`) instead of closing it.
     pub fallback_for_unknown_protocol: bool,
+    /// MOSN's protocol-specific options; `sub_protocol` (XProtocol) is not supported yet.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub extend_config: Value,
     /// mosn-rs extension: limits and options of the HTTP/1.1 codec.
     pub http1: Http1Options,
 }
@@ -135,6 +138,11 @@ fn nanos_or_duration<'de, D: serde::Deserializer<'de>>(
             .map_err(serde::de::Error::custom),
         _ => Err(serde::de::Error::custom("expected a duration")),
     }
+}
+
+/// An enabled MOSN `tls_context` (`"status": true`).
+pub(crate) fn tls_enabled(tls: &Value) -> bool {
+    tls.get("status").and_then(Value::as_bool).unwrap_or(false)
 }
 
 pub(crate) fn parse_protocol(name: &str) -> Option<ProxyProtocol> {

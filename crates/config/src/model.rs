@@ -95,6 +95,11 @@ pub struct ListenerConfig {
 #[serde(default)]
 pub struct FilterChainConfig {
     pub filters: Vec<FilterConfig>,
+    /// Kept raw: TLS is not implemented yet, and validation refuses an enabled one.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub tls_context: Value,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub tls_context_set: Value,
 }
 
 /// A filter as MOSN writes it: a type name and a free-form config object that the
@@ -250,6 +255,9 @@ pub struct ClusterConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<GoDuration>,
     pub hosts: Vec<HostConfig>,
+    /// Kept raw: upstream TLS is not implemented yet, and validation refuses an enabled one.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub tls_context: Value,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -237,3 +237,28 @@ fn mosn_corpus_parses() {
     }
     assert!(seen > 10);
 }
+
+#[test]
+fn enabled_tls_and_xprotocol_and_xds_are_refused_not_downgraded() {
+    let tls = minimal(PROXY).replace(
+        r#""filter_chains": [{"filters""#,
+        r#""filter_chains": [{"tls_context": {"status": true}, "filters""#,
+    );
+    let errs = errors_of(&tls);
+    assert_eq!(errs, vec!["servers[0].listeners[0].filter_chains[0].tls_context: TLS is valid MOSN but not supported by mosn-rs yet"]);
+    let off = minimal(PROXY).replace(
+        r#""filter_chains": [{"filters""#,
+        r#""filter_chains": [{"tls_context": {}, "filters""#,
+    );
+    assert!(errors_of(&off).is_empty());
+    let sub = minimal(PROXY).replace(
+        r#""router_config_name": "r"}}"#,
+        r#""router_config_name": "r", "extend_config": {"sub_protocol": "bolt"}}}"#,
+    );
+    let errs = errors_of(&sub);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].ends_with(r#"config.extend_config.sub_protocol: XProtocol "bolt" is valid MOSN but not supported by mosn-rs yet"#), "{errs:?}");
+    let xds = errors_of(r#"{"dynamic_resources": {}, "static_resources": {}}"#);
+    assert_eq!(xds.len(), 2);
+    assert!(xds[0].starts_with("dynamic_resources: an xDS bootstrap"));
+}

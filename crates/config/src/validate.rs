@@ -105,6 +105,12 @@ fn check_clusters(cm: &ClusterManagerConfig, problems: &mut Problems) -> HashSet
                 format!("unknown lb_type {other:?} (supported: LB_ROUNDROBIN, LB_RANDOM)"),
             ),
         }
+        if filters::tls_enabled(&cluster.tls_context) {
+            problems.error(
+                format!("{path}.tls_context"),
+                "upstream TLS is valid MOSN but not supported by mosn-rs yet",
+            );
+        }
         for (hi, host) in cluster.hosts.iter().enumerate() {
             if host.address.starts_with("unix:") {
                 problems.error(
@@ -337,6 +343,23 @@ fn check_listener(
         if chain.filters.is_empty() {
             problems.error(format!("{cpath}.filters"), "a filter chain needs a filter");
         }
+        // Serving plaintext where TLS is configured would be a silent downgrade: refuse.
+        if filters::tls_enabled(&chain.tls_context) {
+            problems.error(
+                format!("{cpath}.tls_context"),
+                "TLS is valid MOSN but not supported by mosn-rs yet",
+            );
+        }
+        if chain
+            .tls_context_set
+            .as_array()
+            .is_some_and(|set| set.iter().any(filters::tls_enabled))
+        {
+            problems.error(
+                format!("{cpath}.tls_context_set"),
+                "TLS is valid MOSN but not supported by mosn-rs yet",
+            );
+        }
         // The one filter that may follow a terminal filter: the tcp_proxy that a proxy with
         // `fallback_for_unknown_protocol` hands undetected connections to.
         let mut fallback_allowed = false;
@@ -401,6 +424,17 @@ fn parse_network_filter(
                 true,
                 problems,
             );
+            if let Some(sub) = proxy
+                .extend_config
+                .get("sub_protocol")
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+            {
+                problems.error(
+                    format!("{cfg_path}.extend_config.sub_protocol"),
+                    format!("XProtocol {sub:?} is valid MOSN but not supported by mosn-rs yet"),
+                );
+            }
             if proxy.downstream() == filters::ProxyProtocol::Auto {
                 problems.warn(
                     format!("{cfg_path}.downstream_protocol"),
