@@ -484,3 +484,39 @@ fn sigint_exits_at_once() {
     m.wait_exit(Duration::from_secs(2));
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_after_the_body_timeout() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let up = Upstream::start(move |mut s| {
+        let _ = read_request(&mut s);
+        let size = 256 * 1024 * 1024;
+        let _ =
+            s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n").as_bytes());
+        let block = vec![b'z'; 1024 * 1024];
+        let started = Instant::now();
+        let mut sent = 0;
+        while sent < size {
+            if s.write_all(&block).is_err() {
+                break;
+            }
+            sent += block.len();
+        }
+        let _ = tx.send((sent < size, started.elapsed()));
+    });
+    let mut cfg = HttpConfig::new(&[up.addr]);
+    cfg.proxy_extra = r#", "http1": {"body_timeout": "300ms"}"#.into();
+    let _m = cfg.start();
+    let mut s = connect(cfg.port);
+    s.write_all(b"GET /huge HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    // Never read: the proxy's writes stall, and it must give up on both sides.
+    let (cut, took) = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("upstream write stopped");
+    assert!(
+        cut,
+        "the upstream was cut off rather than allowed to send everything"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}

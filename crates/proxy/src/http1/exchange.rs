@@ -2,7 +2,7 @@
 //! response, and decide whether both connections can carry another exchange.
 
 use super::headers::{self, DownstreamBody, DownstreamResponse, RouterView, UpstreamRequest};
-use super::io::{peer_gone, read_some, write_all_vectored, READ_CHUNK};
+use super::io::{peer_gone, read_some, write_all, write_all_vectored, READ_CHUNK};
 use super::local_reply::{self, LocalReply};
 use super::{Downstream, Next};
 use crate::shutdown::Shutdown;
@@ -316,24 +316,23 @@ async fn send_request(
     let body_timeout = conn.listener.options.body_timeout.0;
     let read_max = conn.listener.options.body_buffer_bytes;
     match framing {
-        BodyFraming::None | BodyFraming::UntilClose => up
-            .stream
-            .write_all(head_out)
-            .await
-            .map_err(|_| SendError::Upstream),
+        BodyFraming::None | BodyFraming::UntilClose => {
+            write_all(&mut up.stream, head_out, body_timeout)
+                .await
+                .map_err(|_| SendError::Upstream)
+        }
         BodyFraming::Length(total) => {
             let inline = (conn.buf.len() as u64).min(total) as usize;
             let mut remaining = total;
             if inline <= INLINE_BODY_MAX {
                 let mut parts = [IoSlice::new(head_out), IoSlice::new(&conn.buf[..inline])];
-                write_all_vectored(&mut up.stream, &mut parts)
+                write_all_vectored(&mut up.stream, &mut parts, body_timeout)
                     .await
                     .map_err(|_| SendError::Upstream)?;
                 conn.buf.advance(inline);
                 remaining -= inline as u64;
             } else {
-                up.stream
-                    .write_all(head_out)
+                write_all(&mut up.stream, head_out, body_timeout)
                     .await
                     .map_err(|_| SendError::Upstream)?;
             }
@@ -342,8 +341,7 @@ async fn send_request(
                     read_body(conn, body_timeout, read_max).await?;
                 }
                 let take = (conn.buf.len() as u64).min(remaining) as usize;
-                up.stream
-                    .write_all(&conn.buf[..take])
+                write_all(&mut up.stream, &conn.buf[..take], body_timeout)
                     .await
                     .map_err(|_| SendError::Upstream)?;
                 conn.buf.advance(take);
@@ -352,8 +350,7 @@ async fn send_request(
             Ok(())
         }
         BodyFraming::Chunked => {
-            up.stream
-                .write_all(head_out)
+            write_all(&mut up.stream, head_out, body_timeout)
                 .await
                 .map_err(|_| SendError::Upstream)?;
             let mut decoder = ChunkedDecoder::new(conn.listener.limits.max_head);
@@ -370,7 +367,7 @@ async fn send_request(
                             IoSlice::new(&data),
                             IoSlice::new(b"\r\n"),
                         ];
-                        write_all_vectored(&mut up.stream, &mut parts)
+                        write_all_vectored(&mut up.stream, &mut parts, body_timeout)
                             .await
                             .map_err(|_| SendError::Upstream)?;
                     }
@@ -380,7 +377,7 @@ async fn send_request(
                             IoSlice::new(&trailers),
                             IoSlice::new(b"\r\n"),
                         ];
-                        write_all_vectored(&mut up.stream, &mut parts)
+                        write_all_vectored(&mut up.stream, &mut parts, body_timeout)
                             .await
                             .map_err(|_| SendError::Upstream)?;
                         return Ok(());
@@ -573,9 +570,13 @@ async fn stream_response_body(
                                 IoSlice::new(&trailers),
                                 IoSlice::new(b"\r\n"),
                             ];
-                            write_all_vectored(&mut conn.stream, &mut parts)
-                                .await
-                                .map_err(|_| ())?;
+                            write_all_vectored(
+                                &mut conn.stream,
+                                &mut parts,
+                                conn.listener.options.body_timeout.0,
+                            )
+                            .await
+                            .map_err(|_| ())?;
                         }
                         return Ok(());
                     }
@@ -627,9 +628,13 @@ async fn send_body_piece(
             IoSlice::new(data),
             IoSlice::new(b"\r\n"),
         ];
-        write_all_vectored(&mut conn.stream, &mut parts)
-            .await
-            .map_err(|_| ())?;
+        write_all_vectored(
+            &mut conn.stream,
+            &mut parts,
+            conn.listener.options.body_timeout.0,
+        )
+        .await
+        .map_err(|_| ())?;
         conn.stats
             .downstream_bytes_write_total
             .add((n + data.len() + 2) as u64);
@@ -640,7 +645,12 @@ async fn send_body_piece(
 }
 
 async fn write_down(conn: &mut Downstream<'_>, bytes: &[u8]) -> std::io::Result<()> {
-    conn.stream.write_all(bytes).await?;
+    write_all(
+        &mut conn.stream,
+        bytes,
+        conn.listener.options.body_timeout.0,
+    )
+    .await?;
     conn.stats
         .downstream_bytes_write_total
         .add(bytes.len() as u64);

@@ -2,6 +2,7 @@
 
 use bytes::BytesMut;
 use std::io::{self, IoSlice};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -20,11 +21,28 @@ pub async fn read_some(
     stream.read_buf(buf).await
 }
 
-/// Writes every slice, in order, with as few syscalls as the kernel allows.
+/// Writes all of `bytes`, failing with `TimedOut` when the peer stops reading for `limit`.
+pub async fn write_all(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
+    match tokio::time::timeout(limit, stream.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Writes every slice, in order, with as few syscalls as the kernel allows; fails
+/// with `TimedOut` when the peer stops reading for `limit`.
 pub async fn write_all_vectored(
     stream: &mut TcpStream,
     parts: &mut [IoSlice<'_>],
+    limit: Duration,
 ) -> io::Result<()> {
+    match tokio::time::timeout(limit, write_vectored_inner(stream, parts)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+async fn write_vectored_inner(stream: &mut TcpStream, parts: &mut [IoSlice<'_>]) -> io::Result<()> {
     let mut parts = parts;
     IoSlice::advance_slices(&mut parts, 0);
     while !parts.is_empty() {
