@@ -130,6 +130,16 @@ fn start(path: Option<PathBuf>) -> ExitCode {
 
 fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
     let config = &loaded.config;
+    // Signal handlers come first: a SIGTERM that arrives as soon as a port accepts
+    // must drain, not kill.
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let signals = {
+        let _enter = control.enter();
+        Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?
+    };
     let stats = Arc::new(StatsRegistry::default());
     let snapshot = Snapshot::build(config, &stats).map_err(|e| e.to_string())?;
     let worker_count = match config.first_server().and_then(|s| s.processor) {
@@ -181,10 +191,6 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
         env!("CARGO_PKG_VERSION")
     );
 
-    let control = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     control.block_on(async move {
         if let Some(l) = admin_listener {
             let state = Arc::new(mosn_admin::AdminState {
@@ -198,25 +204,40 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
                 Err(e) => tracing::error!(error = %e, "admin listener"),
             }
         }
-        wait_for_stop(drain_tx, graceful_timeout).await
+        wait_for_stop(signals, drain_tx, graceful_timeout).await
     })
+}
+
+/// The process signals mosn-rs handles.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must run inside a tokio runtime context.
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
 }
 
 /// SIGTERM: stop accepting, let exchanges in flight finish (up to the graceful
 /// timeout), close idle connections, exit 0. SIGINT: exit at once.
 async fn wait_for_stop(
+    mut signals: Signals,
     drain_tx: tokio::sync::watch::Sender<bool>,
     graceful_timeout: Duration,
 ) -> Result<ExitCode, String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     tokio::select! {
-        _ = int.recv() => {
+        _ = signals.int.recv() => {
             tracing::info!("SIGINT: exiting now");
             return Ok(ExitCode::from(130));
         }
-        _ = term.recv() => {}
+        _ = signals.term.recv() => {}
     }
     tracing::info!(timeout = ?graceful_timeout, "SIGTERM: draining");
     let _ = drain_tx.send(true);
@@ -236,7 +257,7 @@ async fn wait_for_stop(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            _ = int.recv() => return Ok(ExitCode::from(130)),
+            _ = signals.int.recv() => return Ok(ExitCode::from(130)),
         }
     }
 }

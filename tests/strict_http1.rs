@@ -401,6 +401,7 @@ fn malformed_request_heads_get_400_and_the_process_survives() {
         "mosn-rs died:\n{}",
         m.log_text()
     );
+    assert!(!m.log_text().contains("panicked"), "{}", m.log_text());
     let resp = expect_ok(
         cfg.port,
         b"GET /fine HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -429,9 +430,12 @@ fn malformed_chunked_bodies_get_400() {
     }
 }
 
+/// Which upstream connection (by accept order) served which path, in order.
+type ServedLog = Arc<Mutex<Vec<(usize, String)>>>;
+
 /// An upstream that answers each request by its path: `bad` for `/bad`, a plain 200
 /// otherwise. Records which connection served which path.
-fn scripted_upstream(bad: &'static [u8]) -> (Upstream, Arc<Mutex<Vec<(usize, String)>>>) {
+fn scripted_upstream(bad: &'static [u8]) -> (Upstream, ServedLog) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let next_id = Arc::new(AtomicUsize::new(0));
     let seen = log.clone();

@@ -208,7 +208,10 @@ fn check_route(
     }
     if let Some(re) = &m.regex {
         if let Err(e) = regex::Regex::new(re) {
-            problems.error(format!("{path}.match.regex"), format!("bad regex: {e}"));
+            problems.error(
+                format!("{path}.match.regex"),
+                format!("bad regex: {}", one_line(&e.to_string())),
+            );
         }
     }
     for (hi, header) in m.headers.iter().enumerate() {
@@ -218,7 +221,10 @@ fn check_route(
         }
         if header.regex {
             if let Err(e) = regex::Regex::new(&header.value) {
-                problems.error(format!("{hpath}.value"), format!("bad regex: {e}"));
+                problems.error(
+                    format!("{hpath}.value"),
+                    format!("bad regex: {}", one_line(&e.to_string())),
+                );
             }
         }
     }
@@ -284,6 +290,12 @@ fn check_header_mutations(h: &HeaderMutations, path: &str, problems: &mut Proble
             );
         }
     }
+}
+
+/// Folds a multi-line library message (the regex crate draws a caret diagram) into
+/// one line, so each config issue stays one `path: message` line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// RFC 9110 token characters.

@@ -259,7 +259,7 @@ pub fn parse_request(
             })
         }
         Err(httparse::Error::Version) => return Err(bad("malformed HTTP version")),
-        Err(httparse::Error::Token) => return Err(bad("malformed method")),
+        Err(httparse::Error::Token) => return Err(bad("malformed request line")),
         Err(httparse::Error::HeaderName) => return Err(bad("malformed header name")),
         Err(httparse::Error::HeaderValue) => return Err(bad("malformed header value")),
         Err(_) => return Err(bad("malformed request head")),
