@@ -225,6 +225,20 @@ fn is_hop(buf: &[u8], info: &HeadInfo, h: &HeaderField) -> bool {
 /// the heap.
 const STACK_HEADERS: usize = 128;
 
+/// `max` header slots: on the stack for the common limit, on the heap above it.
+fn header_slots<'s, 'b>(
+    stack: &'s mut [httparse::Header<'b>; STACK_HEADERS],
+    heap: &'s mut Vec<httparse::Header<'b>>,
+    max: usize,
+) -> &'s mut [httparse::Header<'b>] {
+    if max <= STACK_HEADERS {
+        &mut stack[..max]
+    } else {
+        heap.resize(max, httparse::EMPTY_HEADER);
+        heap
+    }
+}
+
 /// Parses a request head from the front of `buf`. `Ok(None)`: more bytes needed.
 /// On success the head's bytes are split off `buf`.
 pub fn parse_request(
@@ -232,14 +246,8 @@ pub fn parse_request(
     limits: &HeadLimits,
 ) -> Result<Option<RequestHead>, ParseError> {
     check_request_line_length(buf, limits.max_line)?;
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_HEADERS {
-        &mut stack[..limits.max_headers]
-    } else {
-        heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        &mut heap
-    };
+    let (mut stack, mut heap) = ([httparse::EMPTY_HEADER; STACK_HEADERS], Vec::new());
+    let slots = header_slots(&mut stack, &mut heap, limits.max_headers);
     let mut req = httparse::Request::new(slots);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
@@ -354,14 +362,8 @@ pub fn parse_response(
         status: 502,
         reason,
     };
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_HEADERS {
-        &mut stack[..limits.max_headers]
-    } else {
-        heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        &mut heap
-    };
+    let (mut stack, mut heap) = ([httparse::EMPTY_HEADER; STACK_HEADERS], Vec::new());
+    let slots = header_slots(&mut stack, &mut heap, limits.max_headers);
     let mut res = httparse::Response::new(slots);
     let len = match res.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,

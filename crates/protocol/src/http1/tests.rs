@@ -230,3 +230,29 @@ fn chunk_prefix_is_hex() {
     let n = write_chunk_prefix(0, &mut out);
     assert_eq!(&out[..n], b"0\r\n");
 }
+
+#[test]
+fn header_limits_above_the_stack_slots_use_the_heap() {
+    let limits = HeadLimits {
+        max_headers: 200,
+        ..HeadLimits::default()
+    };
+    let ok = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+        "X-A: 1\r\n".repeat(150)
+    );
+    let head = parse_request(&mut BytesMut::from(ok.as_bytes()), &limits)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.headers.len(), 151);
+    let too_many = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+        "X-A: 1\r\n".repeat(200)
+    );
+    assert_eq!(
+        parse_request(&mut BytesMut::from(too_many.as_bytes()), &limits)
+            .unwrap_err()
+            .status,
+        431
+    );
+}

@@ -53,14 +53,12 @@ pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: 
     let close_after_reply =
         framing.has_body() || !head.wants_keep_alive() || shutdown.is_draining();
     if head.is_connect() {
-        let reply = LocalReply::BadRequest(501, "CONNECT is not supported");
-        send_local_reply(conn, reply, true, false).await;
+        let unsupported = LocalReply::BadRequest(501, "CONNECT is not supported");
+        send_local_reply(conn, unsupported, true, false).await;
         return Next::Close;
     }
     let Some(route) = conn.listener.routes.route(&RouterView(&head)) else {
-        stats.no_route.inc();
-        send_local_reply(conn, LocalReply::NoRoute, close_after_reply, head.is_head()).await;
-        return next_after(close_after_reply);
+        return reply(conn, LocalReply::NoRoute, close_after_reply, &head).await;
     };
     match &route.action {
         RouteAction::DirectResponse { status, body } => {
@@ -78,15 +76,13 @@ pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: 
         }
         RouteAction::Cluster { name, timeout } => {
             let Some(cluster) = conn.listener.clusters.get(name) else {
-                stats.no_healthy_upstream.inc();
-                send_local_reply(
+                return reply(
                     conn,
                     LocalReply::NoHealthyUpstream,
                     close_after_reply,
-                    head.is_head(),
+                    &head,
                 )
                 .await;
-                return next_after(close_after_reply);
             };
             let route_timeout = timeout.unwrap_or(DEFAULT_ROUTE_TIMEOUT);
             forward(
@@ -143,15 +139,7 @@ async fn forward(
     let close_after_reply =
         framing.has_body() || !head.wants_keep_alive() || shutdown.is_draining();
     let Some(host) = cluster.choose_host() else {
-        stats.no_healthy_upstream.inc();
-        send_local_reply(
-            conn,
-            LocalReply::NoHealthyUpstream,
-            close_after_reply,
-            head.is_head(),
-        )
-        .await;
-        return next_after(close_after_reply);
+        return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
     };
     // Like Envoy and nginx, answer `Expect: 100-continue` here once the request has an
     // upstream, so a client never waits on an upstream that ignores Expect.
@@ -188,13 +176,7 @@ async fn forward(
         attempt += 1;
         let mut up = match take_connection(cluster, host.addr).await {
             Ok(up) => up,
-            Err(reply) => {
-                if reply == LocalReply::ConnectFailure {
-                    stats.upstream_connect_failure.inc();
-                }
-                send_local_reply(conn, reply, close_after_reply, head.is_head()).await;
-                return next_after(close_after_reply);
-            }
+            Err(failure) => return reply(conn, failure, close_after_reply, head).await,
         };
         let reused = up.reused;
         cluster.stats.upstream_request_total.inc();
@@ -203,18 +185,15 @@ async fn forward(
             Ok(()) => {}
             Err(SendError::Upstream) if reused && can_retry && attempt == 1 => continue,
             Err(SendError::Upstream) => {
-                stats.upstream_reset.inc();
                 cluster.stats.upstream_request_reset.inc();
                 send_local_reply(conn, LocalReply::UpstreamReset, true, head.is_head()).await;
                 return Next::Close;
             }
             Err(SendError::DownstreamTimeout) => {
-                stats.downstream_request_timeout.inc();
                 send_local_reply(conn, LocalReply::RequestTimeout, true, false).await;
                 return Next::Close;
             }
             Err(SendError::BadBody(reason)) => {
-                stats.downstream_bad_request.inc();
                 send_local_reply(conn, LocalReply::BadRequest(400, reason), true, false).await;
                 return Next::Close;
             }
@@ -240,39 +219,21 @@ async fn forward(
                 nothing_received: true,
             }) if reused && can_retry && attempt == 1 => continue,
             Err(ResponseError::Reset { .. }) => {
-                stats.upstream_reset.inc();
                 cluster.stats.upstream_request_reset.inc();
-                send_local_reply(
-                    conn,
-                    LocalReply::UpstreamReset,
-                    close_after_reply,
-                    head.is_head(),
-                )
-                .await;
-                return next_after(close_after_reply);
+                return reply(conn, LocalReply::UpstreamReset, close_after_reply, head).await;
             }
             Err(ResponseError::Timeout) => {
-                stats.upstream_timeout.inc();
                 cluster.stats.upstream_request_timeout.inc();
-                send_local_reply(
-                    conn,
-                    LocalReply::UpstreamTimeout,
-                    close_after_reply,
-                    head.is_head(),
-                )
-                .await;
-                return next_after(close_after_reply);
+                return reply(conn, LocalReply::UpstreamTimeout, close_after_reply, head).await;
             }
             Err(ResponseError::Protocol) => {
-                stats.upstream_reset.inc();
-                send_local_reply(
+                return reply(
                     conn,
                     LocalReply::UpstreamProtocolError,
                     close_after_reply,
-                    head.is_head(),
+                    head,
                 )
                 .await;
-                return next_after(close_after_reply);
             }
             Err(ResponseError::DownstreamGone) => {
                 stats.downstream_cancel.inc();
@@ -657,14 +618,26 @@ async fn write_down(conn: &mut Downstream<'_>, bytes: &[u8]) -> std::io::Result<
     Ok(())
 }
 
-/// Writes a local reply; when the connection closes after it, lingers so the client
-/// reads the reply rather than a reset caused by its own unread bytes.
+/// Sends a local reply for `head` and says how the connection goes on.
+async fn reply(
+    conn: &mut Downstream<'_>,
+    local: LocalReply,
+    close: bool,
+    head: &RequestHead,
+) -> Next {
+    send_local_reply(conn, local, close, head.is_head()).await;
+    next_after(close)
+}
+
+/// Writes (and counts) a local reply; when the connection closes after it, lingers so
+/// the client reads the reply rather than a reset caused by its own unread bytes.
 pub(super) async fn send_local_reply(
     conn: &mut Downstream<'_>,
     reply: LocalReply,
     close: bool,
     head_only: bool,
 ) {
+    reply.count(conn.stats);
     let mut out = Vec::with_capacity(192);
     local_reply::render(
         &mut out,

@@ -1,5 +1,6 @@
 //! Answers the proxy writes itself: no route, no upstream, timeouts, bad requests.
 
+use mosn_observe::ListenerStats;
 use mosn_protocol::http1::{reason_phrase, HeadWriter};
 
 /// Why the proxy answered instead of an upstream.
@@ -25,6 +26,20 @@ impl LocalReply {
             LocalReply::UpstreamReset | LocalReply::UpstreamProtocolError => 502,
             LocalReply::UpstreamTimeout => 504,
         }
+    }
+
+    /// Counts the reply under its cause.
+    pub fn count(&self, stats: &ListenerStats) {
+        let counter = match self {
+            LocalReply::BadRequest(..) => &stats.downstream_bad_request,
+            LocalReply::RequestTimeout => &stats.downstream_request_timeout,
+            LocalReply::NoRoute => &stats.no_route,
+            LocalReply::NoHealthyUpstream => &stats.no_healthy_upstream,
+            LocalReply::ConnectFailure => &stats.upstream_connect_failure,
+            LocalReply::UpstreamReset | LocalReply::UpstreamProtocolError => &stats.upstream_reset,
+            LocalReply::UpstreamTimeout => &stats.upstream_timeout,
+        };
+        counter.inc();
     }
 
     /// A short body saying what happened, without internal detail.

@@ -202,10 +202,7 @@ async fn read_request_head(conn: &mut Downstream<'_>) -> Result<Option<RequestHe
             match parse_request(&mut conn.buf, &conn.listener.limits) {
                 Ok(Some(head)) => return Ok(Some(head)),
                 Ok(None) => {}
-                Err(e) => {
-                    conn.stats.downstream_bad_request.inc();
-                    return Err(LocalReply::BadRequest(e.status, e.reason));
-                }
+                Err(e) => return Err(LocalReply::BadRequest(e.status, e.reason)),
             }
         }
         match tokio::time::timeout_at(
@@ -217,10 +214,7 @@ async fn read_request_head(conn: &mut Downstream<'_>) -> Result<Option<RequestHe
             Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
             Ok(Ok(n)) => conn.stats.downstream_bytes_read_total.add(n as u64),
             Err(_) if conn.buf.is_empty() => return Ok(None),
-            Err(_) => {
-                conn.stats.downstream_request_timeout.inc();
-                return Err(LocalReply::RequestTimeout);
-            }
+            Err(_) => return Err(LocalReply::RequestTimeout),
         }
     }
 }
