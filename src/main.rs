@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use mosn_config::{load_file, load_str, ConfigError, LoadedConfig};
 use mosn_observe::StatsRegistry;
 use mosn_proxy::{shutdown::open_connections, Shutdown, Snapshot};
+use mosn_upstream::ClusterManager;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -141,7 +142,11 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
         Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?
     };
     let stats = Arc::new(StatsRegistry::default());
-    let snapshot = Snapshot::build(config, &stats).map_err(|e| e.to_string())?;
+    let clusters = Arc::new(ClusterManager::build(
+        &config.cluster_manager.clusters,
+        stats.clone(),
+    ));
+    let snapshot = Snapshot::build(config, &stats, clusters.clone()).map_err(|e| e.to_string())?;
     let worker_count = match config.first_server().and_then(|s| s.processor) {
         Some(n) if n > 0 => n as usize,
         _ => std::thread::available_parallelism()

@@ -45,5 +45,17 @@ impl MosnConfig {
     }
 }
 
+/// Checks a cluster config given on its own (a runtime update): the problems with
+/// paths relative to the cluster, and whether any is an error.
+pub fn check_cluster(cluster: &ClusterConfig) -> Result<Vec<ConfigIssue>, Vec<ConfigIssue>> {
+    let mut problems = error::Problems::default();
+    validate::check_cluster(cluster, "cluster", &mut problems);
+    if problems.errors.is_empty() {
+        Ok(problems.warnings)
+    } else {
+        Err(problems.errors)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -258,6 +258,24 @@ pub struct ClusterConfig {
     /// Kept raw: upstream TLS is not implemented yet, and validation refuses an enabled one.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub tls_context: Value,
+    /// MOSN's circuit breaker thresholds; only the first entry applies (as in MOSN).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub circuit_breakers: Vec<CircuitBreakerThresholds>,
+}
+
+/// One `circuit_breakers[]` entry. Absent: Envoy's defaults (1024, 1024, 1024, 3);
+/// an explicit 0: no limit, as MOSN reads 0.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CircuitBreakerThresholds {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pending_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -65,67 +65,73 @@ fn check_clusters(cm: &ClusterManagerConfig, problems: &mut Problems) -> HashSet
     let mut names = HashSet::new();
     for (ci, cluster) in cm.clusters.iter().enumerate() {
         let path = format!("cluster_manager.clusters[{ci}]");
-        if cluster.name.is_empty() {
-            problems.error(format!("{path}.name"), "a cluster needs a name");
-        } else if !names.insert(cluster.name.clone()) {
+        if !cluster.name.is_empty() && !names.insert(cluster.name.clone()) {
             problems.error(
                 format!("{path}.name"),
                 format!("duplicate cluster name {:?}", cluster.name),
             );
         }
-        match cluster.kind.as_str() {
-            "" | "SIMPLE" | "STATIC" => {}
-            "EDS" | "STRICT_DNS" | "LOGICAL_DNS" | "ORIGINAL_DST" | "DYNAMIC" => problems.error(
-                format!("{path}.type"),
-                format!("cluster type {:?} is valid MOSN but not supported by mosn-rs yet (supported: SIMPLE, STATIC)", cluster.kind),
-            ),
-            other => problems.error(
-                format!("{path}.type"),
-                format!("unknown cluster type {other:?} (supported: SIMPLE, STATIC)"),
-            ),
-        }
-        match cluster.lb_type.as_str() {
-            "" | "LB_ROUNDROBIN" | "LB_RANDOM" => {}
-            "LB_WEIGHTED_ROUNDROBIN"
-            | "LB_LEAST_REQUEST"
-            | "LB_LEAST_CONNECTION"
-            | "LB_PEAK_EWMA"
-            | "LB_MAGLEV"
-            | "LB_RING_HASH"
-            | "LB_REQUEST_ROUNDROBIN"
-            | "LB_ORIGINAL_DST" => problems.warn(
-                format!("{path}.lb_type"),
-                format!(
-                    "{} is valid MOSN but not implemented yet; using LB_ROUNDROBIN",
-                    cluster.lb_type
-                ),
-            ),
-            other => problems.error(
-                format!("{path}.lb_type"),
-                format!("unknown lb_type {other:?} (supported: LB_ROUNDROBIN, LB_RANDOM)"),
-            ),
-        }
-        if filters::tls_enabled(&cluster.tls_context) {
-            problems.error(
-                format!("{path}.tls_context"),
-                "upstream TLS is valid MOSN but not supported by mosn-rs yet",
-            );
-        }
-        for (hi, host) in cluster.hosts.iter().enumerate() {
-            if host.address.starts_with("unix:") {
-                problems.error(
-                    format!("{path}.hosts[{hi}].address"),
-                    "unix socket hosts are valid MOSN but not supported by mosn-rs yet",
-                );
-            } else if let Err(e) = host.address.parse::<SocketAddr>() {
-                problems.error(
-                    format!("{path}.hosts[{hi}].address"),
-                    format!("bad address {:?}: {e} (expected IP:port)", host.address),
-                );
-            }
-        }
+        check_cluster(cluster, &path, problems);
     }
     names
+}
+
+/// Checks one cluster on its own (also used for clusters added at runtime).
+pub fn check_cluster(cluster: &ClusterConfig, path: &str, problems: &mut Problems) {
+    if cluster.name.is_empty() {
+        problems.error(format!("{path}.name"), "a cluster needs a name");
+    }
+    match cluster.kind.as_str() {
+        "" | "SIMPLE" | "STATIC" => {}
+        "EDS" | "STRICT_DNS" | "LOGICAL_DNS" | "ORIGINAL_DST" | "DYNAMIC" => problems.error(
+            format!("{path}.type"),
+            format!("cluster type {:?} is valid MOSN but not supported by mosn-rs yet (supported: SIMPLE, STATIC)", cluster.kind),
+        ),
+        other => problems.error(
+            format!("{path}.type"),
+            format!("unknown cluster type {other:?} (supported: SIMPLE, STATIC)"),
+        ),
+    }
+    match cluster.lb_type.as_str() {
+        "" | "LB_ROUNDROBIN" | "LB_RANDOM" => {}
+        "LB_WEIGHTED_ROUNDROBIN"
+        | "LB_LEAST_REQUEST"
+        | "LB_LEAST_CONNECTION"
+        | "LB_PEAK_EWMA"
+        | "LB_MAGLEV"
+        | "LB_RING_HASH"
+        | "LB_REQUEST_ROUNDROBIN"
+        | "LB_ORIGINAL_DST" => problems.warn(
+            format!("{path}.lb_type"),
+            format!(
+                "{} is valid MOSN but not implemented yet; using LB_ROUNDROBIN",
+                cluster.lb_type
+            ),
+        ),
+        other => problems.error(
+            format!("{path}.lb_type"),
+            format!("unknown lb_type {other:?} (supported: LB_ROUNDROBIN, LB_RANDOM)"),
+        ),
+    }
+    if filters::tls_enabled(&cluster.tls_context) {
+        problems.error(
+            format!("{path}.tls_context"),
+            "upstream TLS is valid MOSN but not supported by mosn-rs yet",
+        );
+    }
+    for (hi, host) in cluster.hosts.iter().enumerate() {
+        if host.address.starts_with("unix:") {
+            problems.error(
+                format!("{path}.hosts[{hi}].address"),
+                "unix socket hosts are valid MOSN but not supported by mosn-rs yet",
+            );
+        } else if let Err(e) = host.address.parse::<SocketAddr>() {
+            problems.error(
+                format!("{path}.hosts[{hi}].address"),
+                format!("bad address {:?}: {e} (expected IP:port)", host.address),
+            );
+        }
+    }
 }
 
 fn check_routers(

@@ -46,11 +46,13 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds from a validated config.
-    pub fn build(config: &MosnConfig, stats: &StatsRegistry) -> Result<Snapshot, SnapshotError> {
-        let clusters = Arc::new(ClusterManager::build(
-            &config.cluster_manager.clusters,
-            stats,
-        ));
+    /// `clusters` is the process's cluster manager, which outlives snapshots (clusters
+    /// and hosts change at runtime without a new snapshot).
+    pub fn build(
+        config: &MosnConfig,
+        stats: &StatsRegistry,
+        clusters: Arc<ClusterManager>,
+    ) -> Result<Snapshot, SnapshotError> {
         let mut listeners = Vec::new();
         for (si, server) in config.servers.iter().enumerate() {
             let routers = RouterSet::build(&server.routers)

@@ -4,7 +4,8 @@
 use mosn_config::filters::{CidrRange, TcpProxyConfig};
 use mosn_config::validate::parse_port_range;
 use mosn_observe::ListenerStats;
-use mosn_upstream::{connect, Cluster, ClusterManager};
+use mosn_upstream::breaker::try_acquire_owned;
+use mosn_upstream::{connect, Cluster, ClusterManager, LbContext};
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -54,7 +55,7 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u32) -> bool {
 
 #[derive(Debug)]
 struct TcpRoute {
-    cluster: Arc<Cluster>,
+    cluster: String,
     sources: Vec<Cidr>,
     destinations: Vec<Cidr>,
     source_ports: Option<(u16, u16)>,
@@ -76,7 +77,10 @@ impl TcpRoute {
 #[derive(Debug)]
 pub struct TcpProxyListener {
     routes: Vec<TcpRoute>,
-    default_cluster: Option<Arc<Cluster>>,
+    /// The filter's own cluster; clusters are looked up by name per connection, since
+    /// they can be replaced at runtime.
+    default_cluster: String,
+    clusters: Arc<ClusterManager>,
     idle_timeout: Option<Duration>,
 }
 
@@ -87,7 +91,7 @@ impl TcpProxyListener {
             .iter()
             .filter_map(|r| {
                 Some(TcpRoute {
-                    cluster: clusters.get(&r.cluster)?.clone(),
+                    cluster: r.cluster.clone(),
                     sources: r.source_addrs.iter().filter_map(Cidr::parse).collect(),
                     destinations: r.destination_addrs.iter().filter_map(Cidr::parse).collect(),
                     source_ports: parse_port_range(&r.source_port),
@@ -97,18 +101,21 @@ impl TcpProxyListener {
             .collect();
         TcpProxyListener {
             routes,
-            default_cluster: clusters.get(&cfg.cluster).cloned(),
+            default_cluster: cfg.cluster.clone(),
+            clusters,
             idle_timeout: cfg.idle_timeout.map(|d| d.0).filter(|d| !d.is_zero()),
         }
     }
 
     /// The first route whose addresses match wins; else the filter's own cluster.
-    fn cluster_for(&self, peer: SocketAddr, local: SocketAddr) -> Option<&Arc<Cluster>> {
-        self.routes
+    fn cluster_for(&self, peer: SocketAddr, local: SocketAddr) -> Option<Arc<Cluster>> {
+        let name = self
+            .routes
             .iter()
             .find(|r| r.matches(peer, local))
-            .map(|r| &r.cluster)
-            .or(self.default_cluster.as_ref())
+            .map(|r| r.cluster.as_str())
+            .unwrap_or(&self.default_cluster);
+        self.clusters.get(name)
     }
 }
 
@@ -127,12 +134,20 @@ pub async fn serve(
         tracing::debug!(%peer, "tcp_proxy: no cluster matches; closing");
         return;
     };
-    let Some(host) = cluster.choose_host() else {
+    let Some(host) = cluster.choose_host(&LbContext {
+        original_dst: Some(local),
+        ..Default::default()
+    }) else {
         stats.no_healthy_upstream.inc();
         return;
     };
+    let Some(permit) = try_acquire_owned(&cluster.breakers.connections) else {
+        stats.upstream_overflow.inc();
+        cluster.stats.upstream_connection_overflow.inc();
+        return;
+    };
     cluster.stats.upstream_connection_total.inc();
-    let mut up = match connect(host.addr, cluster.connect_timeout).await {
+    let mut up = match connect(&host, cluster.connect_timeout, Some(permit)).await {
         Ok(conn) => conn.stream,
         Err(e) => {
             stats.upstream_connect_failure.inc();

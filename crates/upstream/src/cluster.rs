@@ -1,100 +1,206 @@
-//! Clusters and hosts, built from config into immutable objects shared by workers.
+//! A cluster: settings, circuit breakers, stats, and its current host set with the
+//! balancer built for it. The host set is swapped atomically (arc-swap) when hosts
+//! change or their health changes; requests in flight keep the set they started with.
 
-use crate::lb::LoadBalancer;
-use mosn_config::{ClusterConfig, DEFAULT_CONNECT_TIMEOUT};
+use crate::breaker::CircuitBreakers;
+use crate::host::Host;
+use crate::lb::{self, HostSet, LbContext, LoadBalancer, DEFAULT_PANIC_THRESHOLD_PERCENT};
+use arc_swap::ArcSwap;
+use mosn_config::{ClusterConfig, HostConfig, DEFAULT_CONNECT_TIMEOUT};
 use mosn_observe::{ClusterStats, StatsRegistry};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One upstream endpoint.
+/// The host set and the balancer over it, replaced as one.
 #[derive(Debug)]
-pub struct Host {
-    pub addr: SocketAddr,
-    pub hostname: String,
-    pub weight: u32,
-    /// What a request without a Host header is sent with: the hostname, else the address.
-    pub authority: String,
+struct ClusterState {
+    set: HostSet,
+    lb: Box<dyn LoadBalancer>,
 }
 
 /// A named group of hosts with its balancing policy and connection settings.
 #[derive(Debug)]
 pub struct Cluster {
     pub name: Arc<str>,
-    pub hosts: Vec<Arc<Host>>,
-    lb: LoadBalancer,
+    pub lb_type: String,
     pub connect_timeout: Duration,
     /// Requests an upstream connection carries before it is retired; 0 = no limit.
     pub max_request_per_conn: u32,
     pub stats: Arc<ClusterStats>,
+    pub breakers: CircuitBreakers,
+    /// The config it was built from (config dumps, rebuilds).
+    pub config: ClusterConfig,
+    panic_threshold_percent: f64,
+    state: ArcSwap<ClusterState>,
+    /// Serializes host-set writers (admin, health checks, outlier detection); the
+    /// request path never takes it.
+    writer: Mutex<()>,
 }
 
 impl Cluster {
-    /// Builds a cluster from a validated config (addresses are known to parse).
-    pub fn from_config(cfg: &ClusterConfig, stats: &StatsRegistry) -> Cluster {
-        let hosts = cfg
-            .hosts
-            .iter()
-            .filter_map(|h| {
-                h.address.parse().ok().map(|addr| {
-                    Arc::new(Host {
-                        addr,
-                        authority: if h.hostname.is_empty() {
-                            addr.to_string()
-                        } else {
-                            h.hostname.clone()
-                        },
-                        hostname: h.hostname.clone(),
-                        weight: h.weight.unwrap_or(1).max(1),
-                    })
-                })
-            })
-            .collect();
+    /// Builds from a validated config. Hosts of `previous` with the same address and
+    /// settings are kept, with their health and counters.
+    pub fn from_config(
+        cfg: &ClusterConfig,
+        stats: &StatsRegistry,
+        previous: Option<&Cluster>,
+    ) -> Cluster {
+        let reuse = previous.map(|p| p.hosts()).unwrap_or_default();
+        let hosts = merge_hosts(&cfg.hosts, &reuse);
+        let panic_threshold_percent = DEFAULT_PANIC_THRESHOLD_PERCENT;
+        let set = HostSet::new(hosts, panic_threshold_percent);
+        let lb = lb::build(&cfg.lb_type, &set);
         Cluster {
             name: Arc::from(cfg.name.as_str()),
-            hosts,
-            lb: LoadBalancer::from_lb_type(&cfg.lb_type),
+            lb_type: cfg.lb_type.clone(),
             connect_timeout: cfg
                 .connect_timeout
                 .map(|d| d.0)
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             max_request_per_conn: cfg.max_request_per_conn,
             stats: stats.cluster(&cfg.name),
+            breakers: CircuitBreakers::from_config(&cfg.circuit_breakers),
+            config: cfg.clone(),
+            panic_threshold_percent,
+            state: ArcSwap::from_pointee(ClusterState { set, lb }),
+            writer: Mutex::new(()),
         }
     }
 
-    /// The host for the next request, or None when the cluster has no host.
+    /// The host for the next request, or None when no host can take it.
     #[inline]
-    pub fn choose_host(&self) -> Option<&Arc<Host>> {
-        self.lb.pick(self.hosts.len()).map(|i| &self.hosts[i])
+    pub fn choose_host(&self, ctx: &LbContext<'_>) -> Option<Arc<Host>> {
+        self.state.load().lb.choose(ctx)
     }
-}
 
-/// Every cluster of a config snapshot, by name.
-#[derive(Debug, Default)]
-pub struct ClusterManager {
-    clusters: HashMap<Arc<str>, Arc<Cluster>>,
-}
+    /// Every host, healthy or not.
+    pub fn hosts(&self) -> Vec<Arc<Host>> {
+        self.state.load().set.all.clone()
+    }
 
-impl ClusterManager {
-    pub fn build(configs: &[ClusterConfig], stats: &StatsRegistry) -> ClusterManager {
-        let clusters = configs
+    /// Hosts balancing uses now, and whether that is panic mode.
+    pub fn eligible_hosts(&self) -> (Vec<Arc<Host>>, bool) {
+        let state = self.state.load();
+        (state.set.eligible.clone(), state.set.panic)
+    }
+
+    /// Replaces the hosts. Hosts that stay keep their state; removed hosts are marked
+    /// so their pooled connections close; requests in flight finish where they are.
+    pub fn set_hosts(&self, configs: &[HostConfig]) {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.state.load().set.all.clone();
+        let hosts = merge_hosts(configs, &old);
+        for gone in old
             .iter()
-            .map(|c| {
-                let cluster = Arc::new(Cluster::from_config(c, stats));
-                (cluster.name.clone(), cluster)
-            })
-            .collect();
-        ClusterManager { clusters }
+            .filter(|o| !hosts.iter().any(|h| Arc::ptr_eq(h, o)))
+        {
+            gone.mark_removed();
+        }
+        self.publish(hosts);
     }
 
-    #[inline]
-    pub fn get(&self, name: &str) -> Option<&Arc<Cluster>> {
-        self.clusters.get(name)
+    /// Rebuilds the balancing set after a host's health changed.
+    pub fn refresh_health(&self) {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let hosts = self.state.load().set.all.clone();
+        self.publish(hosts);
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Cluster>> {
-        self.clusters.values()
+    fn publish(&self, hosts: Vec<Arc<Host>>) {
+        let set = HostSet::new(hosts, self.panic_threshold_percent);
+        let lb = lb::build(&self.lb_type, &set);
+        self.state.store(Arc::new(ClusterState { set, lb }));
+    }
+
+    /// Marks every host removed (the cluster was deleted).
+    pub fn retire(&self) {
+        for h in self.hosts() {
+            h.mark_removed();
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let state = self.state.load();
+        serde_json::json!({
+            "name": &*self.name,
+            "lb_type": if self.lb_type.is_empty() { "LB_ROUNDROBIN" } else { &self.lb_type },
+            "panic_mode": state.set.panic,
+            "hosts": state.set.all.iter().map(|h| h.to_json()).collect::<Vec<_>>(),
+            "circuit_breakers": self.breakers.to_json(),
+        })
+    }
+}
+
+/// Hosts for `configs`, taking the existing object where address and settings match.
+fn merge_hosts(configs: &[HostConfig], existing: &[Arc<Host>]) -> Vec<Arc<Host>> {
+    let by_addr: HashMap<SocketAddr, &Arc<Host>> = existing.iter().map(|h| (h.addr, h)).collect();
+    configs
+        .iter()
+        .filter_map(|cfg| {
+            let fresh = Host::from_config(cfg)?;
+            match by_addr.get(&fresh.addr) {
+                Some(old) if same_settings(old, &fresh) => Some((*old).clone()),
+                _ => Some(Arc::new(fresh)),
+            }
+        })
+        .collect()
+}
+
+fn same_settings(a: &Host, b: &Host) -> bool {
+    a.hostname == b.hostname && a.weight == b.weight && a.metadata == b.metadata
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(hosts: &[&str]) -> ClusterConfig {
+        ClusterConfig {
+            name: "c".into(),
+            hosts: hosts
+                .iter()
+                .map(|a| HostConfig {
+                    address: a.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn set_hosts_keeps_survivors_and_retires_the_rest() {
+        let stats = StatsRegistry::default();
+        let c = Cluster::from_config(&cfg(&["127.0.0.1:1", "127.0.0.1:2"]), &stats, None);
+        let before = c.hosts();
+        before[0].set_health_flag(crate::host::health::EJECTED);
+        c.set_hosts(&cfg(&["127.0.0.1:1", "127.0.0.1:3"]).hosts);
+        let after = c.hosts();
+        assert!(
+            Arc::ptr_eq(&before[0], &after[0]),
+            "same host object survives"
+        );
+        assert!(!after[0].is_healthy(), "with its health state");
+        assert!(before[1].is_removed());
+        assert!(!after[1].is_removed());
+        assert_eq!(after[1].addr.port(), 3);
+    }
+
+    #[test]
+    fn health_refresh_takes_hosts_out_of_rotation() {
+        let stats = StatsRegistry::default();
+        let c = Cluster::from_config(
+            &cfg(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]),
+            &stats,
+            None,
+        );
+        c.hosts()[1].set_health_flag(crate::host::health::FAILED_ACTIVE_HC);
+        c.refresh_health();
+        for _ in 0..30 {
+            assert_ne!(c.choose_host(&LbContext::default()).unwrap().addr.port(), 2);
+        }
     }
 }

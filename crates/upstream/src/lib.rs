@@ -1,9 +1,15 @@
-//! Upstream management: the cluster manager, hosts, load balancers and the per-worker
-//! connection pools.
+//! Upstream management: the cluster manager, clusters, hosts, load balancers, circuit
+//! breakers and the per-worker connection pools.
 
+pub mod breaker;
 pub mod cluster;
+pub mod host;
 pub mod lb;
+pub mod manager;
 pub mod pool;
 
-pub use cluster::{Cluster, ClusterManager, Host};
+pub use cluster::Cluster;
+pub use host::{ActiveRequest, Host};
+pub use lb::LbContext;
+pub use manager::{ClusterError, ClusterManager};
 pub use pool::{connect, ConnectError, PooledConn};

@@ -4,10 +4,14 @@
 //! connection touches no lock and no other core's memory. A connection is returned
 //! only after an exchange that ended cleanly; one that failed mid-request is dropped.
 
+use crate::breaker::OwnedPermit;
+use crate::host::Host;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -21,6 +25,9 @@ pub const MAX_IDLE_TIME: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct PooledConn {
     pub stream: TcpStream,
+    pub host: Arc<Host>,
+    /// The cluster's connection breaker unit, held while the connection is open.
+    _permit: Option<OwnedPermit>,
     /// Requests this connection has carried, the current one included.
     pub requests: u32,
     /// True when it came from the pool rather than a fresh connect.
@@ -46,7 +53,10 @@ pub fn checkout(addr: SocketAddr) -> Option<PooledConn> {
         let mut idle = idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         while let Some(mut conn) = list.pop() {
-            if conn.idle_since.elapsed() < MAX_IDLE_TIME && still_open(&conn.stream) {
+            if !conn.host.is_removed()
+                && conn.idle_since.elapsed() < MAX_IDLE_TIME
+                && still_open(&conn.stream)
+            {
                 conn.requests += 1;
                 conn.reused = true;
                 return Some(conn);
@@ -56,8 +66,12 @@ pub fn checkout(addr: SocketAddr) -> Option<PooledConn> {
     })
 }
 
-/// Gives a connection back after a clean exchange.
+/// Gives a connection back after a clean exchange (a connection to a host that left
+/// its cluster is closed instead).
 pub fn checkin(addr: SocketAddr, mut conn: PooledConn) {
+    if conn.host.is_removed() {
+        return;
+    }
     conn.idle_since = Instant::now();
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
@@ -80,17 +94,31 @@ fn still_open(stream: &TcpStream) -> bool {
     matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// Opens a new connection within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<PooledConn, ConnectError> {
+/// Opens a new connection to `host` within `timeout`, holding `permit` (the cluster's
+/// connection breaker unit) for its life.
+pub async fn connect(
+    host: &Arc<Host>,
+    timeout: Duration,
+    permit: Option<OwnedPermit>,
+) -> Result<PooledConn, ConnectError> {
+    let addr = host.addr;
+    host.stats.cx_total.fetch_add(1, Ordering::Relaxed);
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => return Err(ConnectError::Timeout(addr)),
-        Ok(Err(e)) => return Err(ConnectError::Io(addr, e)),
         Ok(Ok(s)) => s,
+        failed => {
+            host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+            return Err(match failed {
+                Ok(Err(e)) => ConnectError::Io(addr, e),
+                _ => ConnectError::Timeout(addr),
+            });
+        }
     };
     // Heads and small bodies go out in one write; waiting for ACKs only adds latency.
     let _ = stream.set_nodelay(true);
     Ok(PooledConn {
         stream,
+        host: host.clone(),
+        _permit: permit,
         requests: 1,
         reused: false,
         idle_since: Instant::now(),
@@ -106,7 +134,8 @@ mod tests {
     async fn reuses_open_connections_and_drops_closed_ones() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let conn = connect(addr, Duration::from_secs(1)).await.unwrap();
+        let host = test_host(addr);
+        let conn = connect(&host, Duration::from_secs(1), None).await.unwrap();
         let (mut server_side, _) = listener.accept().await.unwrap();
         checkin(addr, conn);
         let again = checkout(addr).expect("open connection is reused");
@@ -122,14 +151,32 @@ mod tests {
         );
     }
 
+    fn test_host(addr: SocketAddr) -> Arc<Host> {
+        Arc::new(Host::new(addr, "", 1, Default::default()))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn connections_to_removed_hosts_are_not_pooled() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let host = test_host(addr);
+        let conn = connect(&host, Duration::from_secs(1), None).await.unwrap();
+        let _server_side = listener.accept().await.unwrap();
+        checkin(addr, conn);
+        host.mark_removed();
+        assert!(checkout(addr).is_none());
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn connect_failure_is_reported() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
+        let host = test_host(addr);
         assert!(matches!(
-            connect(addr, Duration::from_secs(1)).await,
+            connect(&host, Duration::from_secs(1), None).await,
             Err(ConnectError::Io(..))
         ));
+        assert_eq!(host.stats.cx_connect_fail.load(Ordering::Relaxed), 1);
     }
 }

@@ -14,8 +14,10 @@ use mosn_protocol::http1::{
     ChunkedDecoder, ChunkedItem, RequestHead, ResponseHead, Version,
 };
 use mosn_router::{Route, RouteAction};
-use mosn_upstream::{pool, Cluster, PooledConn};
+use mosn_upstream::breaker::try_acquire_owned;
+use mosn_upstream::{pool, ActiveRequest, Cluster, Host, LbContext, PooledConn};
 use std::io::IoSlice;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{timeout, timeout_at, Instant};
@@ -90,7 +92,7 @@ pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: 
                 &head,
                 framing,
                 route,
-                cluster,
+                &cluster,
                 route_timeout,
                 shutdown,
             )
@@ -138,9 +140,15 @@ async fn forward(
     let stats = conn.stats;
     let close_after_reply =
         framing.has_body() || !head.wants_keep_alive() || shutdown.is_draining();
-    let Some(host) = cluster.choose_host() else {
+    let Some(host) = cluster.choose_host(&LbContext::default()) else {
         return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
     };
+    // The cluster's request breaker: over the cap, refuse at once.
+    let Some(_request_permit) = cluster.breakers.requests.try_acquire() else {
+        cluster.stats.upstream_request_overflow.inc();
+        return reply(conn, LocalReply::Overflow, close_after_reply, head).await;
+    };
+    let _host_active = ActiveRequest::new(&host);
     // Like Envoy and nginx, answer `Expect: 100-continue` here once the request has an
     // upstream, so a client never waits on an upstream that ignores Expect.
     let answer_continue =
@@ -174,7 +182,7 @@ async fn forward(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut up = match take_connection(cluster, host.addr).await {
+        let mut up = match take_connection(cluster, &host).await {
             Ok(up) => up,
             Err(failure) => return reply(conn, failure, close_after_reply, head).await,
         };
@@ -243,17 +251,23 @@ async fn forward(
     }
 }
 
-/// An idle pooled connection of this worker, or a new one.
-async fn take_connection(
-    cluster: &Cluster,
-    addr: std::net::SocketAddr,
-) -> Result<PooledConn, LocalReply> {
-    if let Some(conn) = pool::checkout(addr) {
+/// An idle pooled connection of this worker, or a new one within the cluster's
+/// connection and pending-request breakers.
+async fn take_connection(cluster: &Cluster, host: &Arc<Host>) -> Result<PooledConn, LocalReply> {
+    if let Some(conn) = pool::checkout(host.addr) {
         cluster.stats.upstream_connection_reused.inc();
         return Ok(conn);
     }
+    let Some(_pending) = cluster.breakers.pending_requests.try_acquire() else {
+        cluster.stats.upstream_request_pending_overflow.inc();
+        return Err(LocalReply::Overflow);
+    };
+    let Some(cx_permit) = try_acquire_owned(&cluster.breakers.connections) else {
+        cluster.stats.upstream_connection_overflow.inc();
+        return Err(LocalReply::Overflow);
+    };
     cluster.stats.upstream_connection_total.inc();
-    match pool::connect(addr, cluster.connect_timeout).await {
+    match pool::connect(host, cluster.connect_timeout, Some(cx_permit)).await {
         Ok(conn) => Ok(conn),
         Err(e) => {
             if matches!(e, mosn_upstream::ConnectError::Timeout(_)) {

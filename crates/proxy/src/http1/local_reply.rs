@@ -14,6 +14,8 @@ pub enum LocalReply {
     UpstreamReset,
     UpstreamTimeout,
     UpstreamProtocolError,
+    /// A circuit breaker of the cluster is open.
+    Overflow,
 }
 
 impl LocalReply {
@@ -22,7 +24,9 @@ impl LocalReply {
             LocalReply::BadRequest(status, _) => *status,
             LocalReply::RequestTimeout => 408,
             LocalReply::NoRoute => 404,
-            LocalReply::NoHealthyUpstream | LocalReply::ConnectFailure => 503,
+            LocalReply::NoHealthyUpstream | LocalReply::ConnectFailure | LocalReply::Overflow => {
+                503
+            }
             LocalReply::UpstreamReset | LocalReply::UpstreamProtocolError => 502,
             LocalReply::UpstreamTimeout => 504,
         }
@@ -38,6 +42,7 @@ impl LocalReply {
             LocalReply::ConnectFailure => &stats.upstream_connect_failure,
             LocalReply::UpstreamReset | LocalReply::UpstreamProtocolError => &stats.upstream_reset,
             LocalReply::UpstreamTimeout => &stats.upstream_timeout,
+            LocalReply::Overflow => &stats.upstream_overflow,
         };
         counter.inc();
     }
@@ -53,6 +58,7 @@ impl LocalReply {
             LocalReply::UpstreamReset => "upstream reset before response",
             LocalReply::UpstreamTimeout => "upstream request timeout",
             LocalReply::UpstreamProtocolError => "upstream sent a malformed response",
+            LocalReply::Overflow => "upstream overflow: circuit breaker open",
         }
     }
 }

@@ -1,0 +1,210 @@
+//! Upstream hosts: address, weight, metadata, health and per-host stats.
+//!
+//! A host object outlives config updates that keep its address, so its health state,
+//! counters and slow-start clock survive them. Everything mutable is atomic: workers,
+//! health checkers and outlier detection all touch it without locks.
+
+use mosn_config::HostConfig;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Reasons a host is out of load balancing; a host is healthy when none is set.
+pub mod health {
+    /// Failed active health checks.
+    pub const FAILED_ACTIVE_HC: u32 = 1;
+    /// Ejected by outlier detection.
+    pub const EJECTED: u32 = 2;
+}
+
+/// Counters of one host, all relaxed atomics.
+#[derive(Debug, Default)]
+pub struct HostStats {
+    pub rq_total: AtomicU64,
+    pub rq_active: AtomicU64,
+    pub rq_error: AtomicU64,
+    pub cx_total: AtomicU64,
+    pub cx_connect_fail: AtomicU64,
+    pub ejections: AtomicU64,
+    pub hc_failures: AtomicU64,
+}
+
+/// One upstream endpoint.
+#[derive(Debug)]
+pub struct Host {
+    pub addr: SocketAddr,
+    pub hostname: String,
+    pub weight: u32,
+    /// What a request without a Host header is sent with: the hostname, else the address.
+    pub authority: String,
+    /// MOSN's `metadata.filter_metadata["mosn.lb"]`, flattened to strings, for subsets.
+    pub metadata: BTreeMap<String, String>,
+    pub stats: HostStats,
+    health: AtomicU32,
+    /// Set once the host left its cluster: pooled connections to it are closed.
+    removed: AtomicBool,
+    /// When the host joined; slow start ramps its weight from here.
+    pub added_at: Instant,
+}
+
+impl Host {
+    pub fn new(
+        addr: SocketAddr,
+        hostname: &str,
+        weight: u32,
+        metadata: BTreeMap<String, String>,
+    ) -> Host {
+        Host {
+            addr,
+            authority: if hostname.is_empty() {
+                addr.to_string()
+            } else {
+                hostname.to_string()
+            },
+            hostname: hostname.to_string(),
+            weight: weight.max(1),
+            metadata,
+            stats: HostStats::default(),
+            health: AtomicU32::new(0),
+            removed: AtomicBool::new(false),
+            added_at: Instant::now(),
+        }
+    }
+
+    /// Builds from config; None when the address does not parse (validation caught it).
+    pub fn from_config(cfg: &HostConfig) -> Option<Host> {
+        let addr = cfg.address.parse().ok()?;
+        Some(Host::new(
+            addr,
+            &cfg.hostname,
+            cfg.weight.unwrap_or(1),
+            lb_metadata(&cfg.metadata),
+        ))
+    }
+
+    #[inline]
+    pub fn is_healthy(&self) -> bool {
+        self.health.load(Ordering::Relaxed) == 0
+    }
+
+    pub fn health_flags(&self) -> u32 {
+        self.health.load(Ordering::Relaxed)
+    }
+
+    pub fn set_health_flag(&self, flag: u32) {
+        self.health.fetch_or(flag, Ordering::Relaxed);
+    }
+
+    pub fn clear_health_flag(&self, flag: u32) {
+        self.health.fetch_and(!flag, Ordering::Relaxed);
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Relaxed);
+    }
+
+    /// Requests in flight to this host (for least-request balancing).
+    #[inline]
+    pub fn active_requests(&self) -> u64 {
+        self.stats.rq_active.load(Ordering::Relaxed)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let s = &self.stats;
+        serde_json::json!({
+            "address": self.addr.to_string(),
+            "hostname": self.hostname,
+            "weight": self.weight,
+            "healthy": self.is_healthy(),
+            "failed_active_health_check": self.health_flags() & health::FAILED_ACTIVE_HC != 0,
+            "ejected": self.health_flags() & health::EJECTED != 0,
+            "metadata": self.metadata,
+            "rq_total": s.rq_total.load(Ordering::Relaxed),
+            "rq_active": s.rq_active.load(Ordering::Relaxed),
+            "rq_error": s.rq_error.load(Ordering::Relaxed),
+            "cx_total": s.cx_total.load(Ordering::Relaxed),
+            "cx_connect_fail": s.cx_connect_fail.load(Ordering::Relaxed),
+            "ejections": s.ejections.load(Ordering::Relaxed),
+            "hc_failures": s.hc_failures.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// Counts a request to a host from start to end.
+pub struct ActiveRequest<'a>(&'a Host);
+
+impl<'a> ActiveRequest<'a> {
+    pub fn new(host: &'a Host) -> Self {
+        host.stats.rq_total.fetch_add(1, Ordering::Relaxed);
+        host.stats.rq_active.fetch_add(1, Ordering::Relaxed);
+        ActiveRequest(host)
+    }
+}
+
+impl Drop for ActiveRequest<'_> {
+    fn drop(&mut self) {
+        self.0.stats.rq_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// MOSN writes host metadata as `{"filter_metadata": {"mosn.lb": {"k": "v"}}}`; a flat
+/// `{"k": "v"}` map is accepted too. Values that are not strings are kept as JSON text.
+pub fn lb_metadata(metadata: &Value) -> BTreeMap<String, String> {
+    let map = metadata
+        .get("filter_metadata")
+        .and_then(|f| f.get("mosn.lb"))
+        .or(Some(metadata))
+        .and_then(Value::as_object);
+    map.map(|m| {
+        m.iter()
+            .filter(|(k, _)| k.as_str() != "filter_metadata")
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_in_mosn_and_flat_shapes() {
+        let mosn = serde_json::json!({"filter_metadata": {"mosn.lb": {"stage": "blue", "n": 1}}});
+        let m = lb_metadata(&mosn);
+        assert_eq!(m.get("stage").map(String::as_str), Some("blue"));
+        assert_eq!(m.get("n").map(String::as_str), Some("1"));
+        let flat = serde_json::json!({"zone": "a"});
+        assert_eq!(
+            lb_metadata(&flat).get("zone").map(String::as_str),
+            Some("a")
+        );
+        assert!(lb_metadata(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn health_flags_combine() {
+        let h = Host::new("127.0.0.1:1".parse().unwrap(), "", 0, BTreeMap::new());
+        assert_eq!(h.weight, 1);
+        assert!(h.is_healthy());
+        h.set_health_flag(health::FAILED_ACTIVE_HC);
+        h.set_health_flag(health::EJECTED);
+        h.clear_health_flag(health::FAILED_ACTIVE_HC);
+        assert!(!h.is_healthy());
+        h.clear_health_flag(health::EJECTED);
+        assert!(h.is_healthy());
+    }
+}
