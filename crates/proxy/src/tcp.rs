@@ -89,14 +89,12 @@ impl TcpProxyListener {
         let routes = cfg
             .routes
             .iter()
-            .filter_map(|r| {
-                Some(TcpRoute {
-                    cluster: r.cluster.clone(),
-                    sources: r.source_addrs.iter().filter_map(Cidr::parse).collect(),
-                    destinations: r.destination_addrs.iter().filter_map(Cidr::parse).collect(),
-                    source_ports: parse_port_range(&r.source_port),
-                    destination_ports: parse_port_range(&r.destination_port),
-                })
+            .map(|r| TcpRoute {
+                cluster: r.cluster.clone(),
+                sources: r.source_addrs.iter().filter_map(Cidr::parse).collect(),
+                destinations: r.destination_addrs.iter().filter_map(Cidr::parse).collect(),
+                source_ports: parse_port_range(&r.source_port),
+                destination_ports: parse_port_range(&r.destination_port),
             })
             .collect();
         TcpProxyListener {
