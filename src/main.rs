@@ -1,6 +1,7 @@
 //! mosn-rs: a MOSN-compatible network proxy. `mosn-rs start -c FILE` runs a MOSN v2
 //! JSON config; `validate` checks one; `version` prints the version.
 
+mod control;
 mod logging;
 mod workers;
 
@@ -198,9 +199,11 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
 
     control.block_on(async move {
         if let Some(l) = admin_listener {
+            let doc_clusters = clusters.clone();
             let state = Arc::new(mosn_admin::AdminState {
                 config: Arc::new(config_json),
-                stats: stats.clone(),
+                stats: Box::new(move || control::stats_document(&stats, &doc_clusters)),
+                clusters: Arc::new(control::ClusterControl(clusters.clone())),
             });
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {

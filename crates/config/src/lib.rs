@@ -57,5 +57,18 @@ pub fn check_cluster(cluster: &ClusterConfig) -> Result<Vec<ConfigIssue>, Vec<Co
     }
 }
 
+/// Parses a value given on its own (an admin API body) into a typed config `T`, with
+/// MOSN's key handling. Errors and warnings name their paths from `what`.
+pub fn parse_value<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+    what: &str,
+) -> Result<(T, Vec<ConfigIssue>), Vec<ConfigIssue>> {
+    let mut problems = error::Problems::default();
+    match load::typed_from_value::<T>(value, what, &mut problems) {
+        Some(v) if problems.errors.is_empty() => Ok((v, problems.warnings)),
+        _ => Err(problems.errors),
+    }
+}
+
 #[cfg(test)]
 mod tests;
