@@ -54,9 +54,19 @@ pub fn spawn(
                         }
                     }
                 }
+                // Idle upstream connections that are no use any more close within a
+                // sweep interval instead of at the next request.
+                let sweeper = tokio::task::spawn_local(async {
+                    let mut tick = tokio::time::interval(mosn_upstream::pool::SWEEP_INTERVAL);
+                    loop {
+                        tick.tick().await;
+                        mosn_upstream::pool::sweep();
+                    }
+                });
                 for a in accepts {
                     let _ = a.await;
                 }
+                sweeper.abort();
                 // Listeners are closed; keep the runtime alive while connections drain.
                 // The process exits when they are done or the graceful timeout ends.
                 std::future::pending::<()>().await;

@@ -161,7 +161,7 @@ fn concurrent_statuses(port: u16, n: usize) -> Vec<u16> {
     let handles: Vec<_> = (0..n)
         .map(|i| {
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(30 * i as u64));
+                std::thread::sleep(Duration::from_millis(150 * i as u64));
                 http_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").status
             })
         })
@@ -183,6 +183,9 @@ fn each_circuit_breaker_answers_503_at_once() {
     ] {
         let mut cfg = HttpConfig::new(&[up.addr]);
         cfg.cluster_extra = format!(r#", "circuit_breakers": [{{"{threshold}": 1}}]"#);
+        // One worker: an idle pooled connection still counts against max_connections,
+        // and only its own worker can reuse it.
+        cfg.server_extra = r#", "processor": 1"#.into();
         let _m = cfg.start();
         let started = Instant::now();
         let statuses = concurrent_statuses(cfg.port, 2);

@@ -82,6 +82,22 @@ pub fn checkin(addr: SocketAddr, mut conn: PooledConn) {
     });
 }
 
+/// How often each worker sweeps its idle connections.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Closes this worker's idle connections that are no use any more: to hosts that left
+/// their cluster, idle past [`MAX_IDLE_TIME`], or closed by the upstream. Workers call
+/// it every [`SWEEP_INTERVAL`], so such sockets do not linger until the next request.
+pub fn sweep() {
+    IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        for list in idle.values_mut() {
+            list.retain(|c| !c.host.is_removed() && c.idle_since.elapsed() < MAX_IDLE_TIME && still_open(&c.stream));
+        }
+        idle.retain(|_, list| !list.is_empty());
+    });
+}
+
 /// Closes every idle connection of this worker (graceful stop).
 pub fn clear() {
     IDLE.with(|idle| idle.borrow_mut().clear());
