@@ -37,7 +37,11 @@ impl ClusterAdmin for ClusterControl {
 
     fn update_hosts(&self, cluster: &str, hosts: Vec<HostConfig>) -> Result<(), AdminError> {
         self.0.set_hosts(cluster, &hosts).map_err(admin_error)?;
-        tracing::info!(cluster, hosts = hosts.len(), "hosts replaced through the admin API");
+        tracing::info!(
+            cluster,
+            hosts = hosts.len(),
+            "hosts replaced through the admin API"
+        );
         Ok(())
     }
 }

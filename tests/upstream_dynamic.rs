@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 fn tagged(tag: &'static str) -> Upstream {
     Upstream::start(move |mut s| {
         while read_request(&mut s).is_some() {
-            let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{tag}", tag.len());
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{tag}",
+                tag.len()
+            );
             if s.write_all(resp.as_bytes()).is_err() {
                 return;
             }
@@ -32,7 +35,10 @@ fn get_body(port: u16) -> String {
 }
 
 fn hosts_json(addrs: &[SocketAddr]) -> String {
-    let list: Vec<String> = addrs.iter().map(|a| format!(r#"{{"address": "{a}"}}"#)).collect();
+    let list: Vec<String> = addrs
+        .iter()
+        .map(|a| format!(r#"{{"address": "{a}"}}"#))
+        .collect();
     format!("[{}]", list.join(", "))
 }
 
@@ -43,22 +49,41 @@ fn hosts_are_replaced_at_runtime_and_bad_updates_are_refused_whole() {
     let _m = cfg.start();
     assert_eq!(get_body(cfg.port), "A");
 
-    let r = post(cfg.admin_port, "/api/v1/update_hosts", &format!(r#"{{"cluster": "up", "hosts": {}}}"#, hosts_json(&[b.addr])));
+    let r = post(
+        cfg.admin_port,
+        "/api/v1/update_hosts",
+        &format!(r#"{{"cluster": "up", "hosts": {}}}"#, hosts_json(&[b.addr])),
+    );
     assert_eq!(r.status, 200, "{}", r.body_text());
     for _ in 0..5 {
         assert_eq!(get_body(cfg.port), "B");
     }
 
     // A bad host list is refused whole; the running hosts stay.
-    let r = post(cfg.admin_port, "/api/v1/update_hosts", r#"{"cluster": "up", "hosts": [{"address": "127.0.0.1:1"}, {"address": "nope"}]}"#);
+    let r = post(
+        cfg.admin_port,
+        "/api/v1/update_hosts",
+        r#"{"cluster": "up", "hosts": [{"address": "127.0.0.1:1"}, {"address": "nope"}]}"#,
+    );
     assert_eq!(r.status, 400);
-    assert!(r.body_text().contains("hosts[1].address"), "{}", r.body_text());
+    assert!(
+        r.body_text().contains("hosts[1].address"),
+        "{}",
+        r.body_text()
+    );
     assert_eq!(get_body(cfg.port), "B");
 
-    let r = post(cfg.admin_port, "/api/v1/update_hosts", r#"{"cluster": "nope", "hosts": []}"#);
+    let r = post(
+        cfg.admin_port,
+        "/api/v1/update_hosts",
+        r#"{"cluster": "nope", "hosts": []}"#,
+    );
     assert_eq!(r.status, 404);
 
-    let clusters = http_exchange(cfg.admin_port, b"GET /api/v1/clusters HTTP/1.1\r\nHost: a\r\n\r\n");
+    let clusters = http_exchange(
+        cfg.admin_port,
+        b"GET /api/v1/clusters HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
     let v: serde_json::Value = serde_json::from_slice(&clusters.body).unwrap();
     assert_eq!(v[0]["hosts"][0]["address"], b.addr.to_string());
     assert_eq!(v[0]["hosts"][0]["healthy"], true);
@@ -69,20 +94,42 @@ fn clusters_are_updated_and_deleted_at_runtime() {
     let (a, b) = (tagged("A"), tagged("B"));
     let cfg = HttpConfig::new(&[a.addr]);
     let _m = cfg.start();
-    let body = format!(r#"{{"name": "up", "type": "SIMPLE", "lb_type": "LB_RANDOM", "hosts": {}}}"#, hosts_json(&[b.addr]));
+    let body = format!(
+        r#"{{"name": "up", "type": "SIMPLE", "lb_type": "LB_RANDOM", "hosts": {}}}"#,
+        hosts_json(&[b.addr])
+    );
     let r = post(cfg.admin_port, "/api/v1/update_cluster", &body);
     assert_eq!(r.status, 200, "{}", r.body_text());
     assert_eq!(get_body(cfg.port), "B");
 
-    let r = post(cfg.admin_port, "/api/v1/update_cluster", r#"{"name": "up", "type": "EDS"}"#);
+    let r = post(
+        cfg.admin_port,
+        "/api/v1/update_cluster",
+        r#"{"name": "up", "type": "EDS"}"#,
+    );
     assert_eq!(r.status, 400, "unsupported type refused");
     assert_eq!(get_body(cfg.port), "B", "the running cluster stays");
 
-    let r = post(cfg.admin_port, "/api/v1/delete_cluster", r#"{"name": "up"}"#);
+    let r = post(
+        cfg.admin_port,
+        "/api/v1/delete_cluster",
+        r#"{"name": "up"}"#,
+    );
     assert_eq!(r.status, 200);
     let resp = http_exchange(cfg.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert_eq!(resp.status, 503, "a route to a deleted cluster has no upstream");
-    assert_eq!(post(cfg.admin_port, "/api/v1/delete_cluster", r#"{"name": "up"}"#).status, 404);
+    assert_eq!(
+        resp.status, 503,
+        "a route to a deleted cluster has no upstream"
+    );
+    assert_eq!(
+        post(
+            cfg.admin_port,
+            "/api/v1/delete_cluster",
+            r#"{"name": "up"}"#
+        )
+        .status,
+        404
+    );
 }
 
 #[test]
@@ -99,16 +146,27 @@ fn pooled_connections_to_removed_hosts_are_closed() {
     cfg.server_extra = r#", "processor": 1"#.into();
     let _m = cfg.start();
     assert_eq!(get_body(cfg.port), "A");
-    let r = post(cfg.admin_port, "/api/v1/update_hosts", &format!(r#"{{"cluster": "up", "hosts": {}}}"#, hosts_json(&[b.addr])));
+    let r = post(
+        cfg.admin_port,
+        "/api/v1/update_hosts",
+        &format!(r#"{{"cluster": "up", "hosts": {}}}"#, hosts_json(&[b.addr])),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(get_body(cfg.port), "B");
-    rx.recv_timeout(Duration::from_secs(5)).expect("the idle connection to the removed host was closed");
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("the idle connection to the removed host was closed");
 }
 
 #[test]
 fn hosts_replaced_under_load_lose_no_request() {
-    let Some(wrk) = ["/usr/bin/wrk", "/usr/local/bin/wrk"].into_iter().find(|p| std::path::Path::new(p).exists()) else {
-        assert!(std::env::var_os("CI").is_none(), "wrk is not installed; scripts/setup.sh installs it");
+    let Some(wrk) = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "wrk is not installed; scripts/setup.sh installs it"
+        );
         eprintln!("skipping: wrk not installed");
         return;
     };
@@ -122,8 +180,16 @@ fn hosts_replaced_under_load_lose_no_request() {
         std::thread::spawn(move || {
             let mut swaps = 0;
             while !stop.load(Ordering::Relaxed) {
-                let hosts = if swaps % 2 == 0 { hosts_json(&[b]) } else { hosts_json(&[a, b]) };
-                let r = post(admin, "/api/v1/update_hosts", &format!(r#"{{"cluster": "up", "hosts": {hosts}}}"#));
+                let hosts = if swaps % 2 == 0 {
+                    hosts_json(&[b])
+                } else {
+                    hosts_json(&[a, b])
+                };
+                let r = post(
+                    admin,
+                    "/api/v1/update_hosts",
+                    &format!(r#"{{"cluster": "up", "hosts": {hosts}}}"#),
+                );
                 assert_eq!(r.status, 200);
                 swaps += 1;
                 std::thread::sleep(Duration::from_millis(100));
@@ -132,7 +198,12 @@ fn hosts_replaced_under_load_lose_no_request() {
         })
     };
     let out = Command::new(wrk)
-        .args(["-t1", "-c16", "-d3s", &format!("http://127.0.0.1:{}/", cfg.port)])
+        .args([
+            "-t1",
+            "-c16",
+            "-d3s",
+            &format!("http://127.0.0.1:{}/", cfg.port),
+        ])
         .output()
         .unwrap();
     stop.store(true, Ordering::Relaxed);
@@ -140,8 +211,14 @@ fn hosts_replaced_under_load_lose_no_request() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(swaps >= 10, "{swaps} swaps");
     assert!(text.contains("requests in"), "{text}");
-    assert!(!text.contains("Non-2xx"), "failed requests while hosts changed:\n{text}");
-    assert!(!text.contains("Socket errors"), "socket errors while hosts changed:\n{text}");
+    assert!(
+        !text.contains("Non-2xx"),
+        "failed requests while hosts changed:\n{text}"
+    );
+    assert!(
+        !text.contains("Socket errors"),
+        "socket errors while hosts changed:\n{text}"
+    );
 }
 
 /// An upstream that holds every request for `delay` before answering.
@@ -149,7 +226,9 @@ fn slow(delay: Duration) -> Upstream {
     Upstream::start(move |mut s| {
         while read_request(&mut s).is_some() {
             std::thread::sleep(delay);
-            if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+            if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .is_err()
+            {
                 return;
             }
         }
@@ -190,11 +269,21 @@ fn each_circuit_breaker_answers_503_at_once() {
         let started = Instant::now();
         let statuses = concurrent_statuses(cfg.port, 2);
         assert_eq!(statuses, vec![200, 503], "{threshold}");
-        assert!(started.elapsed() < Duration::from_secs(3), "no request waited for the breaker");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no request waited for the breaker"
+        );
         let stats = admin_stats(cfg.admin_port);
-        assert_eq!(stats["cluster"]["up"][stat], 1, "{threshold}: {}", stats["cluster"]["up"]);
+        assert_eq!(
+            stats["cluster"]["up"][stat], 1,
+            "{threshold}: {}",
+            stats["cluster"]["up"]
+        );
         assert_eq!(stats["listener"]["l"]["upstream_overflow"], 1);
         // The breaker closes again once the first request is done.
-        assert_eq!(http_exchange(cfg.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").status, 200);
+        assert_eq!(
+            http_exchange(cfg.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").status,
+            200
+        );
     }
 }

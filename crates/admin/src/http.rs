@@ -2,7 +2,9 @@
 
 use crate::AdminState;
 use bytes::BytesMut;
-use mosn_protocol::http1::{parse_request, reason_phrase, request_framing, BodyFraming, HeadLimits, HeadWriter};
+use mosn_protocol::http1::{
+    parse_request, reason_phrase, request_framing, BodyFraming, HeadLimits, HeadWriter,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,7 +30,11 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
 
 async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(4096);
-    let limits = HeadLimits { max_head: 16 * 1024, max_headers: 64, ..HeadLimits::default() };
+    let limits = HeadLimits {
+        max_head: 16 * 1024,
+        max_headers: 64,
+        ..HeadLimits::default()
+    };
     let head = loop {
         match parse_request(&mut buf, &limits) {
             Ok(Some(head)) => break head,
@@ -37,13 +43,17 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
                     return Ok(());
                 }
             }
-            Err(e) => return respond(&mut stream, e.status, "text/plain", e.reason.as_bytes()).await,
+            Err(e) => {
+                return respond(&mut stream, e.status, "text/plain", e.reason.as_bytes()).await
+            }
         }
     };
     let body_len = match request_framing(&head) {
         BodyFraming::None => 0,
         BodyFraming::Length(n) if n <= MAX_BODY => n as usize,
-        BodyFraming::Length(_) => return respond(&mut stream, 413, "text/plain", b"body too large").await,
+        BodyFraming::Length(_) => {
+            return respond(&mut stream, 413, "text/plain", b"body too large").await
+        }
         _ => return respond(&mut stream, 411, "text/plain", b"send a Content-Length").await,
     };
     while buf.len() < body_len {
@@ -59,7 +69,12 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
     respond(&mut stream, status, "application/json", text.as_bytes()).await
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+async fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(body.len() + 128);
     let mut w = HeadWriter::new(&mut out);
     w.status_line(status, reason_phrase(status).as_bytes());

@@ -45,7 +45,10 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
 pub fn route(method: &[u8], path: &[u8], body: &[u8], state: &AdminState) -> (u16, Value) {
     let endpoint = ENDPOINTS.iter().find(|e| e.path.as_bytes() == path);
     let Some(endpoint) = endpoint else {
-        return (404, json!({"error": "unknown admin path", "paths": ENDPOINTS.iter().map(|e| e.path).collect::<Vec<_>>()}));
+        return (
+            404,
+            json!({"error": "unknown admin path", "paths": ENDPOINTS.iter().map(|e| e.path).collect::<Vec<_>>()}),
+        );
     };
     if method != endpoint.method.as_bytes() {
         return (405, json!({"error": format!("use {}", endpoint.method)}));
@@ -66,22 +69,55 @@ struct Endpoint {
 }
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: "GET", path: "/api/v1/config_dump", handler: |s, _| Ok((*s.config).clone()) },
-    Endpoint { method: "GET", path: "/api/v1/stats", handler: |s, _| Ok((s.stats)()) },
-    Endpoint { method: "GET", path: "/api/v1/clusters", handler: |s, _| Ok(s.clusters.clusters()) },
-    Endpoint { method: "POST", path: "/api/v1/update_cluster", handler: update_cluster },
-    Endpoint { method: "POST", path: "/api/v1/delete_cluster", handler: delete_cluster },
-    Endpoint { method: "POST", path: "/api/v1/update_hosts", handler: update_hosts },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/config_dump",
+        handler: |s, _| Ok((*s.config).clone()),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/stats",
+        handler: |s, _| Ok((s.stats)()),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/clusters",
+        handler: |s, _| Ok(s.clusters.clusters()),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/api/v1/update_cluster",
+        handler: update_cluster,
+    },
+    Endpoint {
+        method: "POST",
+        path: "/api/v1/delete_cluster",
+        handler: delete_cluster,
+    },
+    Endpoint {
+        method: "POST",
+        path: "/api/v1/update_hosts",
+        handler: update_hosts,
+    },
 ];
 
 fn body_json(body: &[u8]) -> Result<Value, AdminError> {
-    serde_json::from_slice(body).map_err(|e| AdminError::BadRequest(format!("body is not JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| AdminError::BadRequest(format!("body is not JSON: {e}")))
 }
 
 fn typed<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T, AdminError> {
     mosn_config::parse_value::<T>(value, what)
         .map(|(v, _)| v)
-        .map_err(|errors| AdminError::BadRequest(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+        .map_err(|errors| {
+            AdminError::BadRequest(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
 }
 
 /// Body: one cluster in MOSN's JSON shape.
@@ -94,7 +130,10 @@ fn update_cluster(state: &AdminState, body: &[u8]) -> Result<Value, AdminError> 
 /// Body: `{"name": "cluster"}`.
 fn delete_cluster(state: &AdminState, body: &[u8]) -> Result<Value, AdminError> {
     let v = body_json(body)?;
-    let name = v.get("name").and_then(Value::as_str).ok_or_else(|| AdminError::BadRequest("body needs \"name\"".into()))?;
+    let name = v
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AdminError::BadRequest("body needs \"name\"".into()))?;
     state.clusters.delete_cluster(name)?;
     Ok(json!({"status": "ok"}))
 }
@@ -102,7 +141,10 @@ fn delete_cluster(state: &AdminState, body: &[u8]) -> Result<Value, AdminError> 
 /// Body: `{"cluster": "name", "hosts": [{"address": "IP:port", ...}]}`.
 fn update_hosts(state: &AdminState, body: &[u8]) -> Result<Value, AdminError> {
     let v = body_json(body)?;
-    let name = v.get("cluster").and_then(Value::as_str).ok_or_else(|| AdminError::BadRequest("body needs \"cluster\"".into()))?;
+    let name = v
+        .get("cluster")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AdminError::BadRequest("body needs \"cluster\"".into()))?;
     let hosts: Vec<HostConfig> = typed(v.get("hosts").unwrap_or(&Value::Null), "hosts")?;
     state.clusters.update_hosts(name, hosts)?;
     Ok(json!({"status": "ok"}))
@@ -143,7 +185,11 @@ mod tests {
 
     fn state() -> (AdminState, Arc<Fake>) {
         let fake = Arc::new(Fake::default());
-        let state = AdminState { config: Arc::new(json!({"servers": []})), stats: Box::new(|| json!({"listener": {}})), clusters: fake.clone() };
+        let state = AdminState {
+            config: Arc::new(json!({"servers": []})),
+            stats: Box::new(|| json!({"listener": {}})),
+            clusters: fake.clone(),
+        };
         (state, fake)
     }
 
@@ -155,7 +201,12 @@ mod tests {
         assert_eq!(route(b"POST", b"/api/v1/stats", b"", &s).0, 405);
         assert_eq!(route(b"GET", b"/api/v1/update_cluster", b"", &s).0, 405);
         assert_eq!(route(b"GET", b"/nope", b"", &s).0, 404);
-        let (status, _) = route(b"POST", b"/api/v1/update_cluster", br#"{"Name": "new", "hosts": []}"#, &s);
+        let (status, _) = route(
+            b"POST",
+            b"/api/v1/update_cluster",
+            br#"{"Name": "new", "hosts": []}"#,
+            &s,
+        );
         assert_eq!(status, 200);
         assert_eq!(fake.updated.lock().unwrap().as_slice(), ["new"]);
     }
@@ -166,11 +217,34 @@ mod tests {
         let (status, body) = route(b"POST", b"/api/v1/update_cluster", b"{nope", &s);
         assert_eq!(status, 400);
         assert!(body["error"].as_str().unwrap().contains("not JSON"));
-        let (status, body) = route(b"POST", b"/api/v1/update_cluster", br#"{"name": "x", "hosts": "no"}"#, &s);
+        let (status, body) = route(
+            b"POST",
+            b"/api/v1/update_cluster",
+            br#"{"name": "x", "hosts": "no"}"#,
+            &s,
+        );
         assert_eq!(status, 400);
-        assert!(body["error"].as_str().unwrap().starts_with("cluster.hosts"), "{body}");
-        assert_eq!(route(b"POST", b"/api/v1/delete_cluster", br#"{"name": "zz"}"#, &s).0, 404);
-        assert_eq!(route(b"POST", b"/api/v1/delete_cluster", br#"{}"#, &s).0, 400);
-        assert_eq!(route(b"POST", b"/api/v1/update_hosts", br#"{"cluster": "c", "hosts": [{"address": "127.0.0.1:1"}]}"#, &s).0, 200);
+        assert!(
+            body["error"].as_str().unwrap().starts_with("cluster.hosts"),
+            "{body}"
+        );
+        assert_eq!(
+            route(b"POST", b"/api/v1/delete_cluster", br#"{"name": "zz"}"#, &s).0,
+            404
+        );
+        assert_eq!(
+            route(b"POST", b"/api/v1/delete_cluster", br#"{}"#, &s).0,
+            400
+        );
+        assert_eq!(
+            route(
+                b"POST",
+                b"/api/v1/update_hosts",
+                br#"{"cluster": "c", "hosts": [{"address": "127.0.0.1:1"}]}"#,
+                &s
+            )
+            .0,
+            200
+        );
     }
 }

@@ -71,4 +71,6 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(
 }
 
 #[cfg(test)]
+mod lb_tests;
+#[cfg(test)]
 mod tests;

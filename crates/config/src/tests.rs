@@ -262,3 +262,250 @@ fn enabled_tls_and_xprotocol_and_xds_are_refused_not_downgraded() {
     assert_eq!(xds.len(), 2);
     assert!(xds[0].starts_with("dynamic_resources: an xDS bootstrap"));
 }
+
+/// A config with clusters `c` and `c2` and one virtual host holding `routes`.
+fn with_routes(routes: &str) -> String {
+    format!(
+        r#"{{
+  "servers": [{{
+    "routers": [{{"router_config_name": "r", "virtual_hosts": [{{"name": "h", "domains": ["*"],
+      "routers": {routes}}}]}}],
+    "listeners": [{{"name": "l", "address": "127.0.0.1:2045", "bind_port": true,
+      "filter_chains": [{{"filters": [{PROXY}]}}]}}]
+  }}],
+  "cluster_manager": {{"clusters": [
+    {{"name": "c", "hosts": [{{"address": "127.0.0.1:8080"}}]}},
+    {{"name": "c2", "hosts": [{{"address": "127.0.0.1:8081"}}]}}
+  ]}}
+}}"#
+    )
+}
+
+const ROUTE_PATH: &str = "servers[0].routers[0].virtual_hosts[0].routers[0]";
+
+#[test]
+fn route_features_load_without_warnings() {
+    let routes = r#"[
+      {"match": {"prefix": "/a", "case_sensitive": false,
+                 "headers": [{"name": "x", "value": "1"}, {"name": "y", "prefix_match": "p", "invert_match": true},
+                             {"name": "z", "present_match": true}, {"name": "w", "value": "v[0-9]", "regex": true},
+                             {"name": "s", "suffix_match": "s"}, {"name": "c", "contains_match": "c"},
+                             {"name": "e", "exact_match": "e"}],
+                 "query_parameters": [{"name": "q", "value": "1"}, {"name": "r", "value": "[a-z]+", "regex": true},
+                                      {"name": "p", "present_match": true}],
+                 "variables": [{"name": "x-mosn-method", "value": "GET", "model": "or"},
+                               {"name": "Http1_request_header_t", "regex": "a.*"}]},
+       "route": {"weighted_clusters": [
+                   {"cluster": {"name": "c", "weight": 90, "metadata_match": {"filter_metadata": {"mosn.lb": {"v": "1"}}}}},
+                   {"cluster": {"name": "c2", "weight": 10}}],
+                 "metadata_match": {"filter_metadata": {"mosn.lb": {"zone": "a"}}},
+                 "hash_policy": [{"header": {"key": "x-user"}}, {"cookie": {"name": "s", "path": "/", "ttl": "1m"}}, {"source_ip": {}}],
+                 "retry_policy": {"retry_on": true, "retry_timeout": "1s", "num_retries": 3, "status_codes": [503]},
+                 "prefix_rewrite": "/b", "host_rewrite": "example.com",
+                 "timeout": "5s", "idle_timeout": "30s",
+                 "request_mirror_policies": [{"cluster": "c2", "percent": 10}]},
+       "request_mirror_policies": {"cluster": "c2", "percent": 50, "trace_sampled": false}},
+      {"match": {"path": "/h"},
+       "route": {"cluster_header": "x-cluster", "auto_host_rewrite": true,
+                 "regex_rewrite": {"pattern": {"regex": "^/h$", "google_re2": {}}, "substitution": "/x"},
+                 "retry_policy": {"retry_on": "5xx,reset,connect-failure,retriable-status-codes",
+                                  "per_try_timeout": "200ms", "retriable_status_codes": [409],
+                                  "retry_back_off": {"base_interval": "10ms", "max_interval": "100ms"}}}},
+      {"match": {"prefix": "/v"}, "route": {"cluster_variable": "upstream", "auto_host_rewrite_header": "x-host"}},
+      {"match": {"prefix": "/old"}, "redirect": {"scheme_redirect": "https", "host_redirect": "n.com",
+                                                "path_redirect": "/new", "response_code": 308}},
+      {"match": {"prefix": "/v1/"}, "redirect": {"prefix_rewrite": "/v2/", "https_redirect": true,
+                                                "port_redirect": 8443, "strip_query": true}},
+      {"match": {"prefix": "/"}, "direct_response": {"status": 404}}
+    ]"#;
+    let loaded = load_str(&with_routes(routes)).expect("valid");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let route = &loaded.config.servers[0].routers[0].virtual_hosts[0].routers[0];
+    assert_eq!(route.request_mirror_policies.len(), 1);
+    let action = route.route.as_ref().expect("route");
+    assert_eq!(action.weighted_clusters.len(), 2);
+    assert_eq!(action.request_mirror_policies[0].percent, 10);
+    assert_eq!(
+        action
+            .retry_policy
+            .as_ref()
+            .and_then(|r| r.retry_on.clone()),
+        Some(RetryOnConfig::Bool(true))
+    );
+    // The dump writes MOSN's single-object form back.
+    let dumped = serde_json::to_value(route).expect("serializes");
+    assert!(dumped["request_mirror_policies"].is_object(), "{dumped}");
+    assert!(
+        dumped["route"]["request_mirror_policies"].is_object(),
+        "{dumped}"
+    );
+}
+
+#[test]
+fn route_errors_name_their_paths() {
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c"}, "redirect": {}}"#,
+            ": set only one of route, redirect, direct_response",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}}"#,
+            ": a route needs one of route, redirect, direct_response",
+        ),
+        (
+            r#"{"match": {"headers": [{"name": "x", "value": "(", "regex": true}]}, "route": {"cluster_name": "c"}}"#,
+            ".match.headers[0].value: bad regex",
+        ),
+        (
+            r#"{"match": {"headers": [{"name": "x", "value": "a", "suffix_match": "b"}]}, "route": {"cluster_name": "c"}}"#,
+            ".match.headers[0]: set only one of value, exact_match",
+        ),
+        (
+            r#"{"match": {"headers": [{"name": "x", "contains_match": ""}]}, "route": {"cluster_name": "c"}}"#,
+            ".match.headers[0].contains_match: must not be empty",
+        ),
+        (
+            r#"{"match": {"query_parameters": [{"name": "q", "value": "[", "regex": true}]}, "route": {"cluster_name": "c"}}"#,
+            ".match.query_parameters[0].value: bad regex",
+        ),
+        (
+            r#"{"match": {"query_parameters": [{"value": "1"}]}, "route": {"cluster_name": "c"}}"#,
+            ".match.query_parameters[0].name: a query parameter matcher needs a name",
+        ),
+        (
+            r#"{"match": {"variables": [{"name": "v", "regex": "("}]}, "route": {"cluster_name": "c"}}"#,
+            ".match.variables[0].regex: bad regex",
+        ),
+        (
+            r#"{"match": {"variables": [{"name": "v", "value": "1", "model": "xor"}]}, "route": {"cluster_name": "c"}}"#,
+            ".match.variables[0].model: unknown model",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"weighted_clusters": [{"cluster": {"name": "c", "weight": 0}}, {"cluster": {"name": "c2"}}]}}"#,
+            ".route.weighted_clusters: the weights sum to 0",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"weighted_clusters": [{"cluster": {"name": "nope", "weight": 1}}]}}"#,
+            ".route.weighted_clusters[0].cluster.name: no cluster named \"nope\"",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c"}, "request_mirror_policies": {"cluster": "gone", "percent": 5}}"#,
+            ".request_mirror_policies.cluster: no cluster named \"gone\"",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c", "request_mirror_policies": [{"cluster": "c2", "percent": 5}, {"cluster": "x", "percent": 5}]}}"#,
+            ".route.request_mirror_policies[1].cluster: no cluster named \"x\"",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c"}, "request_mirror_policies": {"cluster": "c2", "percent": 101}}"#,
+            ".request_mirror_policies.percent: 101 is not a percentage",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "redirect": {"response_code": 200}}"#,
+            ".redirect.response_code: redirect code 200 is not one of 301, 302, 303, 307, 308",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "redirect": {"scheme_redirect": "ht tp"}}"#,
+            ".redirect.scheme_redirect: bad scheme",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "redirect": {"host_redirect": "a\r\nb"}}"#,
+            ".redirect.host_redirect: contains CR, LF or NUL",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c", "hash_policy": [{"header": {}}]}}"#,
+            ".route.hash_policy[0].header.key: a header hash policy needs a key",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c", "hash_policy": [{"cookie": {"path": "/"}}]}}"#,
+            ".route.hash_policy[0].cookie.name: a cookie hash policy needs a name",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c", "hash_policy": [{}]}}"#,
+            ".route.hash_policy[0]: set exactly one of header, cookie, source_ip",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c", "retry_policy": {"retry_on": "5xx,never"}}}"#,
+            ".route.retry_policy.retry_on: unknown retry condition \"never\"",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c", "retry_policy": {"retriable_status_codes": [99]}}}"#,
+            ".route.retry_policy.retriable_status_codes[0]: 99 is not an HTTP status",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c", "retry_policy": {"retry_back_off": {"max_interval": "1ms"}}}}"#,
+            ".route.retry_policy.retry_back_off.max_interval: must not be less than base_interval",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_name": "c", "regex_rewrite": {"pattern": {"regex": "(("}}}}"#,
+            ".route.regex_rewrite.pattern.regex: bad regex",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {"cluster_header": "bad header"}}"#,
+            ".route.cluster_header: bad header name",
+        ),
+        (
+            r#"{"match": {"prefix": "/"}, "route": {}}"#,
+            ".route.cluster_name: a route needs a cluster_name",
+        ),
+    ];
+    for (route, want) in cases {
+        let errs = errors_of(&with_routes(&format!("[{route}]")));
+        let want = format!("{ROUTE_PATH}{want}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(&want)),
+            "missing {want:?} for {route} in {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn route_oddities_are_warned_not_refused() {
+    let routes = r#"[
+      {"match": {"regex": "/r.*", "variables": [{"name": "v"}]},
+       "route": {"cluster_name": "c", "cluster_variable": "v", "prefix_rewrite": "/x",
+                 "host_rewrite": "h", "auto_host_rewrite": true,
+                 "metadata_match": {"filter_metadata": {"mosn.lb": {"n": 1}}}},
+       "request_mirror_policies": {"cluster": "c2"}}
+    ]"#;
+    let loaded = load_str(&with_routes(routes)).expect("valid, with warnings");
+    let w: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    for want in [
+        ".match.variables[0]: neither value nor regex",
+        ".route: cluster_name is used; cluster_variable ignored",
+        ".route.prefix_rewrite: has no effect without match.prefix or match.path",
+        ".route: host_rewrite is used; auto_host_rewrite ignored",
+        ".route.metadata_match.filter_metadata.mosn.lb.n: ignored",
+        ".request_mirror_policies.percent: is 0",
+    ] {
+        let want = format!("{ROUTE_PATH}{want}");
+        assert!(
+            w.iter().any(|x| x.starts_with(&want)),
+            "missing {want:?} in {w:#?}"
+        );
+    }
+}
+
+#[test]
+fn implemented_route_keys_are_not_reported_as_not_yet() {
+    use crate::keys::is_mosn_key;
+    for key in [
+        "redirect",
+        "weighted_clusters",
+        "cluster_header",
+        "cluster_variable",
+        "hash_policy",
+        "retry_policy",
+        "prefix_rewrite",
+        "regex_rewrite",
+        "host_rewrite",
+        "auto_host_rewrite",
+        "auto_host_rewrite_header",
+        "request_mirror_policies",
+        "metadata_match",
+        "variables",
+    ] {
+        assert!(!is_mosn_key(key), "{key}");
+    }
+    assert!(is_mosn_key("dsl_expressions"));
+}

@@ -7,6 +7,8 @@ use crate::model::*;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
+mod health;
+
 pub const LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
 /// Checks `config`, fills each filter's typed form, and records problems.
@@ -92,27 +94,8 @@ pub fn check_cluster(cluster: &ClusterConfig, path: &str, problems: &mut Problem
             format!("unknown cluster type {other:?} (supported: SIMPLE, STATIC)"),
         ),
     }
-    match cluster.lb_type.as_str() {
-        "" | "LB_ROUNDROBIN" | "LB_RANDOM" => {}
-        "LB_WEIGHTED_ROUNDROBIN"
-        | "LB_LEAST_REQUEST"
-        | "LB_LEAST_CONNECTION"
-        | "LB_PEAK_EWMA"
-        | "LB_MAGLEV"
-        | "LB_RING_HASH"
-        | "LB_REQUEST_ROUNDROBIN"
-        | "LB_ORIGINAL_DST" => problems.warn(
-            format!("{path}.lb_type"),
-            format!(
-                "{} is valid MOSN but not implemented yet; using LB_ROUNDROBIN",
-                cluster.lb_type
-            ),
-        ),
-        other => problems.error(
-            format!("{path}.lb_type"),
-            format!("unknown lb_type {other:?} (supported: LB_ROUNDROBIN, LB_RANDOM)"),
-        ),
-    }
+    check_cluster_lb(cluster, path, problems);
+    health::check_health(cluster, path, problems);
     if filters::tls_enabled(&cluster.tls_context) {
         problems.error(
             format!("{path}.tls_context"),
@@ -131,6 +114,161 @@ pub fn check_cluster(cluster: &ClusterConfig, path: &str, problems: &mut Problem
                 format!("bad address {:?}: {e} (expected IP:port)", host.address),
             );
         }
+        if let Some(w) = host.weight.filter(|&w| w > MAX_HOST_WEIGHT) {
+            problems.warn(
+                format!("{path}.hosts[{hi}].weight"),
+                format!("weight {w} is above MOSN's maximum {MAX_HOST_WEIGHT}: {MAX_HOST_WEIGHT} is used"),
+            );
+        }
+    }
+}
+
+/// The `lb_type` names mosn-rs balances with (MOSN's names; see docs/load-balancing.md).
+pub const LB_TYPES: &[&str] = &[
+    "LB_ROUNDROBIN",
+    "LB_WEIGHTED_ROUNDROBIN",
+    "LB_RANDOM",
+    "LB_LEAST_REQUEST",
+    "LB_LEAST_CONNECTION",
+    "LB_PEAK_EWMA",
+    "LB_MAGLEV",
+    "LB_RING_HASH",
+    "LB_REQUEST_ROUNDROBIN",
+    "LB_ORIGINAL_DST",
+];
+
+/// MOSN clamps host weights to 1..=128.
+pub const MAX_HOST_WEIGHT: u32 = 128;
+
+/// `lb_type`, `lbconfig`, `slow_start`, `lb_subset_config`, `original_dst_lb_config`.
+fn check_cluster_lb(cluster: &ClusterConfig, path: &str, problems: &mut Problems) {
+    let lb = cluster.lb_type.as_str();
+    let known = lb.is_empty() || LB_TYPES.contains(&lb);
+    let shown = if lb.is_empty() { "LB_ROUNDROBIN" } else { lb };
+    if !known {
+        problems.error(
+            format!("{path}.lb_type"),
+            format!("unknown lb_type {lb:?} (one of {})", LB_TYPES.join(", ")),
+        );
+    }
+    // The balancers MOSN builds on its EDF scheduler: they read lbconfig and slow_start.
+    let load_aware = matches!(
+        lb,
+        "LB_LEAST_REQUEST" | "LB_LEAST_CONNECTION" | "LB_PEAK_EWMA"
+    );
+    let weighted = load_aware || lb == "LB_WEIGHTED_ROUNDROBIN";
+    if let Some(c) = &cluster.lbconfig {
+        let p = format!("{path}.lbconfig");
+        if c.choice_count == Some(0) {
+            problems.error(
+                format!("{p}.choice_count"),
+                "choice_count must be at least 1",
+            );
+        }
+        for (key, v) in [
+            ("active_request_bias", c.active_request_bias),
+            ("client_error_bias", c.client_error_bias),
+            ("server_error_bias", c.server_error_bias),
+        ] {
+            if let Some(v) = v.filter(|v| !v.is_finite() || *v < 0.0) {
+                problems.error(
+                    format!("{p}.{key}"),
+                    format!("{key} must be 0 or more, not {v}"),
+                );
+            }
+        }
+        if !load_aware && known {
+            problems.warn(&p, format!("lbconfig is not used by {shown}: ignored"));
+        }
+    }
+    if let Some(s) = &cluster.slow_start {
+        let p = format!("{path}.slow_start");
+        match s.mode.as_str() {
+            "" => {}
+            "duration" => {
+                if s.slow_start_duration.unwrap_or_default().0.is_zero() {
+                    problems.warn(
+                        format!("{p}.slow_start_duration"),
+                        "slow start needs a slow_start_duration above 0: it is off",
+                    );
+                }
+                if !weighted && known {
+                    problems.warn(
+                        &p,
+                        format!(
+                            "slow_start applies to LB_WEIGHTED_ROUNDROBIN, LB_LEAST_REQUEST, \
+                         LB_LEAST_CONNECTION and LB_PEAK_EWMA, not {shown}: ignored"
+                        ),
+                    );
+                }
+            }
+            other => problems.error(
+                format!("{p}.mode"),
+                format!("unknown slow start mode {other:?} (\"duration\", or empty for off)"),
+            ),
+        }
+        if let Some(a) = s.aggression.filter(|a| !a.is_finite() || *a < 0.0) {
+            problems.error(
+                format!("{p}.aggression"),
+                format!("aggression must be above 0 (0 or absent: 1.0), not {a}"),
+            );
+        }
+        if let Some(m) = s
+            .min_weight_percent
+            .filter(|m| !m.is_finite() || *m < 0.0 || *m > 1.0)
+        {
+            problems.error(
+                format!("{p}.min_weight_percent"),
+                format!("min_weight_percent is a fraction from 0 to 1 (0.1 = 10%), not {m}"),
+            );
+        }
+    }
+    if let Some(sub) = &cluster.lb_subset_config {
+        let p = format!("{path}.lb_subset_config");
+        for (si, selector) in sub.subset_selectors.iter().enumerate() {
+            let sp = format!("{p}.subset_selectors[{si}]");
+            if selector.is_empty() {
+                problems.error(&sp, "a subset selector needs at least one key");
+            }
+            let mut seen = HashSet::new();
+            for (ki, key) in selector.iter().enumerate() {
+                if key.is_empty() {
+                    problems.error(format!("{sp}[{ki}]"), "empty metadata key");
+                } else if !seen.insert(key) {
+                    problems.error(format!("{sp}[{ki}]"), format!("duplicate key {key:?}"));
+                }
+            }
+        }
+        let default_policy = sub.fall_back_policy == SubsetFallbackPolicy::DefaultSubset;
+        if sub.subset_selectors.is_empty() && (default_policy || !sub.default_subset.is_empty()) {
+            problems.warn(
+                format!("{p}.subset_selectors"),
+                "no subset_selectors: subset load balancing is off",
+            );
+        } else if default_policy && sub.default_subset.is_empty() {
+            problems.warn(
+                format!("{p}.default_subset"),
+                "DEFAULT_SUBSET fallback with an empty default_subset falls back to every host",
+            );
+        } else if !default_policy && !sub.default_subset.is_empty() {
+            problems.warn(
+                format!("{p}.default_subset"),
+                format!(
+                    "default_subset is used only with fall_back_policy 2 (DEFAULT_SUBSET), not {}: ignored",
+                    sub.fall_back_policy.name()
+                ),
+            );
+        }
+    }
+    if cluster.original_dst_lb_config.is_some()
+        && lb != "LB_ORIGINAL_DST"
+        && cluster.kind != "ORIGINAL_DST"
+        && known
+    {
+        problems.warn(
+            format!("{path}.original_dst_lb_config"),
+            "original_dst_lb_config is used only by LB_ORIGINAL_DST: ignored",
+        );
     }
 }
 
@@ -201,75 +339,513 @@ fn check_route(
     clusters: &HashSet<String>,
     problems: &mut Problems,
 ) {
-    let m = &route.matcher;
+    check_route_match(&route.matcher, &format!("{path}.match"), problems);
+    let actions = [
+        route.route.is_some(),
+        route.redirect.is_some(),
+        route.direct_response.is_some(),
+    ]
+    .iter()
+    .filter(|set| **set)
+    .count();
+    match actions {
+        0 => problems.error(
+            path,
+            "a route needs one of route, redirect, direct_response",
+        ),
+        1 => {}
+        _ => problems.error(path, "set only one of route, redirect, direct_response"),
+    }
+    if let Some(action) = &route.route {
+        check_route_action(
+            action,
+            &route.matcher,
+            &format!("{path}.route"),
+            clusters,
+            problems,
+        );
+    }
+    if let Some(redirect) = &route.redirect {
+        check_redirect(
+            redirect,
+            &route.matcher,
+            &format!("{path}.redirect"),
+            problems,
+        );
+    }
+    if let Some(direct) = &route.direct_response {
+        if !(200..=599).contains(&direct.status) {
+            problems.error(
+                format!("{path}.direct_response.status"),
+                format!(
+                    "status {} is not a final HTTP status (200-599)",
+                    direct.status
+                ),
+            );
+        }
+    }
+    check_mirror_policies(
+        &route.request_mirror_policies,
+        &format!("{path}.request_mirror_policies"),
+        clusters,
+        problems,
+    );
+    if !route.request_mirror_policies.is_empty() && route.route.is_none() {
+        problems.warn(
+            format!("{path}.request_mirror_policies"),
+            "only a route to a cluster mirrors requests: ignored",
+        );
+    }
+    check_header_mutations(&route.header_mutations(), path, problems);
+}
+
+fn check_regex(pattern: &str, path: String, problems: &mut Problems) {
+    if let Err(e) = regex::Regex::new(pattern) {
+        problems.error(path, format!("bad regex: {}", one_line(&e.to_string())));
+    }
+}
+
+/// A value that ends up in a request or response head must not break it.
+fn check_head_value(value: &str, path: String, problems: &mut Problems) {
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        problems.error(path, "contains CR, LF or NUL");
+    }
+}
+
+fn check_route_match(m: &RouteMatch, path: &str, problems: &mut Problems) {
     let kinds = [m.prefix.is_some(), m.path.is_some(), m.regex.is_some()]
         .iter()
         .filter(|set| **set)
         .count();
     if kinds > 1 {
-        problems.error(
-            format!("{path}.match"),
-            "set only one of prefix, path, regex",
-        );
+        problems.error(path, "set only one of prefix, path, regex");
     }
     if let Some(re) = &m.regex {
-        if let Err(e) = regex::Regex::new(re) {
-            problems.error(
-                format!("{path}.match.regex"),
-                format!("bad regex: {}", one_line(&e.to_string())),
-            );
-        }
+        check_regex(re, format!("{path}.regex"), problems);
     }
     for (hi, header) in m.headers.iter().enumerate() {
-        let hpath = format!("{path}.match.headers[{hi}]");
+        let hpath = format!("{path}.headers[{hi}]");
         if header.name.is_empty() {
             problems.error(format!("{hpath}.name"), "a header matcher needs a name");
         }
+        let specifiers = [
+            header.value.is_some(),
+            header.exact_match.is_some(),
+            header.prefix_match.is_some(),
+            header.suffix_match.is_some(),
+            header.contains_match.is_some(),
+            header.present_match.is_some(),
+        ]
+        .iter()
+        .filter(|set| **set)
+        .count();
+        if specifiers > 1 {
+            problems.error(
+                &hpath,
+                "set only one of value, exact_match, prefix_match, suffix_match, contains_match, present_match",
+            );
+        }
         if header.regex {
-            if let Err(e) = regex::Regex::new(&header.value) {
-                problems.error(
-                    format!("{hpath}.value"),
-                    format!("bad regex: {}", one_line(&e.to_string())),
+            match &header.value {
+                Some(value) => check_regex(value, format!("{hpath}.value"), problems),
+                None => problems.error(format!("{hpath}.regex"), "regex needs a value"),
+            }
+        }
+        for (field, value) in [
+            ("prefix_match", &header.prefix_match),
+            ("suffix_match", &header.suffix_match),
+            ("contains_match", &header.contains_match),
+        ] {
+            if value.as_deref() == Some("") {
+                problems.error(format!("{hpath}.{field}"), "must not be empty");
+            }
+        }
+    }
+    for (qi, query) in m.query_parameters.iter().enumerate() {
+        let qpath = format!("{path}.query_parameters[{qi}]");
+        if query.name.is_empty() {
+            problems.error(
+                format!("{qpath}.name"),
+                "a query parameter matcher needs a name",
+            );
+        }
+        if query.regex {
+            match &query.value {
+                Some(value) => check_regex(value, format!("{qpath}.value"), problems),
+                None => problems.error(format!("{qpath}.regex"), "regex needs a value"),
+            }
+        }
+    }
+    for (vi, var) in m.variables.iter().enumerate() {
+        let vpath = format!("{path}.variables[{vi}]");
+        if var.name.is_empty() {
+            problems.error(format!("{vpath}.name"), "a variable matcher needs a name");
+        }
+        if !var.regex.is_empty() {
+            check_regex(&var.regex, format!("{vpath}.regex"), problems);
+            if !var.value.is_empty() {
+                problems.warn(
+                    format!("{vpath}.value"),
+                    "ignored: regex is set (as in MOSN)",
+                );
+            }
+        } else if var.value.is_empty() {
+            problems.warn(
+                &vpath,
+                "neither value nor regex: never matches (as in MOSN)",
+            );
+        }
+        if !matches!(var.model.to_ascii_lowercase().as_str(), "" | "and" | "or") {
+            problems.error(
+                format!("{vpath}.model"),
+                format!("unknown model {:?} (and, or)", var.model),
+            );
+        }
+    }
+}
+
+fn check_route_action(
+    action: &RouteAction,
+    matcher: &RouteMatch,
+    path: &str,
+    clusters: &HashSet<String>,
+    problems: &mut Problems,
+) {
+    let check_cluster = |name: &str, at: String, problems: &mut Problems| {
+        if name.is_empty() {
+            problems.error(at, "a cluster name is required");
+        } else if !clusters.contains(name) {
+            problems.error(at, format!("no cluster named {name:?}"));
+        }
+    };
+    let specifiers: Vec<&str> = [
+        ("weighted_clusters", !action.weighted_clusters.is_empty()),
+        ("cluster_name", !action.cluster_name.is_empty()),
+        ("cluster_header", !action.cluster_header.is_empty()),
+        ("cluster_variable", !action.cluster_variable.is_empty()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(name, _)| *name)
+    .collect();
+    match specifiers.as_slice() {
+        [] => problems.error(
+            format!("{path}.cluster_name"),
+            "a route needs a cluster_name (or weighted_clusters, cluster_header, cluster_variable)",
+        ),
+        [_] => {}
+        [first, rest @ ..] => problems.warn(
+            path,
+            format!("{first} is used; {} ignored", rest.join(", ")),
+        ),
+    }
+    if !action.cluster_name.is_empty() {
+        check_cluster(
+            &action.cluster_name,
+            format!("{path}.cluster_name"),
+            problems,
+        );
+    }
+    if !action.weighted_clusters.is_empty() {
+        let mut total: u64 = 0;
+        for (wi, w) in action.weighted_clusters.iter().enumerate() {
+            let wpath = format!("{path}.weighted_clusters[{wi}].cluster");
+            check_cluster(&w.cluster.name, format!("{wpath}.name"), problems);
+            total += u64::from(w.cluster.weight);
+            if let Some(md) = &w.cluster.metadata_match {
+                check_metadata_match(md, &format!("{wpath}.metadata_match"), problems);
+            }
+        }
+        if total == 0 {
+            problems.error(format!("{path}.weighted_clusters"), "the weights sum to 0");
+        }
+    }
+    if !action.cluster_header.is_empty() && !action.cluster_header.bytes().all(is_token_byte) {
+        problems.error(
+            format!("{path}.cluster_header"),
+            format!("bad header name {:?}", action.cluster_header),
+        );
+    }
+    if let Some(md) = &action.metadata_match {
+        check_metadata_match(md, &format!("{path}.metadata_match"), problems);
+    }
+    for (hi, hp) in action.hash_policy.iter().enumerate() {
+        let hpath = format!("{path}.hash_policy[{hi}]");
+        let kinds = [
+            hp.header.is_some(),
+            hp.cookie.is_some(),
+            hp.source_ip.is_some(),
+        ]
+        .iter()
+        .filter(|set| **set)
+        .count();
+        if kinds != 1 {
+            problems.error(&hpath, "set exactly one of header, cookie, source_ip");
+        }
+        if hp.header.as_ref().is_some_and(|h| h.key.is_empty()) {
+            problems.error(
+                format!("{hpath}.header.key"),
+                "a header hash policy needs a key",
+            );
+        }
+        if hp.cookie.as_ref().is_some_and(|c| c.name.is_empty()) {
+            problems.error(
+                format!("{hpath}.cookie.name"),
+                "a cookie hash policy needs a name",
+            );
+        }
+    }
+    if let Some(retry) = &action.retry_policy {
+        check_retry_policy(retry, &format!("{path}.retry_policy"), problems);
+    }
+    if !action.prefix_rewrite.is_empty() {
+        check_head_value(
+            &action.prefix_rewrite,
+            format!("{path}.prefix_rewrite"),
+            problems,
+        );
+        if matcher.prefix.is_none() && matcher.path.is_none() {
+            problems.warn(
+                format!("{path}.prefix_rewrite"),
+                "has no effect without match.prefix or match.path (as in MOSN); use regex_rewrite",
+            );
+        }
+        if action.regex_rewrite.is_some() {
+            problems.warn(
+                format!("{path}.regex_rewrite"),
+                "ignored: prefix_rewrite is set (as in MOSN)",
+            );
+        }
+    }
+    if let Some(rw) = &action.regex_rewrite {
+        let rpath = format!("{path}.regex_rewrite");
+        if rw.pattern.regex.is_empty() {
+            problems.error(format!("{rpath}.pattern.regex"), "a regex is required");
+        } else {
+            check_regex(
+                &rw.pattern.regex,
+                format!("{rpath}.pattern.regex"),
+                problems,
+            );
+        }
+        check_head_value(&rw.substitution, format!("{rpath}.substitution"), problems);
+    }
+    let host_rewrites: Vec<&str> = [
+        ("host_rewrite", !action.host_rewrite.is_empty()),
+        (
+            "auto_host_rewrite_header",
+            !action.auto_host_rewrite_header.is_empty(),
+        ),
+        ("auto_host_rewrite", action.auto_host_rewrite),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(name, _)| *name)
+    .collect();
+    if let [first, rest @ ..] = host_rewrites.as_slice() {
+        if !rest.is_empty() {
+            problems.warn(
+                path,
+                format!("{first} is used; {} ignored (as in MOSN)", rest.join(", ")),
+            );
+        }
+    }
+    check_head_value(
+        &action.host_rewrite,
+        format!("{path}.host_rewrite"),
+        problems,
+    );
+    if !action.auto_host_rewrite_header.is_empty()
+        && !action.auto_host_rewrite_header.bytes().all(is_token_byte)
+    {
+        problems.error(
+            format!("{path}.auto_host_rewrite_header"),
+            format!("bad header name {:?}", action.auto_host_rewrite_header),
+        );
+    }
+    check_mirror_policies(
+        &action.request_mirror_policies,
+        &format!("{path}.request_mirror_policies"),
+        clusters,
+        problems,
+    );
+    check_header_mutations(&action.header_mutations(), path, problems);
+}
+
+fn check_metadata_match(md: &MetadataMatchConfig, path: &str, problems: &mut Problems) {
+    for (key, map) in &md.filter_metadata {
+        if key != LB_METADATA_KEY {
+            problems.warn(
+                format!("{path}.filter_metadata.{key}"),
+                format!("ignored: only {LB_METADATA_KEY:?} is read (as in MOSN)"),
+            );
+            continue;
+        }
+        for (name, value) in map {
+            if !value.is_string() {
+                problems.warn(
+                    format!("{path}.filter_metadata.{key}.{name}"),
+                    "ignored: only string values are matched (as in MOSN)",
                 );
             }
         }
     }
-    match (&route.route, &route.direct_response) {
-        (Some(_), Some(_)) => problems.error(path, "set either route or direct_response, not both"),
-        (None, None) => problems.error(path, "a route needs a route or a direct_response"),
-        (Some(action), None) => {
-            if action.cluster_name.is_empty() {
-                problems.error(
-                    format!("{path}.route.cluster_name"),
-                    "a route needs a cluster_name",
-                );
-            } else if !clusters.contains(&action.cluster_name) {
-                problems.error(
-                    format!("{path}.route.cluster_name"),
-                    format!("no cluster named {:?}", action.cluster_name),
-                );
-            }
-            check_header_mutations(
-                &action.header_mutations(),
-                &format!("{path}.route"),
-                problems,
+}
+
+fn check_mirror_policies(
+    list: &[RequestMirrorPolicy],
+    path: &str,
+    clusters: &HashSet<String>,
+    problems: &mut Problems,
+) {
+    for (mi, mirror) in list.iter().enumerate() {
+        let mpath = if list.len() == 1 {
+            path.to_owned()
+        } else {
+            format!("{path}[{mi}]")
+        };
+        if mirror.cluster.is_empty() {
+            problems.error(
+                format!("{mpath}.cluster"),
+                "a mirror policy needs a cluster",
+            );
+        } else if !clusters.contains(&mirror.cluster) {
+            problems.error(
+                format!("{mpath}.cluster"),
+                format!("no cluster named {:?}", mirror.cluster),
             );
         }
-        (None, Some(direct)) => {
-            if !(200..=599).contains(&direct.status) {
+        if mirror.percent > 100 {
+            problems.error(
+                format!("{mpath}.percent"),
+                format!("{} is not a percentage (0-100)", mirror.percent),
+            );
+        } else if mirror.percent == 0 {
+            problems.warn(
+                format!("{mpath}.percent"),
+                "is 0: nothing is mirrored (as in MOSN)",
+            );
+        }
+    }
+}
+
+fn check_retry_policy(retry: &RetryPolicyConfig, path: &str, problems: &mut Problems) {
+    if let Some(RetryOnConfig::Conditions(list)) = &retry.retry_on {
+        for condition in list.split(',').map(str::trim) {
+            if !RETRY_ON_CONDITIONS.contains(&condition) {
                 problems.error(
-                    format!("{path}.direct_response.status"),
+                    format!("{path}.retry_on"),
                     format!(
-                        "status {} is not a final HTTP status (200-599)",
-                        direct.status
+                        "unknown retry condition {condition:?} (one of {})",
+                        RETRY_ON_CONDITIONS.join(", ")
                     ),
                 );
             }
         }
     }
-    check_header_mutations(&route.header_mutations(), path, problems);
+    if retry.retry_timeout.is_some() && retry.per_try_timeout.is_some() {
+        problems.error(path, "set retry_timeout or per_try_timeout, not both");
+    }
+    for (field, codes) in [
+        ("status_codes", &retry.status_codes),
+        ("retriable_status_codes", &retry.retriable_status_codes),
+    ] {
+        for (ci, code) in codes.iter().enumerate() {
+            if !(100..=599).contains(code) {
+                problems.error(
+                    format!("{path}.{field}[{ci}]"),
+                    format!("{code} is not an HTTP status (100-599)"),
+                );
+            }
+        }
+    }
+    if let Some(back_off) = &retry.retry_back_off {
+        let base = back_off.base_interval.map(|d| d.0);
+        let max = back_off.max_interval.map(|d| d.0);
+        if base.is_some_and(|b| b.is_zero()) {
+            problems.error(
+                format!("{path}.retry_back_off.base_interval"),
+                "must be greater than 0",
+            );
+        }
+        if max.is_some_and(|m| m.is_zero()) {
+            problems.error(
+                format!("{path}.retry_back_off.max_interval"),
+                "must be greater than 0",
+            );
+        }
+        // Envoy's default base interval is 25 ms.
+        let b = base.unwrap_or(std::time::Duration::from_millis(25));
+        if max.is_some_and(|m| m < b) {
+            problems.error(
+                format!("{path}.retry_back_off.max_interval"),
+                format!("must not be less than base_interval ({b:?})"),
+            );
+        }
+    }
 }
 
+/// RFC 3986 scheme syntax, as MOSN checks it.
+fn is_scheme(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphabetic()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+}
+
+fn check_redirect(r: &RedirectAction, matcher: &RouteMatch, path: &str, problems: &mut Problems) {
+    if !matches!(r.response_code, 0 | 301 | 302 | 303 | 307 | 308) {
+        problems.error(
+            format!("{path}.response_code"),
+            format!(
+                "redirect code {} is not one of 301, 302, 303, 307, 308",
+                r.response_code
+            ),
+        );
+    }
+    if !r.scheme_redirect.is_empty() {
+        if !is_scheme(&r.scheme_redirect) {
+            problems.error(
+                format!("{path}.scheme_redirect"),
+                format!("bad scheme {:?}", r.scheme_redirect),
+            );
+        }
+        if r.https_redirect {
+            problems.error(path, "set scheme_redirect or https_redirect, not both");
+        }
+    }
+    if !r.path_redirect.is_empty() && !r.prefix_rewrite.is_empty() {
+        problems.error(path, "set path_redirect or prefix_rewrite, not both");
+    }
+    if !r.prefix_rewrite.is_empty() && matcher.prefix.is_none() && matcher.path.is_none() {
+        problems.warn(
+            format!("{path}.prefix_rewrite"),
+            "without match.prefix or match.path it is prepended to the path",
+        );
+    }
+    if r.port_redirect > u32::from(u16::MAX) {
+        problems.error(
+            format!("{path}.port_redirect"),
+            format!("{} is not a port", r.port_redirect),
+        );
+    }
+    for (field, value) in [
+        ("path_redirect", &r.path_redirect),
+        ("host_redirect", &r.host_redirect),
+        ("prefix_rewrite", &r.prefix_rewrite),
+    ] {
+        check_head_value(value, format!("{path}.{field}"), problems);
+        let other_control = |b: u8| b.is_ascii_control() && !matches!(b, b'\r' | b'\n' | 0);
+        if value.bytes().any(|b| b == b' ' || other_control(b)) {
+            problems.error(
+                format!("{path}.{field}"),
+                "contains whitespace or a control byte",
+            );
+        }
+    }
+}
 fn check_header_mutations(h: &HeaderMutations, path: &str, problems: &mut Problems) {
     for (i, add) in h
         .request_headers_to_add

@@ -80,6 +80,13 @@ pub enum RouterError {
         at: Box<Location>,
         reason: &'static str,
     },
+    #[error("{at}: {field}: {reason}")]
+    BadField {
+        at: Box<Location>,
+        /// The JSON field, relative to the route.
+        field: String,
+        reason: String,
+    },
     #[error("{at}: bad regex in {field} {pattern:?}: {source}")]
     BadRegex {
         at: Box<Location>,

@@ -1,49 +1,74 @@
 //! Route tables of mosn-rs, built from MOSN's `routers` config: virtual host selection
-//! by host, first-match route lookup, and per-route header mutations.
+//! by host, indexed first-match route lookup (path, headers, query parameters, MOSN
+//! variables), per-route header mutations, and route actions with the pure helpers the
+//! proxy applies (cluster choice, rewrites, redirects, mirrors, hashing, retry policy).
+//! See docs/routing.md.
 //!
 //! Everything is compiled at build time so that [`RouteTable::route`] takes no locks and
-//! allocates nothing (a host longer than 256 bytes with upper-case letters is the one
-//! exception: it is lower-cased on the heap).
+//! allocates nothing (the exceptions: a host longer than 256 bytes with upper-case
+//! letters is lower-cased on the heap, and so is the percent-decoding of a query value
+//! longer than 512 bytes that a regex tests).
 
+mod action;
 mod domain;
 mod error;
 mod headers;
+mod index;
 mod matcher;
+mod retry;
+mod util;
 
+pub use action::{
+    ClusterAction, ClusterChoice, ClusterSpecifier, HashPolicy, HostRewrite, MetadataMatch,
+    MirrorPolicy, PathRewrite, Redirect, RequestKey, RouteAction, WeightedCluster,
+    WeightedClusters,
+};
 pub use error::{Location, RouterError};
 pub use headers::{HeaderAdd, HeaderOps};
+pub use retry::{RetryBackOff, RetryOn, RetryPolicy};
+pub use util::fnv1a64;
 
-use bytes::Bytes;
 use domain::DomainIndex;
-use matcher::Matcher;
+use index::RouteIndex;
+use matcher::{Conditions, PathMatch};
 use mosn_config as cfg;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// What the router needs to know about a request.
+/// What the router needs to know about a request. Only `host`, `path` and `header`
+/// are required; the others have defaults that derive what they can from those.
 pub trait RequestView {
     /// Host header / :authority value as received (may include ":port", any case).
     fn host(&self) -> &[u8];
     /// Path without the query string (bytes as received).
     fn path(&self) -> &[u8];
     /// First value of a header, name matched case-insensitively (name given lower-case).
-    /// Header matchers on pseudo-headers (`:method`, `:path`, `:authority`) ask for them
-    /// here too, by their lower-case name with the colon.
+    /// Header matchers on pseudo-headers (`:path`) ask for them here too, by their
+    /// lower-case name with the colon.
     fn header(&self, lower_name: &str) -> Option<&[u8]>;
-}
-
-/// What to do with a request that matched a route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteAction {
-    /// Forward to a cluster. `timeout` is the route's own; `None` means the caller's
-    /// default (MOSN's is [`mosn_config::DEFAULT_ROUTE_TIMEOUT`]).
-    Cluster {
-        name: Arc<str>,
-        timeout: Option<Duration>,
-    },
-    /// Answer without an upstream.
-    DirectResponse { status: u16, body: Bytes },
+    /// The raw query string without `?`, empty when there is none. Default: the part
+    /// of `header(":path")` after `?`.
+    fn query(&self) -> &[u8] {
+        self.header(":path").map(util::query_of).unwrap_or_default()
+    }
+    /// The request method. Default: `header(":method")`, else empty.
+    fn method(&self) -> &[u8] {
+        self.header(":method").unwrap_or_default()
+    }
+    /// `http` or `https` as the client used it. Default: `http`.
+    fn scheme(&self) -> &[u8] {
+        b"http"
+    }
+    /// The client's address (source-IP hashing). Default: unknown.
+    fn peer_ip(&self) -> Option<IpAddr> {
+        None
+    }
+    /// A MOSN variable the router does not derive itself from the request (see
+    /// docs/routing.md for the names it derives). Default: none.
+    fn variable(&self, _name: &str) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A matched route: its action and the header mutations of all levels above it.
@@ -55,13 +80,15 @@ pub struct Route {
 
 #[derive(Debug)]
 struct CompiledRoute {
-    matcher: Matcher,
+    path: PathMatch,
+    conditions: Conditions,
     route: Route,
 }
 
 #[derive(Debug)]
 struct VirtualHost {
     routes: Box<[CompiledRoute]>,
+    index: RouteIndex,
 }
 
 /// One router configuration (`router_config_name`), compiled.
@@ -77,7 +104,7 @@ impl RouteTable {
         let router_name = cfg.router_config_name.as_str();
         let router_ops = cfg.header_mutations();
         // Routes to one cluster share its name.
-        let mut cluster_names: HashMap<&str, Arc<str>> = HashMap::new();
+        let mut cluster_names: action::ClusterNames<'_> = HashMap::new();
         let mut domains = DomainIndex::default();
         let mut virtual_hosts = Vec::with_capacity(cfg.virtual_hosts.len());
         for (vi, vh) in cfg.virtual_hosts.iter().enumerate() {
@@ -97,55 +124,39 @@ impl RouteTable {
                         first,
                     })?;
             }
+            if u32::try_from(vh.routers.len()).is_err() {
+                return Err(RouterError::BadRoute {
+                    at: at.boxed(),
+                    reason: "too many routes in one virtual host",
+                });
+            }
             let vhost_ops = vh.header_mutations();
             let mut routes = Vec::with_capacity(vh.routers.len());
             for (ri, rc) in vh.routers.iter().enumerate() {
                 let at = at.with_route(ri);
-                let matcher = Matcher::build(&rc.matcher, &at)?;
-                let (action, headers) = match (&rc.route, &rc.direct_response) {
-                    (Some(action), None) => {
-                        let name = cluster_names
-                            .entry(action.cluster_name.as_str())
-                            .or_insert_with(|| Arc::from(action.cluster_name.as_str()))
-                            .clone();
-                        let headers = HeaderOps::merge(&[
-                            &action.header_mutations(),
-                            &rc.header_mutations(),
-                            &vhost_ops,
-                            &router_ops,
-                        ]);
-                        let timeout = action.timeout.map(|d| d.0);
-                        (RouteAction::Cluster { name, timeout }, headers)
-                    }
-                    (None, Some(direct)) => {
-                        let headers =
-                            HeaderOps::merge(&[&rc.header_mutations(), &vhost_ops, &router_ops]);
-                        let action = RouteAction::DirectResponse {
-                            status: direct.status,
-                            body: Bytes::from(direct.body.clone()),
-                        };
-                        (action, headers)
-                    }
-                    (Some(_), Some(_)) => {
-                        return Err(RouterError::BadRoute {
-                            at: at.boxed(),
-                            reason: "set either route or direct_response, not both",
-                        })
-                    }
-                    (None, None) => {
-                        return Err(RouterError::BadRoute {
-                            at: at.boxed(),
-                            reason: "a route needs a route or a direct_response",
-                        })
-                    }
+                let path = PathMatch::build(&rc.matcher, &at)?;
+                let conditions = Conditions::build(&rc.matcher, &at)?;
+                let action = action::build(rc, &at, &mut cluster_names)?;
+                let route_ops = rc.header_mutations();
+                let headers = match (&action, &rc.route) {
+                    (RouteAction::Cluster(_), Some(a)) => HeaderOps::merge(&[
+                        &a.header_mutations(),
+                        &route_ops,
+                        &vhost_ops,
+                        &router_ops,
+                    ]),
+                    _ => HeaderOps::merge(&[&route_ops, &vhost_ops, &router_ops]),
                 };
                 routes.push(CompiledRoute {
-                    matcher,
+                    path,
+                    conditions,
                     route: Route { action, headers },
                 });
             }
+            let index = RouteIndex::build(routes.iter().map(|r| &r.path.kind));
             virtual_hosts.push(VirtualHost {
                 routes: routes.into_boxed_slice(),
+                index,
             });
         }
         Ok(RouteTable {
@@ -156,16 +167,22 @@ impl RouteTable {
     }
 
     /// The route for a request: the virtual host chosen by host, then its first route
-    /// whose conditions all hold. `None` when no virtual host or no route matches.
+    /// (in config order) whose conditions all hold. `None` when no virtual host or no
+    /// route matches.
     #[inline]
     pub fn route<R: RequestView + ?Sized>(&self, req: &R) -> Option<&Route> {
         let vhost = self.virtual_hosts.get(self.domains.find(req.host())?)?;
         let path = req.path();
-        vhost
-            .routes
-            .iter()
-            .find(|r| r.matcher.matches(path, req))
-            .map(|r| &r.route)
+        let routes = &vhost.routes;
+        let found = vhost.index.find(
+            path,
+            |i| routes[i as usize].conditions.matches(req),
+            |i| {
+                let r = &routes[i as usize];
+                r.path.matches(path) && r.conditions.matches(req)
+            },
+        )?;
+        Some(&routes[found as usize].route)
     }
 
     /// The `router_config_name`.
@@ -217,3 +234,7 @@ impl RouterSet {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_actions;
+#[cfg(test)]
+mod tests_matching;

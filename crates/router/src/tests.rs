@@ -1,26 +1,63 @@
 use super::*;
 use crate::domain::strip_port;
+use bytes::Bytes;
 use serde_json::{json, Value};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-struct Req {
-    host: Vec<u8>,
-    path: Vec<u8>,
-    headers: Vec<(String, Vec<u8>)>,
+/// A request for tests. `path` may carry a query (`/p?q`): `path()` gives the part
+/// before `?` and `query()` the part after, as the proxy's view does.
+pub(crate) struct Req {
+    pub(crate) host: Vec<u8>,
+    pub(crate) path: Vec<u8>,
+    pub(crate) query: Vec<u8>,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    pub(crate) method: Vec<u8>,
+    pub(crate) scheme: Vec<u8>,
+    pub(crate) peer: Option<std::net::IpAddr>,
+    pub(crate) vars: Vec<(String, Vec<u8>)>,
+    /// `path?query` for `header(":path")`.
+    target: Vec<u8>,
 }
 
 impl Req {
-    fn new(host: &str, path: &str) -> Req {
+    pub(crate) fn new(host: &str, target: &str) -> Req {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         Req {
             host: host.as_bytes().to_vec(),
             path: path.as_bytes().to_vec(),
+            query: query.as_bytes().to_vec(),
             headers: Vec::new(),
+            method: b"GET".to_vec(),
+            scheme: b"http".to_vec(),
+            peer: None,
+            vars: Vec::new(),
+            target: target.as_bytes().to_vec(),
         }
     }
 
-    fn header(mut self, name: &str, value: &str) -> Req {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Req {
         self.headers
             .push((name.to_owned(), value.as_bytes().to_vec()));
+        self
+    }
+
+    pub(crate) fn method(mut self, method: &str) -> Req {
+        self.method = method.as_bytes().to_vec();
+        self
+    }
+
+    pub(crate) fn scheme(mut self, scheme: &str) -> Req {
+        self.scheme = scheme.as_bytes().to_vec();
+        self
+    }
+
+    pub(crate) fn peer(mut self, ip: &str) -> Req {
+        self.peer = Some(ip.parse().expect("IP"));
+        self
+    }
+
+    pub(crate) fn var(mut self, name: &str, value: &str) -> Req {
+        self.vars.push((name.to_owned(), value.as_bytes().to_vec()));
         self
     }
 }
@@ -33,27 +70,48 @@ impl RequestView for Req {
         &self.path
     }
     fn header(&self, lower_name: &str) -> Option<&[u8]> {
+        if lower_name == ":path" {
+            return Some(&self.target);
+        }
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(lower_name))
             .map(|(_, v)| v.as_slice())
     }
+    fn query(&self) -> &[u8] {
+        &self.query
+    }
+    fn method(&self) -> &[u8] {
+        &self.method
+    }
+    fn scheme(&self) -> &[u8] {
+        &self.scheme
+    }
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer
+    }
+    fn variable(&self, name: &str) -> Option<&[u8]> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
 }
 
-fn router_cfg(v: Value) -> cfg::RouterConfiguration {
+pub(crate) fn router_cfg(v: Value) -> cfg::RouterConfiguration {
     serde_json::from_value(v).expect("router config JSON")
 }
 
-fn table(v: Value) -> RouteTable {
+pub(crate) fn table(v: Value) -> RouteTable {
     RouteTable::build(&router_cfg(v)).expect("route table builds")
 }
 
-fn try_table(v: Value) -> Result<RouteTable, RouterError> {
+pub(crate) fn try_table(v: Value) -> Result<RouteTable, RouterError> {
     RouteTable::build(&router_cfg(v))
 }
 
 /// A virtual host whose only route answers `status` directly, to tell hosts apart.
-fn vhost(name: &str, domains: &[&str], status: u16) -> Value {
+pub(crate) fn vhost(name: &str, domains: &[&str], status: u16) -> Value {
     json!({
         "name": name,
         "domains": domains,
@@ -62,14 +120,14 @@ fn vhost(name: &str, domains: &[&str], status: u16) -> Value {
 }
 
 /// One virtual host `*` with the given routes.
-fn routes(routes: Value) -> RouteTable {
+pub(crate) fn routes(routes: Value) -> RouteTable {
     table(json!({
         "router_config_name": "r",
         "virtual_hosts": [{"name": "vh", "domains": ["*"], "routers": routes}]
     }))
 }
 
-fn status_of(t: &RouteTable, host: &str) -> Option<u16> {
+pub(crate) fn status_of(t: &RouteTable, host: &str) -> Option<u16> {
     match t.route(&Req::new(host, "/")) {
         Some(Route {
             action: RouteAction::DirectResponse { status, .. },
@@ -80,14 +138,17 @@ fn status_of(t: &RouteTable, host: &str) -> Option<u16> {
     }
 }
 
-fn cluster_of(t: &RouteTable, req: &Req) -> Option<String> {
+pub(crate) fn cluster_of(t: &RouteTable, req: &Req) -> Option<String> {
     t.route(req).map(|r| match &r.action {
-        RouteAction::Cluster { name, .. } => name.to_string(),
+        RouteAction::Cluster(action) => action
+            .pick_cluster(req, 0)
+            .map(|c| c.name.to_owned())
+            .unwrap_or_default(),
         other => panic!("unexpected action {other:?}"),
     })
 }
 
-fn to(cluster: &str) -> Value {
+pub(crate) fn to(cluster: &str) -> Value {
     json!({"cluster_name": cluster})
 }
 
@@ -300,11 +361,11 @@ fn header_matchers() {
     let c = |req: Req| cluster_of(&t, &req);
     let req = || Req::new("h", "/x");
     assert_eq!(
-        c(req().header("x-env", "canary").header(":method", "POST")).as_deref(),
+        c(req().header("x-env", "canary").method("POST")).as_deref(),
         Some("canary-post")
     );
     assert_eq!(
-        c(req().header("x-env", "canary").header(":method", "GET")).as_deref(),
+        c(req().header("x-env", "canary").method("GET")).as_deref(),
         Some("canary")
     );
     assert_eq!(
@@ -389,22 +450,17 @@ fn cluster_action_and_timeout() {
     ]));
     let slow = t.route(&Req::new("h", "/slow")).expect("route");
     let fast = t.route(&Req::new("h", "/")).expect("route");
-    let (
-        RouteAction::Cluster {
-            name: a,
-            timeout: ta,
-        },
-        RouteAction::Cluster {
-            name: b,
-            timeout: tb,
-        },
-    ) = (&slow.action, &fast.action)
+    let (RouteAction::Cluster(slow), RouteAction::Cluster(fast)) = (&slow.action, &fast.action)
     else {
         panic!("cluster routes expected");
     };
+    let (ClusterSpecifier::Name(a), ClusterSpecifier::Name(b)) = (&slow.cluster, &fast.cluster)
+    else {
+        panic!("named clusters expected");
+    };
     assert_eq!(&**a, "c1");
-    assert_eq!(*ta, Some(Duration::from_secs(90)));
-    assert_eq!(*tb, None);
+    assert_eq!(slow.timeout, Some(Duration::from_secs(90)));
+    assert_eq!(fast.timeout, None);
     assert!(Arc::ptr_eq(a, b), "routes to one cluster share its name");
 }
 

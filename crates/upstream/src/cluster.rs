@@ -52,7 +52,7 @@ impl Cluster {
         let hosts = merge_hosts(&cfg.hosts, &reuse);
         let panic_threshold_percent = DEFAULT_PANIC_THRESHOLD_PERCENT;
         let set = HostSet::new(hosts, panic_threshold_percent);
-        let lb = lb::build(&cfg.lb_type, &set);
+        let lb = lb::build(&lb::LbSettings::from_config(cfg), &set);
         Cluster {
             name: Arc::from(cfg.name.as_str()),
             lb_type: cfg.lb_type.clone(),
@@ -111,7 +111,7 @@ impl Cluster {
 
     fn publish(&self, hosts: Vec<Arc<Host>>) {
         let set = HostSet::new(hosts, self.panic_threshold_percent);
-        let lb = lb::build(&self.lb_type, &set);
+        let lb = lb::build(&lb::LbSettings::from_config(&self.config), &set);
         self.state.store(Arc::new(ClusterState { set, lb }));
     }
 

@@ -4,11 +4,13 @@
 //! counters and slow-start clock survive them. Everything mutable is atomic: workers,
 //! health checkers and outlier detection all touch it without locks.
 
+use crate::lb::ewma::HostEwma;
 use mosn_config::HostConfig;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Reasons a host is out of load balancing; a host is healthy when none is set.
@@ -29,6 +31,9 @@ pub struct HostStats {
     pub cx_connect_fail: AtomicU64,
     pub ejections: AtomicU64,
     pub hc_failures: AtomicU64,
+    /// Open connections (LB_LEAST_CONNECTION). Whoever opens upstream connections holds
+    /// an [`ActiveConnection`] for each one's life.
+    pub cx_active: AtomicU64,
 }
 
 /// One upstream endpoint.
@@ -47,6 +52,13 @@ pub struct Host {
     removed: AtomicBool,
     /// When the host joined; slow start ramps its weight from here.
     pub added_at: Instant,
+    /// Milliseconds after `added_at` at which the host last became healthy again (0:
+    /// never left); slow start restarts there, as MOSN's `LastHealthCheckPassTime`.
+    healthy_again_ms: AtomicU64,
+    /// Latency and response-class moving averages (LB_PEAK_EWMA).
+    pub ewma: HostEwma,
+    /// Outlier detection's counters and ejection state (crate::outlier).
+    pub outlier: crate::outlier::OutlierState,
 }
 
 impl Host {
@@ -70,6 +82,9 @@ impl Host {
             health: AtomicU32::new(0),
             removed: AtomicBool::new(false),
             added_at: Instant::now(),
+            healthy_again_ms: AtomicU64::new(0),
+            ewma: HostEwma::default(),
+            outlier: Default::default(),
         }
     }
 
@@ -98,7 +113,36 @@ impl Host {
     }
 
     pub fn clear_health_flag(&self, flag: u32) {
-        self.health.fetch_and(!flag, Ordering::Relaxed);
+        let before = self.health.fetch_and(!flag, Ordering::Relaxed);
+        if before != 0 && before & !flag == 0 {
+            let ms = self.added_at.elapsed().as_millis().max(1);
+            self.healthy_again_ms
+                .store(ms.min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Where slow start measures from: when the host joined or last became healthy.
+    pub fn warm_since(&self) -> Instant {
+        let ms = self.healthy_again_ms.load(Ordering::Relaxed);
+        self.added_at + std::time::Duration::from_millis(ms)
+    }
+
+    /// Open connections to this host (for least-connection balancing).
+    #[inline]
+    pub fn active_connections(&self) -> u64 {
+        self.stats.cx_active.load(Ordering::Relaxed)
+    }
+
+    /// The proxy calls this when an upstream response has been received in full, with
+    /// the time from sending the request (LB_PEAK_EWMA's latency).
+    pub fn record_latency(&self, rtt: std::time::Duration) {
+        self.ewma.record_latency(rtt);
+    }
+
+    /// The proxy calls this once per upstream response with its status code
+    /// (LB_PEAK_EWMA's success rate: 4xx are client errors, 5xx server errors).
+    pub fn record_response(&self, status: u16) {
+        self.ewma.record_response(status);
     }
 
     pub fn is_removed(&self) -> bool {
@@ -130,6 +174,7 @@ impl Host {
             "rq_error": s.rq_error.load(Ordering::Relaxed),
             "cx_total": s.cx_total.load(Ordering::Relaxed),
             "cx_connect_fail": s.cx_connect_fail.load(Ordering::Relaxed),
+            "cx_active": s.cx_active.load(Ordering::Relaxed),
             "ejections": s.ejections.load(Ordering::Relaxed),
             "hc_failures": s.hc_failures.load(Ordering::Relaxed),
         })
@@ -150,6 +195,24 @@ impl<'a> ActiveRequest<'a> {
 impl Drop for ActiveRequest<'_> {
     fn drop(&mut self) {
         self.0.stats.rq_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts an open upstream connection from connect to close (LB_LEAST_CONNECTION reads
+/// the count): keep it alongside the connection.
+#[derive(Debug)]
+pub struct ActiveConnection(Arc<Host>);
+
+impl ActiveConnection {
+    pub fn new(host: &Arc<Host>) -> Self {
+        host.stats.cx_active.fetch_add(1, Ordering::Relaxed);
+        ActiveConnection(host.clone())
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.stats.cx_active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

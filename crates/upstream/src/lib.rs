@@ -3,9 +3,11 @@
 
 pub mod breaker;
 pub mod cluster;
+pub mod health;
 pub mod host;
 pub mod lb;
 pub mod manager;
+pub mod outlier;
 pub mod pool;
 
 pub use cluster::Cluster;

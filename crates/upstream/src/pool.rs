@@ -92,7 +92,11 @@ pub fn sweep() {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         for list in idle.values_mut() {
-            list.retain(|c| !c.host.is_removed() && c.idle_since.elapsed() < MAX_IDLE_TIME && still_open(&c.stream));
+            list.retain(|c| {
+                !c.host.is_removed()
+                    && c.idle_since.elapsed() < MAX_IDLE_TIME
+                    && still_open(&c.stream)
+            });
         }
         idle.retain(|_, list| !list.is_empty());
     });

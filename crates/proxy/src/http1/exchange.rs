@@ -1,49 +1,31 @@
-//! One request/response exchange: route, pick a host, forward the request, relay the
-//! response, and decide whether both connections can carry another exchange.
+//! One request/response exchange: route it, carry out the route's action, and for a
+//! cluster pick a host and forward, retrying as the route's policy allows.
 
-use super::headers::{self, DownstreamBody, DownstreamResponse, RouterView, UpstreamRequest};
-use super::io::{peer_gone, read_some, write_all, write_all_vectored, READ_CHUNK};
-use super::local_reply::{self, LocalReply};
-use super::{Downstream, Next};
+use super::headers::{self, RouterView, UpstreamRequest};
+use super::local_reply::LocalReply;
+use super::reply::{reply, send_generated, send_local_reply, write_down, Active};
+use super::response::{read_response_head, send_response, ResponseError};
+use super::send::{buffer_body, send_buffered, send_request, SendError};
+use super::{mirror, Downstream, Next};
 use crate::shutdown::Shutdown;
-use bytes::{Buf, BytesMut};
+use bytes::Bytes;
 use mosn_config::DEFAULT_ROUTE_TIMEOUT;
-use mosn_observe::Gauge;
-use mosn_protocol::http1::{
-    parse_response, request_framing, response_framing, write_chunk_prefix, BodyFraming,
-    ChunkedDecoder, ChunkedItem, RequestHead, ResponseHead, Version,
-};
-use mosn_router::{Route, RouteAction};
-use mosn_upstream::breaker::try_acquire_owned;
+use mosn_protocol::http1::{request_framing, BodyFraming, RequestHead, Version};
+use mosn_router::{ClusterAction, RetryPolicy, Route, RouteAction};
+use mosn_upstream::breaker::{try_acquire_owned, Permit};
 use mosn_upstream::{pool, ActiveRequest, Cluster, Host, LbContext, PooledConn};
-use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::Instant;
 
-/// Bodies up to this size that are already buffered go out in the same write as the head.
-const INLINE_BODY_MAX: usize = 16 * 1024;
-/// After an error reply, unread request bytes are drained for at most this long so the
-/// client sees the reply instead of a reset.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 1024 * 1024;
-
-/// Decrements a gauge when dropped.
-struct Active<'a>(&'a Gauge);
-
-impl<'a> Active<'a> {
-    fn new(g: &'a Gauge) -> Self {
-        g.inc();
-        Active(g)
-    }
-}
-
-impl Drop for Active<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
+/// A request body up to this size is held in memory when the route retries or
+/// mirrors, so it can be sent again; a larger one streams and is never retried.
+const REPLAY_BODY_MAX: u64 = 64 * 1024;
+/// Envoy's retry budget: retries in flight may be at most this share of the cluster's
+/// active requests ...
+const RETRY_BUDGET_PERCENT: u64 = 20;
+/// ... but at least this many.
+const RETRY_BUDGET_MIN: u64 = 3;
 
 pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdown) -> Next {
     let stats = conn.stats;
@@ -59,88 +41,79 @@ pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: 
         send_local_reply(conn, unsupported, true, false).await;
         return Next::Close;
     }
-    let Some(route) = conn.listener.routes.route(&RouterView(&head)) else {
+    let view = RouterView(&head, conn.peer);
+    let Some(route) = conn.listener.routes.route(&view) else {
         return reply(conn, LocalReply::NoRoute, close_after_reply, &head).await;
     };
     match &route.action {
         RouteAction::DirectResponse { status, body } => {
             stats.direct_response.inc();
-            let mut out = Vec::with_capacity(128 + body.len());
-            local_reply::render(&mut out, *status, body, close_after_reply, head.is_head());
-            stats.response(*status);
-            if write_down(conn, &out).await.is_err() {
-                return Next::Close;
-            }
-            if close_after_reply {
-                linger_close(conn).await;
-            }
-            next_after(close_after_reply)
+            let extra = response_adds(route);
+            send_generated(conn, *status, &extra, body, close_after_reply, &head).await
         }
-        RouteAction::Cluster { name, timeout } => {
-            let Some(cluster) = conn.listener.clusters.get(name) else {
-                return reply(
-                    conn,
-                    LocalReply::NoHealthyUpstream,
-                    close_after_reply,
-                    &head,
-                )
-                .await;
-            };
-            let route_timeout = timeout.unwrap_or(DEFAULT_ROUTE_TIMEOUT);
-            forward(
-                conn,
-                &head,
-                framing,
-                route,
-                &cluster,
-                route_timeout,
-                shutdown,
-            )
-            .await
+        RouteAction::Redirect(redirect) => {
+            stats.direct_response.inc();
+            let location = redirect.location(&view);
+            let mut extra = response_adds(route);
+            extra.push((b"Location", location.as_bytes()));
+            send_generated(conn, redirect.status, &extra, b"", close_after_reply, &head).await
+        }
+        RouteAction::Cluster(action) => {
+            forward(conn, &head, framing, route, action, shutdown).await
         }
     }
 }
 
-fn next_after(close: bool) -> Next {
-    if close {
-        Next::Close
-    } else {
-        Next::KeepAlive
-    }
+/// The route's response header additions, for answers the proxy makes itself.
+fn response_adds(route: &Route) -> Vec<(&[u8], &[u8])> {
+    route
+        .headers
+        .response_add
+        .iter()
+        .map(|a| (a.name.as_bytes(), a.value.as_bytes()))
+        .collect()
 }
 
-/// Why sending the request upstream stopped.
-enum SendError {
-    Upstream,
-    DownstreamTimeout,
-    DownstreamClosed,
-    BadBody(&'static str),
+/// Methods that may be sent twice (RFC 9110 §9.2.2); others are retried only when
+/// they never reached an upstream (connect failure).
+fn is_idempotent(method: &[u8]) -> bool {
+    matches!(
+        method,
+        b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE"
+    )
 }
 
-/// Why relaying the response stopped before its head was sent downstream.
-enum ResponseError {
-    /// The upstream closed or failed; `nothing_received` allows a retry.
-    Reset {
-        nothing_received: bool,
-    },
-    Timeout,
-    Protocol,
-    DownstreamGone,
+/// How a try ended, when it did not end with a response relayed to the client.
+enum TryFailure {
+    /// No connection could be made.
+    Connect,
+    /// The upstream failed before a response head (reset, closed, write error).
+    Reset { stale_pooled: bool },
+    /// The per-try timeout passed.
+    PerTryTimeout,
+    /// The whole route timeout passed.
+    RouteTimeout,
+    /// A response whose status the policy retries; its connection is dropped.
+    Status(u16),
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     conn: &mut Downstream<'_>,
     head: &RequestHead,
     framing: BodyFraming,
     route: &Route,
-    cluster: &Cluster,
-    route_timeout: Duration,
+    action: &ClusterAction,
     shutdown: &Shutdown,
 ) -> Next {
-    let stats = conn.stats;
     let close_after_reply =
         framing.has_body() || !head.wants_keep_alive() || shutdown.is_draining();
-    let Some(host) = cluster.choose_host(&LbContext::default()) else {
+    let view = RouterView(head, conn.peer);
+    let Some(choice) = action.pick_cluster(&view, fastrand::u64(..)) else {
+        // cluster_header with no usable value: nothing to route to.
+        return reply(conn, LocalReply::NoRoute, close_after_reply, head).await;
+    };
+    let Some(cluster) = conn.listener.clusters.get(choice.name) else {
         return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
     };
     // The cluster's request breaker: over the cap, refuse at once.
@@ -148,7 +121,11 @@ async fn forward(
         cluster.stats.upstream_request_overflow.inc();
         return reply(conn, LocalReply::Overflow, close_after_reply, head).await;
     };
-    let _host_active = ActiveRequest::new(&host);
+    let hash = if cluster.lb_type.contains("MAGLEV") || cluster.lb_type.contains("RING_HASH") {
+        action.hash(&view)
+    } else {
+        None
+    };
     // Like Envoy and nginx, answer `Expect: 100-continue` here once the request has an
     // upstream, so a client never waits on an upstream that ignores Expect.
     let answer_continue =
@@ -160,100 +137,267 @@ async fn forward(
     {
         return Next::Close;
     }
-    let mut head_out = Vec::with_capacity(head.buf.len() + 128);
-    headers::write_upstream_request(
-        &mut head_out,
-        head,
-        &UpstreamRequest {
-            remove: &route.headers.request_remove,
-            add: &route.headers.request_add,
-            forwarded_for: conn
-                .listener
-                .options
-                .add_x_forwarded_for
-                .then_some(conn.peer_ip.as_str()),
-            drop_expect: answer_continue,
-            fallback_host: &host.authority,
-        },
-    );
-    // A request without a body can be sent again when a pooled connection turns out
-    // to have been closed by the upstream before it read anything (the keep-alive race).
-    let can_retry = !framing.has_body();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut up = match take_connection(cluster, &host).await {
-            Ok(up) => up,
-            Err(failure) => return reply(conn, failure, close_after_reply, head).await,
-        };
-        let reused = up.reused;
-        cluster.stats.upstream_request_total.inc();
-        let _up_active = Active::new(&cluster.stats.upstream_request_active);
-        match send_request(conn, &mut up, &head_out, framing).await {
-            Ok(()) => {}
-            Err(SendError::Upstream) if reused && can_retry && attempt == 1 => continue,
-            Err(SendError::Upstream) => {
-                cluster.stats.upstream_request_reset.inc();
-                send_local_reply(conn, LocalReply::UpstreamReset, true, head.is_head()).await;
-                return Next::Close;
-            }
-            Err(SendError::DownstreamTimeout) => {
-                send_local_reply(conn, LocalReply::RequestTimeout, true, false).await;
-                return Next::Close;
-            }
-            Err(SendError::BadBody(reason)) => {
-                send_local_reply(conn, LocalReply::BadRequest(400, reason), true, false).await;
-                return Next::Close;
-            }
-            Err(SendError::DownstreamClosed) => {
-                stats.downstream_cancel.inc();
-                return Next::Close;
+    let policy = action.retry.as_ref();
+    let mirrors: Vec<_> = action.mirrors_for(fastrand::u64(..)).collect();
+    // Hold a small body in memory when it may be sent more than once.
+    let replay: Option<Bytes> = match framing {
+        BodyFraming::None => Some(Bytes::new()),
+        BodyFraming::Length(n)
+            if n <= REPLAY_BODY_MAX && (policy.is_some() || !mirrors.is_empty()) =>
+        {
+            match buffer_body(conn, n as usize).await {
+                Ok(body) => Some(body),
+                Err(e) => return send_failure(conn, e).await,
             }
         }
-        match relay_response(
+        _ => None,
+    };
+    let rewritten = action.rewrite_path(head.path_and_query());
+    let target = rewritten.as_deref();
+    if let Some(body) = &replay {
+        for m in &mirrors {
+            mirror::spawn(conn, head, target, body.clone(), &m.cluster);
+        }
+    }
+    let route_timeout = match action.timeout {
+        None => Some(DEFAULT_ROUTE_TIMEOUT),
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+    };
+    // The route timeout runs from when the request is ready to go upstream.
+    let deadline = route_timeout.map(|t| Instant::now() + t);
+    let idempotent = is_idempotent(head.method());
+    let mut retries_done = 0u32;
+    let mut last_host: Option<std::net::SocketAddr> = None;
+    let mut stale_retry_used = false;
+    loop {
+        let ctx = LbContext {
+            hash,
+            metadata_match: choice.metadata_match.map(|m| m.map()),
+            avoid: last_host,
+            original_dst: None,
+        };
+        let Some(host) = cluster.choose_host(&ctx) else {
+            return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
+        };
+        last_host = Some(host.addr);
+        let hostname = (!host.hostname.is_empty()).then_some(host.hostname.as_str());
+        let mut head_out = Vec::with_capacity(head.buf.len() + 128);
+        headers::write_upstream_request(
+            &mut head_out,
+            head,
+            &UpstreamRequest {
+                target,
+                host: action.host_rewrite.host(&view, hostname),
+                remove: &route.headers.request_remove,
+                add: &route.headers.request_add,
+                forwarded_for: conn
+                    .listener
+                    .options
+                    .add_x_forwarded_for
+                    .then_some(conn.peer_ip.as_str()),
+                drop_expect: answer_continue,
+                fallback_host: &host.authority,
+            },
+        );
+        let failure = match try_once(
             conn,
-            up,
-            host.addr,
+            &cluster,
+            &host,
+            &head_out,
+            framing,
+            replay.as_ref(),
             head,
             route,
-            cluster,
-            route_timeout,
             shutdown,
+            deadline,
+            policy,
         )
         .await
         {
-            Ok(next) => return next,
-            Err(ResponseError::Reset {
-                nothing_received: true,
-            }) if reused && can_retry && attempt == 1 => continue,
-            Err(ResponseError::Reset { .. }) => {
-                cluster.stats.upstream_request_reset.inc();
-                return reply(conn, LocalReply::UpstreamReset, close_after_reply, head).await;
+            Outcome::Done(next) => return next,
+            Outcome::Reply(local) => {
+                return reply(conn, local, close_after_reply || replay.is_none(), head).await
             }
-            Err(ResponseError::Timeout) => {
-                cluster.stats.upstream_request_timeout.inc();
-                return reply(conn, LocalReply::UpstreamTimeout, close_after_reply, head).await;
-            }
-            Err(ResponseError::Protocol) => {
-                return reply(
-                    conn,
-                    LocalReply::UpstreamProtocolError,
-                    close_after_reply,
-                    head,
-                )
-                .await;
-            }
-            Err(ResponseError::DownstreamGone) => {
-                stats.downstream_cancel.inc();
-                return Next::Close;
+            Outcome::Failed(f) => f,
+        };
+        // The keep-alive race: a pooled connection the upstream had closed. Sending
+        // again on a fresh connection is safe when nothing of the body was consumed.
+        if let TryFailure::Reset { stale_pooled: true } = failure {
+            if !stale_retry_used && replay.is_some() {
+                stale_retry_used = true;
+                last_host = None;
+                continue;
             }
         }
+        // A connect failure consumed nothing of the request; anything later may have
+        // consumed a body that only a buffered copy can send again.
+        let resendable = replay.is_some() || matches!(failure, TryFailure::Connect);
+        let retryable = resendable
+            && policy.is_some_and(|p| {
+                retries_done < p.num_retries
+                    && match failure {
+                        TryFailure::Connect => p.retry_on_connect_failure(),
+                        TryFailure::Reset { .. } => idempotent && p.retry_on_reset(),
+                        TryFailure::PerTryTimeout => idempotent && p.retry_on_per_try_timeout(),
+                        TryFailure::Status(status) => idempotent && p.retry_on_status(status),
+                        TryFailure::RouteTimeout => false,
+                    }
+            });
+        let permit = if retryable {
+            retry_permit(&cluster)
+        } else {
+            None
+        };
+        if let (Some(_permit), Some(p)) = (permit, policy) {
+            retries_done += 1;
+            cluster.stats.upstream_request_retry.inc();
+            let delay = p.back_off.delay(retries_done - 1, fastrand::u64(..));
+            let wait = deadline.map_or(delay, |d| {
+                delay.min(d.saturating_duration_since(Instant::now()))
+            });
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        if retryable {
+            cluster.stats.upstream_request_retry_overflow.inc();
+        }
+        let local = match failure {
+            TryFailure::Connect => LocalReply::ConnectFailure,
+            TryFailure::Reset { .. } => LocalReply::UpstreamReset,
+            TryFailure::PerTryTimeout | TryFailure::RouteTimeout => LocalReply::UpstreamTimeout,
+            // Out of retries on a retriable status: Envoy returns that response; it was
+            // dropped, so answer as a gateway error.
+            TryFailure::Status(_) => LocalReply::UpstreamReset,
+        };
+        return reply(conn, local, close_after_reply || replay.is_none(), head).await;
     }
+}
+
+/// A retry permit: within the cluster's max_retries breaker and Envoy's retry budget
+/// (20% of active requests, at least 3).
+fn retry_permit(cluster: &Cluster) -> Option<Permit<'_>> {
+    let active = cluster.stats.upstream_request_active.get().max(0) as u64;
+    let budget = (active * RETRY_BUDGET_PERCENT / 100).max(RETRY_BUDGET_MIN);
+    if cluster.breakers.retries.current() >= budget {
+        cluster
+            .breakers
+            .retries
+            .overflows
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return None;
+    }
+    cluster.breakers.retries.try_acquire()
+}
+
+/// How a try ended.
+enum Outcome {
+    /// The response was relayed, or the client was answered or left: this is the end.
+    Done(Next),
+    /// The exchange ends with this local reply.
+    Reply(LocalReply),
+    /// The try failed in a way a retry may mend.
+    Failed(TryFailure),
+}
+
+/// One try on one host: connect, send, read the response head, and relay it unless
+/// the policy retries its status.
+#[allow(clippy::too_many_arguments)]
+async fn try_once(
+    conn: &mut Downstream<'_>,
+    cluster: &Cluster,
+    host: &Arc<Host>,
+    head_out: &[u8],
+    framing: BodyFraming,
+    replay: Option<&Bytes>,
+    head: &RequestHead,
+    route: &Route,
+    shutdown: &Shutdown,
+    deadline: Option<Instant>,
+    policy: Option<&RetryPolicy>,
+) -> Outcome {
+    let mut up = match take_connection(cluster, host).await {
+        Ok(up) => up,
+        Err(LocalReply::ConnectFailure) => return Outcome::Failed(TryFailure::Connect),
+        Err(other) => return Outcome::Reply(other),
+    };
+    let _host_active = ActiveRequest::new(host);
+    cluster.stats.upstream_request_total.inc();
+    let _up_active = Active::new(&cluster.stats.upstream_request_active);
+    let reused = up.reused;
+    let sent = match replay {
+        Some(body) => send_buffered(conn, &mut up, head_out, body).await,
+        None => send_request(conn, &mut up, head_out, framing).await,
+    };
+    match sent {
+        Ok(()) => {}
+        Err(SendError::Upstream) => {
+            return Outcome::Failed(TryFailure::Reset {
+                stale_pooled: reused,
+            })
+        }
+        Err(e) => return Outcome::Done(send_failure(conn, e).await),
+    }
+    let per_try = policy
+        .and_then(|p| p.per_try_timeout)
+        .map(|t| Instant::now() + t);
+    let try_deadline = match (deadline, per_try) {
+        (Some(d), Some(p)) => Some(d.min(p)),
+        (d, p) => d.or(p),
+    };
+    // No deadline at all (timeout 0): wait as long as the body timeout allows at most.
+    let try_deadline =
+        try_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
+    let (resp, ubuf) = match read_response_head(conn, &mut up, head, try_deadline).await {
+        Ok(r) => r,
+        Err(ResponseError::Reset { nothing_received }) => {
+            return Outcome::Failed(TryFailure::Reset {
+                stale_pooled: reused && nothing_received,
+            })
+        }
+        Err(ResponseError::Timeout) => {
+            cluster.stats.upstream_request_timeout.inc();
+            let route_over = deadline.is_some_and(|d| Instant::now() >= d);
+            return Outcome::Failed(if route_over {
+                TryFailure::RouteTimeout
+            } else {
+                TryFailure::PerTryTimeout
+            });
+        }
+        Err(ResponseError::Protocol) => return Outcome::Reply(LocalReply::UpstreamProtocolError),
+        Err(ResponseError::DownstreamGone) => {
+            conn.stats.downstream_cancel.inc();
+            return Outcome::Done(Next::Close);
+        }
+    };
+    if replay.is_some() && policy.is_some_and(|p| p.retry_on_status(resp.status)) {
+        cluster.stats.response(resp.status);
+        return Outcome::Failed(TryFailure::Status(resp.status));
+    }
+    Outcome::Done(send_response(conn, up, resp, ubuf, head, route, cluster, shutdown).await)
+}
+
+/// Answers a failure while the request body was being read from the client.
+async fn send_failure(conn: &mut Downstream<'_>, e: SendError) -> Next {
+    match e {
+        SendError::DownstreamTimeout => {
+            send_local_reply(conn, LocalReply::RequestTimeout, true, false).await
+        }
+        SendError::BadBody(reason) => {
+            send_local_reply(conn, LocalReply::BadRequest(400, reason), true, false).await
+        }
+        SendError::DownstreamClosed => conn.stats.downstream_cancel.inc(),
+        SendError::Upstream => send_local_reply(conn, LocalReply::UpstreamReset, true, false).await,
+    }
+    Next::Close
 }
 
 /// An idle pooled connection of this worker, or a new one within the cluster's
 /// connection and pending-request breakers.
-async fn take_connection(cluster: &Cluster, host: &Arc<Host>) -> Result<PooledConn, LocalReply> {
+pub(super) async fn take_connection(
+    cluster: &Cluster,
+    host: &Arc<Host>,
+) -> Result<PooledConn, LocalReply> {
     if let Some(conn) = pool::checkout(host.addr) {
         cluster.stats.upstream_connection_reused.inc();
         return Ok(conn);
@@ -276,408 +420,6 @@ async fn take_connection(cluster: &Cluster, host: &Arc<Host>) -> Result<PooledCo
             cluster.stats.upstream_connection_connect_fail.inc();
             tracing::debug!(error = %e, "upstream connect failed");
             Err(LocalReply::ConnectFailure)
-        }
-    }
-}
-
-/// Sends the head and streams the body. The body is never held whole: each read from
-/// the client is written upstream before the next.
-async fn send_request(
-    conn: &mut Downstream<'_>,
-    up: &mut PooledConn,
-    head_out: &[u8],
-    framing: BodyFraming,
-) -> Result<(), SendError> {
-    let body_timeout = conn.listener.options.body_timeout.0;
-    let read_max = conn.listener.options.body_buffer_bytes;
-    match framing {
-        BodyFraming::None | BodyFraming::UntilClose => {
-            write_all(&mut up.stream, head_out, body_timeout)
-                .await
-                .map_err(|_| SendError::Upstream)
-        }
-        BodyFraming::Length(total) => {
-            let inline = (conn.buf.len() as u64).min(total) as usize;
-            let mut remaining = total;
-            if inline <= INLINE_BODY_MAX {
-                let mut parts = [IoSlice::new(head_out), IoSlice::new(&conn.buf[..inline])];
-                write_all_vectored(&mut up.stream, &mut parts, body_timeout)
-                    .await
-                    .map_err(|_| SendError::Upstream)?;
-                conn.buf.advance(inline);
-                remaining -= inline as u64;
-            } else {
-                write_all(&mut up.stream, head_out, body_timeout)
-                    .await
-                    .map_err(|_| SendError::Upstream)?;
-            }
-            while remaining > 0 {
-                if conn.buf.is_empty() {
-                    read_body(conn, body_timeout, read_max).await?;
-                }
-                let take = (conn.buf.len() as u64).min(remaining) as usize;
-                write_all(&mut up.stream, &conn.buf[..take], body_timeout)
-                    .await
-                    .map_err(|_| SendError::Upstream)?;
-                conn.buf.advance(take);
-                remaining -= take as u64;
-            }
-            Ok(())
-        }
-        BodyFraming::Chunked => {
-            write_all(&mut up.stream, head_out, body_timeout)
-                .await
-                .map_err(|_| SendError::Upstream)?;
-            let mut decoder = ChunkedDecoder::new(conn.listener.limits.max_head);
-            loop {
-                match decoder
-                    .next(&mut conn.buf)
-                    .map_err(|e| SendError::BadBody(e.0))?
-                {
-                    Some(ChunkedItem::Data(data)) => {
-                        let mut prefix = [0u8; 20];
-                        let n = write_chunk_prefix(data.len(), &mut prefix);
-                        let mut parts = [
-                            IoSlice::new(&prefix[..n]),
-                            IoSlice::new(&data),
-                            IoSlice::new(b"\r\n"),
-                        ];
-                        write_all_vectored(&mut up.stream, &mut parts, body_timeout)
-                            .await
-                            .map_err(|_| SendError::Upstream)?;
-                    }
-                    Some(ChunkedItem::End(trailers)) => {
-                        let mut parts = [
-                            IoSlice::new(b"0\r\n"),
-                            IoSlice::new(&trailers),
-                            IoSlice::new(b"\r\n"),
-                        ];
-                        write_all_vectored(&mut up.stream, &mut parts, body_timeout)
-                            .await
-                            .map_err(|_| SendError::Upstream)?;
-                        return Ok(());
-                    }
-                    None => read_body(conn, body_timeout, read_max).await?,
-                }
-            }
-        }
-    }
-}
-
-async fn read_body(
-    conn: &mut Downstream<'_>,
-    body_timeout: Duration,
-    max: usize,
-) -> Result<(), SendError> {
-    match timeout(
-        body_timeout,
-        read_some(&mut conn.stream, &mut conn.buf, max),
-    )
-    .await
-    {
-        Err(_) => Err(SendError::DownstreamTimeout),
-        Ok(Ok(0)) | Ok(Err(_)) => Err(SendError::DownstreamClosed),
-        Ok(Ok(n)) => {
-            conn.stats.downstream_bytes_read_total.add(n as u64);
-            Ok(())
-        }
-    }
-}
-
-/// Reads the response head (relaying interim responses), then streams the response.
-#[allow(clippy::too_many_arguments)]
-async fn relay_response(
-    conn: &mut Downstream<'_>,
-    mut up: PooledConn,
-    addr: std::net::SocketAddr,
-    head: &RequestHead,
-    route: &Route,
-    cluster: &Cluster,
-    route_timeout: Duration,
-    shutdown: &Shutdown,
-) -> Result<Next, ResponseError> {
-    let deadline = Instant::now() + route_timeout;
-    let mut ubuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut interim_seen = false;
-    let pipeline_limit = conn.listener.limits.max_head;
-    let resp: ResponseHead = loop {
-        if !ubuf.is_empty() {
-            match parse_response(&mut ubuf, &conn.listener.upstream_limits) {
-                Ok(Some(r)) if r.status >= 200 => break r,
-                Ok(Some(r)) => {
-                    interim_seen = true;
-                    if r.status == 101 {
-                        // Upgrades are not forwarded yet (hop-by-hop Upgrade was dropped),
-                        // so a 101 here is an upstream that ignored that.
-                        return Err(ResponseError::Protocol);
-                    }
-                    if r.status == 103 && head.version == Version::Http11 {
-                        let mut out = Vec::with_capacity(r.buf.len());
-                        headers::write_interim(&mut out, &r);
-                        write_down(conn, &out)
-                            .await
-                            .map_err(|_| ResponseError::DownstreamGone)?;
-                    }
-                    continue;
-                }
-                Ok(None) => {}
-                Err(_) => return Err(ResponseError::Protocol),
-            }
-        }
-        tokio::select! {
-            read = timeout_at(deadline, read_some(&mut up.stream, &mut ubuf, READ_CHUNK)) => match read {
-                Err(_) => return Err(ResponseError::Timeout),
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    return Err(ResponseError::Reset { nothing_received: ubuf.is_empty() && !interim_seen })
-                }
-                Ok(Ok(_)) => {}
-            },
-            _ = peer_gone(&conn.stream, &mut conn.buf, pipeline_limit) => return Err(ResponseError::DownstreamGone),
-        }
-    };
-    let stats = conn.stats;
-    cluster.stats.response(resp.status);
-    stats.response(resp.status);
-    let framing = response_framing(&resp, head.is_head());
-    let client_11 = head.version == Version::Http11;
-    let body_mode = match framing {
-        BodyFraming::None | BodyFraming::Length(_) => DownstreamBody::AsIs,
-        BodyFraming::Chunked | BodyFraming::UntilClose if client_11 => DownstreamBody::Chunked,
-        BodyFraming::Chunked | BodyFraming::UntilClose => DownstreamBody::UntilClose,
-    };
-    let close = !head.wants_keep_alive()
-        || body_mode == DownstreamBody::UntilClose
-        || shutdown.is_draining();
-    let mut out = Vec::with_capacity(resp.buf.len() + 64);
-    headers::write_downstream_response(
-        &mut out,
-        &resp,
-        &DownstreamResponse {
-            remove: &route.headers.response_remove,
-            add: &route.headers.response_add,
-            body: body_mode,
-            close,
-            keep_alive_10: !client_11 && !close,
-        },
-    );
-    // A small body already read travels with the head in one write.
-    if let BodyFraming::Length(n) = framing {
-        if (n as usize) <= INLINE_BODY_MAX && ubuf.len() as u64 >= n {
-            out.extend_from_slice(&ubuf[..n as usize]);
-            ubuf.advance(n as usize);
-            write_down(conn, &out)
-                .await
-                .map_err(|_| ResponseError::DownstreamGone)?;
-            return Ok(finish(up, addr, &resp, framing, &ubuf, cluster, close));
-        }
-    }
-    if write_down(conn, &out).await.is_err() {
-        return Err(ResponseError::DownstreamGone);
-    }
-    match stream_response_body(conn, &mut up, &mut ubuf, framing, body_mode).await {
-        Ok(()) => Ok(finish(up, addr, &resp, framing, &ubuf, cluster, close)),
-        // The head is out: the only way left to signal failure is to close.
-        Err(()) => Ok(Next::Close),
-    }
-}
-
-/// After a complete response: pool the upstream connection when it is clean.
-fn finish(
-    up: PooledConn,
-    addr: std::net::SocketAddr,
-    resp: &ResponseHead,
-    framing: BodyFraming,
-    leftover: &BytesMut,
-    cluster: &Cluster,
-    close: bool,
-) -> Next {
-    let under_limit =
-        cluster.max_request_per_conn == 0 || up.requests < cluster.max_request_per_conn;
-    if framing != BodyFraming::UntilClose
-        && resp.allows_reuse()
-        && leftover.is_empty()
-        && under_limit
-    {
-        pool::checkin(addr, up);
-    }
-    next_after(close)
-}
-
-/// Streams the response body from upstream to the client in the chosen framing.
-/// `Err(())`: either side failed; both connections are then closed.
-async fn stream_response_body(
-    conn: &mut Downstream<'_>,
-    up: &mut PooledConn,
-    ubuf: &mut BytesMut,
-    framing: BodyFraming,
-    mode: DownstreamBody,
-) -> Result<(), ()> {
-    let body_timeout = conn.listener.options.body_timeout.0;
-    let read_max = conn.listener.options.body_buffer_bytes;
-    match framing {
-        BodyFraming::None => Ok(()),
-        BodyFraming::Length(total) => {
-            let mut remaining = total;
-            loop {
-                let take = (ubuf.len() as u64).min(remaining) as usize;
-                if take > 0 {
-                    write_down(conn, &ubuf[..take]).await.map_err(|_| ())?;
-                    ubuf.advance(take);
-                    remaining -= take as u64;
-                }
-                if remaining == 0 {
-                    return Ok(());
-                }
-                if read_upstream(up, ubuf, body_timeout, read_max).await? == 0 {
-                    return Err(());
-                }
-            }
-        }
-        BodyFraming::Chunked => {
-            let mut decoder = ChunkedDecoder::new(conn.listener.upstream_limits.max_head);
-            loop {
-                match decoder.next(ubuf).map_err(|_| ())? {
-                    Some(ChunkedItem::Data(data)) => send_body_piece(conn, &data, mode).await?,
-                    Some(ChunkedItem::End(trailers)) => {
-                        if mode == DownstreamBody::Chunked {
-                            let mut parts = [
-                                IoSlice::new(b"0\r\n"),
-                                IoSlice::new(&trailers),
-                                IoSlice::new(b"\r\n"),
-                            ];
-                            write_all_vectored(
-                                &mut conn.stream,
-                                &mut parts,
-                                conn.listener.options.body_timeout.0,
-                            )
-                            .await
-                            .map_err(|_| ())?;
-                        }
-                        return Ok(());
-                    }
-                    None => {
-                        if read_upstream(up, ubuf, body_timeout, read_max).await? == 0 {
-                            return Err(());
-                        }
-                    }
-                }
-            }
-        }
-        BodyFraming::UntilClose => loop {
-            if !ubuf.is_empty() {
-                let data = ubuf.split().freeze();
-                send_body_piece(conn, &data, mode).await?;
-            }
-            if read_upstream(up, ubuf, body_timeout, read_max).await? == 0 {
-                if mode == DownstreamBody::Chunked {
-                    write_down(conn, b"0\r\n\r\n").await.map_err(|_| ())?;
-                }
-                return Ok(());
-            }
-        },
-    }
-}
-
-async fn read_upstream(
-    up: &mut PooledConn,
-    ubuf: &mut BytesMut,
-    body_timeout: Duration,
-    max: usize,
-) -> Result<usize, ()> {
-    match timeout(body_timeout, read_some(&mut up.stream, ubuf, max)).await {
-        Ok(Ok(n)) => Ok(n),
-        _ => Err(()),
-    }
-}
-
-async fn send_body_piece(
-    conn: &mut Downstream<'_>,
-    data: &[u8],
-    mode: DownstreamBody,
-) -> Result<(), ()> {
-    if mode == DownstreamBody::Chunked {
-        let mut prefix = [0u8; 20];
-        let n = write_chunk_prefix(data.len(), &mut prefix);
-        let mut parts = [
-            IoSlice::new(&prefix[..n]),
-            IoSlice::new(data),
-            IoSlice::new(b"\r\n"),
-        ];
-        write_all_vectored(
-            &mut conn.stream,
-            &mut parts,
-            conn.listener.options.body_timeout.0,
-        )
-        .await
-        .map_err(|_| ())?;
-        conn.stats
-            .downstream_bytes_write_total
-            .add((n + data.len() + 2) as u64);
-        Ok(())
-    } else {
-        write_down(conn, data).await.map_err(|_| ())
-    }
-}
-
-async fn write_down(conn: &mut Downstream<'_>, bytes: &[u8]) -> std::io::Result<()> {
-    write_all(
-        &mut conn.stream,
-        bytes,
-        conn.listener.options.body_timeout.0,
-    )
-    .await?;
-    conn.stats
-        .downstream_bytes_write_total
-        .add(bytes.len() as u64);
-    Ok(())
-}
-
-/// Sends a local reply for `head` and says how the connection goes on.
-async fn reply(
-    conn: &mut Downstream<'_>,
-    local: LocalReply,
-    close: bool,
-    head: &RequestHead,
-) -> Next {
-    send_local_reply(conn, local, close, head.is_head()).await;
-    next_after(close)
-}
-
-/// Writes (and counts) a local reply; when the connection closes after it, lingers so
-/// the client reads the reply rather than a reset caused by its own unread bytes.
-pub(super) async fn send_local_reply(
-    conn: &mut Downstream<'_>,
-    reply: LocalReply,
-    close: bool,
-    head_only: bool,
-) {
-    reply.count(conn.stats);
-    let mut out = Vec::with_capacity(192);
-    local_reply::render(
-        &mut out,
-        reply.status(),
-        reply.body().as_bytes(),
-        close,
-        head_only,
-    );
-    conn.stats.response(reply.status());
-    if write_down(conn, &out).await.is_ok() && close {
-        linger_close(conn).await;
-    }
-}
-
-/// Half-closes, then reads and discards what the client still sends, for a bounded
-/// time and amount (nginx's lingering close).
-async fn linger_close(conn: &mut Downstream<'_>) {
-    let _ = conn.stream.shutdown().await;
-    let deadline = Instant::now() + LINGER_TIME;
-    let mut drained = 0;
-    let mut sink = BytesMut::new();
-    while drained < LINGER_BYTES {
-        sink.clear();
-        match timeout_at(deadline, read_some(&mut conn.stream, &mut sink, READ_CHUNK)).await {
-            Ok(Ok(n)) if n > 0 => drained += n,
-            _ => return,
         }
     }
 }

@@ -5,10 +5,23 @@
 use mosn_protocol::http1::{HeadWriter, RequestHead, ResponseHead};
 use mosn_router::{HeaderAdd, RequestView};
 
-/// Lets the router read a parsed request head.
-pub struct RouterView<'a>(pub &'a RequestHead);
+/// Lets the router read a parsed request head (and the client's address).
+pub struct RouterView<'a>(pub &'a RequestHead, pub std::net::IpAddr);
 
 impl RequestView for RouterView<'_> {
+    fn method(&self) -> &[u8] {
+        self.0.method()
+    }
+    fn query(&self) -> &[u8] {
+        let pq = self.0.path_and_query();
+        match memchr::memchr(b'?', pq) {
+            Some(i) => &pq[i + 1..],
+            None => b"",
+        }
+    }
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        Some(self.1)
+    }
     fn host(&self) -> &[u8] {
         self.0.host()
     }
@@ -43,6 +56,10 @@ fn write_adds(w: &mut HeadWriter<'_>, add: &[HeaderAdd]) {
 
 /// What the upstream request head needs beyond the downstream head.
 pub struct UpstreamRequest<'a> {
+    /// The path and query to send (a route's rewrite), else the request's own.
+    pub target: Option<&'a [u8]>,
+    /// The Host to send (a route's host rewrite), else the request's own.
+    pub host: Option<&'a [u8]>,
     pub remove: &'a [String],
     pub add: &'a [HeaderAdd],
     /// The client's address for X-Forwarded-For, when that is on.
@@ -55,7 +72,7 @@ pub struct UpstreamRequest<'a> {
 
 pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &UpstreamRequest<'_>) {
     let mut w = HeadWriter::new(out);
-    w.request_line(head.method(), head.path_and_query());
+    w.request_line(head.method(), up.target.unwrap_or(head.path_and_query()));
     let mut saw_host = false;
     let mut xff: Option<&[u8]> = None;
     let mut xff_extra = Vec::new();
@@ -67,7 +84,7 @@ pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &Upstre
         if name.eq_ignore_ascii_case(b"host") {
             saw_host = true;
             // An absolute-form target names the authority; Host must agree with it.
-            w.header(name, head.host());
+            w.header(name, up.host.unwrap_or(head.host()));
             continue;
         }
         if head.info.chunked && name.eq_ignore_ascii_case(b"content-length") {
@@ -87,7 +104,7 @@ pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &Upstre
         w.header(name, head.value(h));
     }
     if !saw_host {
-        w.header(b"Host", up.fallback_host.as_bytes());
+        w.header(b"Host", up.host.unwrap_or(up.fallback_host.as_bytes()));
     }
     write_adds(&mut w, up.add);
     if let Some(client) = up.forwarded_for {

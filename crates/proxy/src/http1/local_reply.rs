@@ -65,9 +65,26 @@ impl LocalReply {
 
 /// Writes a complete response with a text body into `out`.
 pub fn render(out: &mut Vec<u8>, status: u16, body: &[u8], close: bool, head_only: bool) {
+    render_with(out, status, &[], body, close, head_only)
+}
+
+/// Like [`render`], with extra header fields (a redirect's Location, route headers).
+pub fn render_with(
+    out: &mut Vec<u8>,
+    status: u16,
+    extra: &[(&[u8], &[u8])],
+    body: &[u8],
+    close: bool,
+    head_only: bool,
+) {
     let mut w = HeadWriter::new(out);
     w.status_line(status, reason_phrase(status).as_bytes());
-    w.header(b"Content-Type", b"text/plain");
+    for (name, value) in extra {
+        w.header(name, value);
+    }
+    if !body.is_empty() {
+        w.header(b"Content-Type", b"text/plain");
+    }
     w.content_length(body.len() as u64);
     if close {
         w.header(b"Connection", b"close");

@@ -6,6 +6,10 @@ mod exchange;
 mod headers;
 mod io;
 mod local_reply;
+mod mirror;
+mod reply;
+mod response;
+mod send;
 
 use crate::shutdown::Shutdown;
 use crate::tcp::TcpProxyListener;
@@ -106,7 +110,8 @@ impl HttpListener {
 /// State of one downstream connection, kept across its requests.
 struct Downstream<'a> {
     stream: TcpStream,
-    /// The client's IP as text, for X-Forwarded-For.
+    /// The client's IP, for source-IP hashing, and as text for X-Forwarded-For.
+    peer: std::net::IpAddr,
     peer_ip: String,
     listener: &'a HttpListener,
     stats: &'a ListenerStats,
@@ -158,6 +163,7 @@ pub async fn serve(
     }
     let mut conn = Downstream {
         stream,
+        peer: peer.ip(),
         peer_ip: peer.ip().to_string(),
         listener,
         stats,
@@ -181,7 +187,7 @@ pub async fn serve(
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(reply) => {
-                exchange::send_local_reply(&mut conn, reply, true, false).await;
+                reply::send_local_reply(&mut conn, reply, true, false).await;
                 return;
             }
         };
