@@ -198,6 +198,32 @@ impl HttpConfig {
     }
 }
 
+/// A config with one HTTP/1 listener `l` routing by `routes` (a JSON list of routes)
+/// to the named clusters, each `(name, hosts, extra cluster keys)`.
+pub fn multi_cluster_config(
+    port: u16,
+    admin_port: u16,
+    routes: &str,
+    clusters: &[(&str, Vec<SocketAddr>, &str)],
+) -> String {
+    let clusters: Vec<String> = clusters
+        .iter()
+        .map(|(name, hosts, extra)| {
+            let hosts: Vec<String> = hosts.iter().map(|h| format!(r#"{{"address": "{h}"}}"#)).collect();
+            format!(r#"{{"name": "{name}", "type": "SIMPLE", "lb_type": "LB_ROUNDROBIN", "hosts": [{}] {extra}}}"#, hosts.join(", "))
+        })
+        .collect();
+    format!(
+        r#"{{"servers": [{{"default_log_path": "stderr", "default_log_level": "DEBUG", "processor": 1,
+  "routers": [{{"router_config_name": "r", "virtual_hosts": [{{"name": "h", "domains": ["*"], "routers": {routes}}}]}}],
+  "listeners": [{{"name": "l", "address": "127.0.0.1:{port}", "bind_port": true,
+    "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "Http1", "router_config_name": "r"}}}}]}}]}}]}}],
+  "cluster_manager": {{"clusters": [{}]}},
+  "admin": {{"address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {admin_port}}}}}}}}}"#,
+        clusters.join(", ")
+    )
+}
+
 /// Reads the admin stats as JSON.
 pub fn admin_stats(admin_port: u16) -> serde_json::Value {
     let resp = http_exchange(
@@ -462,6 +488,33 @@ pub fn read_request(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
         body.extend_from_slice(&b[..n]);
     }
     Some((head, body))
+}
+
+/// An upstream that names itself in every response body (`tag`).
+pub fn tagged_upstream(tag: &'static str) -> Upstream {
+    Upstream::start(move |mut s| {
+        while read_request(&mut s).is_some() {
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{tag}",
+                tag.len()
+            );
+            if s.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// An upstream that answers every request with `status` and an empty body.
+pub fn status_upstream(status: u16) -> Upstream {
+    Upstream::start(move |mut s| {
+        while read_request(&mut s).is_some() {
+            let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            if s.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// An upstream that answers every request on a connection with `200` and a body

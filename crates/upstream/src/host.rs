@@ -177,6 +177,7 @@ impl Host {
             "cx_active": s.cx_active.load(Ordering::Relaxed),
             "ejections": s.ejections.load(Ordering::Relaxed),
             "hc_failures": s.hc_failures.load(Ordering::Relaxed),
+            "outlier": crate::outlier::host_json(self),
         })
     }
 }

@@ -170,6 +170,8 @@ async fn forward(
     let mut retries_done = 0u32;
     let mut last_host: Option<std::net::SocketAddr> = None;
     let mut stale_retry_used = false;
+    #[allow(unused_assignments)] // held for its Drop: the permit is the count
+    let mut _retry_in_flight: Option<Permit<'_>> = None;
     loop {
         let ctx = LbContext {
             hash,
@@ -200,7 +202,15 @@ async fn forward(
                 fallback_host: &host.authority,
             },
         );
-        let failure = match try_once(
+        // A retriable status is held back from the client only when a retry can
+        // really follow; otherwise the upstream's own answer is relayed.
+        let status_retry = policy.filter(|p| {
+            replay.is_some()
+                && idempotent
+                && retries_done < p.num_retries
+                && retry_budget_has_room(&cluster)
+        });
+        let (failure, granted) = match try_once(
             conn,
             &cluster,
             &host,
@@ -212,6 +222,7 @@ async fn forward(
             shutdown,
             deadline,
             policy,
+            status_retry,
         )
         .await
         {
@@ -219,8 +230,10 @@ async fn forward(
             Outcome::Reply(local) => {
                 return reply(conn, local, close_after_reply || replay.is_none(), head).await
             }
-            Outcome::Failed(f) => f,
+            Outcome::Failed(f) => (f, None),
+            Outcome::RetryStatus(status, permit) => (TryFailure::Status(status), Some(permit)),
         };
+        _retry_in_flight = None;
         // The keep-alive race: a pooled connection the upstream had closed. Sending
         // again on a fresh connection is safe when nothing of the body was consumed.
         if let TryFailure::Reset { stale_pooled: true } = failure {
@@ -244,12 +257,14 @@ async fn forward(
                         TryFailure::RouteTimeout => false,
                     }
             });
-        let permit = if retryable {
-            retry_permit(&cluster)
-        } else {
-            None
+        let permit = match granted {
+            Some(permit) => Some(permit),
+            None if retryable => retry_permit(&cluster),
+            None => None,
         };
-        if let (Some(_permit), Some(p)) = (permit, policy) {
+        if let (Some(permit), Some(p)) = (permit, policy) {
+            // The unit counts as a retry in flight until the retry's try ends.
+            _retry_in_flight = Some(permit);
             retries_done += 1;
             cluster.stats.upstream_request_retry.inc();
             let delay = p.back_off.delay(retries_done - 1, fastrand::u64(..));
@@ -274,12 +289,18 @@ async fn forward(
     }
 }
 
-/// A retry permit: within the cluster's max_retries breaker and Envoy's retry budget
-/// (20% of active requests, at least 3).
-fn retry_permit(cluster: &Cluster) -> Option<Permit<'_>> {
+/// Retries in flight may be at most 20% of the cluster's active requests (at least 3),
+/// Envoy's retry budget, and within the cluster's max_retries breaker.
+fn retry_budget_has_room(cluster: &Cluster) -> bool {
     let active = cluster.stats.upstream_request_active.get().max(0) as u64;
     let budget = (active * RETRY_BUDGET_PERCENT / 100).max(RETRY_BUDGET_MIN);
-    if cluster.breakers.retries.current() >= budget {
+    let retries = &cluster.breakers.retries;
+    retries.current() < budget && (retries.max() == 0 || retries.current() < retries.max())
+}
+
+/// A retry permit, when the budget and the breaker allow one.
+fn retry_permit(cluster: &Cluster) -> Option<Permit<'_>> {
+    if !retry_budget_has_room(cluster) {
         cluster
             .breakers
             .retries
@@ -291,21 +312,24 @@ fn retry_permit(cluster: &Cluster) -> Option<Permit<'_>> {
 }
 
 /// How a try ended.
-enum Outcome {
+enum Outcome<'c> {
     /// The response was relayed, or the client was answered or left: this is the end.
     Done(Next),
     /// The exchange ends with this local reply.
     Reply(LocalReply),
     /// The try failed in a way a retry may mend.
     Failed(TryFailure),
+    /// The response has a status the policy retries, and a retry permit was taken
+    /// before the response was dropped (so it is never dropped without a retry).
+    RetryStatus(u16, Permit<'c>),
 }
 
 /// One try on one host: connect, send, read the response head, and relay it unless
 /// the policy retries its status.
 #[allow(clippy::too_many_arguments)]
-async fn try_once(
+async fn try_once<'c>(
     conn: &mut Downstream<'_>,
-    cluster: &Cluster,
+    cluster: &'c Cluster,
     host: &Arc<Host>,
     head_out: &[u8],
     framing: BodyFraming,
@@ -315,7 +339,8 @@ async fn try_once(
     shutdown: &Shutdown,
     deadline: Option<Instant>,
     policy: Option<&RetryPolicy>,
-) -> Outcome {
+    status_retry: Option<&RetryPolicy>,
+) -> Outcome<'c> {
     let mut up = match take_connection(cluster, host).await {
         Ok(up) => up,
         Err(LocalReply::ConnectFailure) => return Outcome::Failed(TryFailure::Connect),
@@ -370,11 +395,17 @@ async fn try_once(
             return Outcome::Done(Next::Close);
         }
     };
-    if replay.is_some() && policy.is_some_and(|p| p.retry_on_status(resp.status)) {
-        cluster.stats.response(resp.status);
-        return Outcome::Failed(TryFailure::Status(resp.status));
+    if status_retry.is_some_and(|p| p.retry_on_status(resp.status)) {
+        match retry_permit(cluster) {
+            Some(permit) => {
+                cluster.stats.response(resp.status);
+                return Outcome::RetryStatus(resp.status, permit);
+            }
+            // No retry can follow: the upstream's own answer goes to the client.
+            None => cluster.stats.upstream_request_retry_overflow.inc(),
+        }
     }
-    Outcome::Done(send_response(conn, up, resp, ubuf, head, route, cluster, shutdown).await)
+    Outcome::Done(send_response(conn, up, (resp, ubuf), head, route, cluster, shutdown).await)
 }
 
 /// Answers a failure while the request body was being read from the client.

@@ -81,8 +81,7 @@ pub(super) async fn read_response_head(
 pub(super) async fn send_response(
     conn: &mut Downstream<'_>,
     mut up: PooledConn,
-    resp: ResponseHead,
-    mut ubuf: BytesMut,
+    (resp, mut ubuf): (ResponseHead, BytesMut),
     head: &RequestHead,
     route: &Route,
     cluster: &Cluster,
