@@ -5,7 +5,7 @@
 //! only after an exchange that ended cleanly; one that failed mid-request is dropped.
 
 use crate::breaker::OwnedPermit;
-use crate::host::Host;
+use crate::host::{ActiveConnection, Host};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
@@ -28,6 +28,8 @@ pub struct PooledConn {
     pub host: Arc<Host>,
     /// The cluster's connection breaker unit, held while the connection is open.
     _permit: Option<OwnedPermit>,
+    /// Counts the connection in the host's `cx_active` (least-connection balancing).
+    _active: ActiveConnection,
     /// Requests this connection has carried, the current one included.
     pub requests: u32,
     /// True when it came from the pool rather than a fresh connect.
@@ -139,6 +141,7 @@ pub async fn connect(
         stream,
         host: host.clone(),
         _permit: permit,
+        _active: ActiveConnection::new(host),
         requests: 1,
         reused: false,
         idle_since: Instant::now(),

@@ -13,6 +13,7 @@ use mosn_config::DEFAULT_ROUTE_TIMEOUT;
 use mosn_protocol::http1::{request_framing, BodyFraming, RequestHead, Version};
 use mosn_router::{ClusterAction, RetryPolicy, Route, RouteAction};
 use mosn_upstream::breaker::{try_acquire_owned, Permit};
+use mosn_upstream::outlier::{self, Outcome as OutlierOutcome};
 use mosn_upstream::{pool, ActiveRequest, Cluster, Host, LbContext, PooledConn};
 use std::sync::Arc;
 use std::time::Duration;
@@ -343,9 +344,13 @@ async fn try_once<'c>(
 ) -> Outcome<'c> {
     let mut up = match take_connection(cluster, host).await {
         Ok(up) => up,
-        Err(LocalReply::ConnectFailure) => return Outcome::Failed(TryFailure::Connect),
+        Err(LocalReply::ConnectFailure) => {
+            outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            return Outcome::Failed(TryFailure::Connect);
+        }
         Err(other) => return Outcome::Reply(other),
     };
+    let started = Instant::now();
     let _host_active = ActiveRequest::new(host);
     cluster.stats.upstream_request_total.inc();
     let _up_active = Active::new(&cluster.stats.upstream_request_active);
@@ -376,11 +381,16 @@ async fn try_once<'c>(
     let (resp, ubuf) = match read_response_head(conn, &mut up, head, try_deadline).await {
         Ok(r) => r,
         Err(ResponseError::Reset { nothing_received }) => {
+            // A stale pooled connection is not the host's fault.
+            if !(reused && nothing_received) {
+                outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            }
             return Outcome::Failed(TryFailure::Reset {
                 stale_pooled: reused && nothing_received,
-            })
+            });
         }
         Err(ResponseError::Timeout) => {
+            outlier::report(host, OutlierOutcome::LocalOriginFailure);
             cluster.stats.upstream_request_timeout.inc();
             let route_over = deadline.is_some_and(|d| Instant::now() >= d);
             return Outcome::Failed(if route_over {
@@ -395,6 +405,11 @@ async fn try_once<'c>(
             return Outcome::Done(Next::Close);
         }
     };
+    // Passive health and latency: outlier detection and the EWMA balancer learn from
+    // every response head (latency is time to the response head).
+    outlier::report(host, OutlierOutcome::Success(resp.status));
+    host.record_response(resp.status);
+    host.record_latency(started.elapsed());
     if status_retry.is_some_and(|p| p.retry_on_status(resp.status)) {
         match retry_permit(cluster) {
             Some(permit) => {
