@@ -22,20 +22,47 @@ pub async fn read_some(
 }
 
 /// Writes all of `bytes`, failing with `TimedOut` when the peer stops reading for `limit`.
+/// The common case, a socket with room, completes without arming a timer.
 pub async fn write_all(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
-    match tokio::time::timeout(limit, stream.write_all(bytes)).await {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match stream.try_write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if rest.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(limit, stream.write_all(rest)).await {
         Ok(result) => result,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
 }
 
 /// Writes every slice, in order, with as few syscalls as the kernel allows; fails
-/// with `TimedOut` when the peer stops reading for `limit`.
+/// with `TimedOut` when the peer stops reading for `limit`. Like [`write_all`], it
+/// arms a timer only when the socket is full.
 pub async fn write_all_vectored(
     stream: &mut TcpStream,
     parts: &mut [IoSlice<'_>],
     limit: Duration,
 ) -> io::Result<()> {
+    let mut parts = parts;
+    IoSlice::advance_slices(&mut parts, 0);
+    while !parts.is_empty() {
+        match stream.try_write_vectored(parts) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
     match tokio::time::timeout(limit, write_vectored_inner(stream, parts)).await {
         Ok(result) => result,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
