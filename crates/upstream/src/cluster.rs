@@ -49,7 +49,8 @@ impl Cluster {
         previous: Option<&Cluster>,
     ) -> Cluster {
         let reuse = previous.map(|p| p.hosts()).unwrap_or_default();
-        let hosts = merge_hosts(&cfg.hosts, &reuse);
+        // Hosts of a new cluster start together: none of them slow-starts.
+        let hosts = merge_hosts(&cfg.hosts, &reuse, previous.is_none());
         let panic_threshold_percent = DEFAULT_PANIC_THRESHOLD_PERCENT;
         let set = HostSet::new(hosts, panic_threshold_percent);
         let lb = lb::build(&lb::LbSettings::from_config(cfg), &set);
@@ -92,7 +93,7 @@ impl Cluster {
     pub fn set_hosts(&self, configs: &[HostConfig]) {
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.state.load().set.all.clone();
-        let hosts = merge_hosts(configs, &old);
+        let hosts = merge_hosts(configs, &old, false);
         for gone in old
             .iter()
             .filter(|o| !hosts.iter().any(|h| Arc::ptr_eq(h, o)))
@@ -135,12 +136,14 @@ impl Cluster {
 }
 
 /// Hosts for `configs`, taking the existing object where address and settings match.
-fn merge_hosts(configs: &[HostConfig], existing: &[Arc<Host>]) -> Vec<Arc<Host>> {
+/// `initial`: the cluster is new, so its hosts count as warm.
+fn merge_hosts(configs: &[HostConfig], existing: &[Arc<Host>], initial: bool) -> Vec<Arc<Host>> {
     let by_addr: HashMap<SocketAddr, &Arc<Host>> = existing.iter().map(|h| (h.addr, h)).collect();
     configs
         .iter()
         .filter_map(|cfg| {
             let fresh = Host::from_config(cfg)?;
+            let fresh = if initial { fresh.already_warm() } else { fresh };
             match by_addr.get(&fresh.addr) {
                 Some(old) if same_settings(old, &fresh) => Some((*old).clone()),
                 _ => Some(Arc::new(fresh)),

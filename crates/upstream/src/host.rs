@@ -121,6 +121,19 @@ impl Host {
         }
     }
 
+    /// A host that is part of a cluster from its start: it has nothing to warm up
+    /// from, so slow start treats it as long warm (it applies to hosts that join a
+    /// running cluster, or come back to health). One day back is far beyond any window.
+    pub fn already_warm(mut self) -> Host {
+        if let Some(past) = self
+            .added_at
+            .checked_sub(std::time::Duration::from_secs(24 * 3600))
+        {
+            self.added_at = past;
+        }
+        self
+    }
+
     /// Where slow start measures from: when the host joined or last became healthy.
     pub fn warm_since(&self) -> Instant {
         let ms = self.healthy_again_ms.load(Ordering::Relaxed);

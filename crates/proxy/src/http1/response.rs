@@ -11,7 +11,7 @@ use mosn_protocol::http1::{
     parse_response, response_framing, write_chunk_prefix, BodyFraming, ChunkedDecoder, ChunkedItem,
     RequestHead, ResponseHead, Version,
 };
-use mosn_router::Route;
+use mosn_router::{Route, RouteAction};
 use mosn_upstream::{pool, Cluster, PooledConn};
 use std::io::IoSlice;
 use std::time::Duration;
@@ -76,6 +76,19 @@ pub(super) async fn read_response_head(
     }
 }
 
+/// Longest pause in the upstream's response body: the route's `idle_timeout` (Envoy's;
+/// `"0s"` disables it), else the listener's `body_timeout`.
+fn response_stall_timeout(conn: &Downstream<'_>, route: &Route) -> Duration {
+    match &route.action {
+        RouteAction::Cluster(action) => match action.idle_timeout {
+            Some(d) if d.is_zero() => Duration::from_secs(365 * 24 * 3600),
+            Some(d) => d,
+            None => conn.listener.options.body_timeout.0,
+        },
+        _ => conn.listener.options.body_timeout.0,
+    }
+}
+
 /// Sends the response head and body to the client; pools the upstream connection
 /// when the exchange ended cleanly.
 pub(super) async fn send_response(
@@ -126,7 +139,16 @@ pub(super) async fn send_response(
     if write_down(conn, &out).await.is_err() {
         return Next::Close;
     }
-    match stream_response_body(conn, &mut up, &mut ubuf, framing, body_mode).await {
+    match stream_response_body(
+        conn,
+        &mut up,
+        &mut ubuf,
+        framing,
+        body_mode,
+        response_stall_timeout(conn, route),
+    )
+    .await
+    {
         Ok(()) => finish(up, &resp, framing, &ubuf, cluster, close),
         // The head is out: the only way left to signal failure is to close.
         Err(()) => Next::Close,
@@ -162,8 +184,8 @@ async fn stream_response_body(
     ubuf: &mut BytesMut,
     framing: BodyFraming,
     mode: DownstreamBody,
+    body_timeout: Duration,
 ) -> Result<(), ()> {
-    let body_timeout = conn.listener.options.body_timeout.0;
     let read_max = conn.listener.options.body_buffer_bytes;
     match framing {
         BodyFraming::None => Ok(()),
