@@ -337,3 +337,42 @@ fn max_retries_breaker_caps_retries() {
     }
     assert!(cluster_stat(admin, "c", "upstream_request_retry_overflow") >= 1);
 }
+
+#[test]
+fn retriable_status_codes_and_gateway_errors_are_retried_as_configured() {
+    // 429 is retried only when listed; 500 is not a gateway error, 502 is.
+    for (status, retry_on, codes, expect_retry) in [
+        (429u16, "retriable-status-codes", "[429]", true),
+        (429, "retriable-status-codes", "[503]", false),
+        (502, "gateway-error", "[]", true),
+        (500, "gateway-error", "[]", false),
+    ] {
+        let (bad, good) = (status_upstream(status), tagged_upstream("good"));
+        let routes = format!(
+            r#"[{{"match": {{"prefix": "/"}}, "route": {{"cluster_name": "c",
+            "retry_policy": {{"retry_on": "{retry_on}", "retriable_status_codes": {codes}, "num_retries": 1,
+              "retry_back_off": {{"base_interval": "1ms"}}}}}}}}]"#
+        );
+        // Request round robin: every request starts at the first host.
+        let (_m, port, admin) = start(
+            &routes,
+            &[(
+                "c",
+                vec![bad.addr, good.addr],
+                r#", "lb_type": "LB_REQUEST_ROUNDROBIN""#,
+            )],
+        );
+        let r = get(port, "/", "");
+        if expect_retry {
+            assert_eq!(
+                (r.status, r.body_text()),
+                (200, "good".to_string()),
+                "{status} {retry_on}"
+            );
+            assert_eq!(cluster_stat(admin, "c", "upstream_request_retry"), 1);
+        } else {
+            assert_eq!(r.status, status, "{retry_on} must not retry {status}");
+            assert_eq!(cluster_stat(admin, "c", "upstream_request_retry"), 0);
+        }
+    }
+}
