@@ -201,6 +201,7 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
         // Active health checks and outlier detection run here, off the workers.
         let _health = mosn_upstream::health::spawn_health_checks(clusters.clone());
         let _outlier = mosn_upstream::outlier::spawn_outlier_detection(clusters.clone());
+        let _dns = mosn_upstream::dns::spawn_dns_refresh(clusters.clone());
         if let Some(l) = admin_listener {
             let doc_clusters = clusters.clone();
             let state = Arc::new(mosn_admin::AdminState {

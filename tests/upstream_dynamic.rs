@@ -105,7 +105,7 @@ fn clusters_are_updated_and_deleted_at_runtime() {
     let r = post(
         cfg.admin_port,
         "/api/v1/update_cluster",
-        r#"{"name": "up", "type": "EDS"}"#,
+        r#"{"name": "up", "type": "LOGICAL_DNS"}"#,
     );
     assert_eq!(r.status, 400, "unsupported type refused");
     assert_eq!(get_body(cfg.port), "B", "the running cluster stays");

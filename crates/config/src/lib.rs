@@ -1,6 +1,7 @@
 //! MOSN v2 JSON configuration for mosn-rs: the typed model, loading with JSON-path
 //! errors, MOSN-compatible key handling, and validation.
 
+pub mod dns;
 pub mod duration;
 pub mod error;
 pub mod filters;
@@ -70,6 +71,8 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(
     }
 }
 
+#[cfg(test)]
+mod cluster_type_tests;
 #[cfg(test)]
 mod lb_tests;
 #[cfg(test)]

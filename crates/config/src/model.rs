@@ -598,6 +598,15 @@ pub struct ClusterConfig {
     /// Envoy's outlier detection; absent: off (docs/health-and-outlier.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetectionConfig>,
+    /// STRICT_DNS: how often names are resolved again (absent or 0: 5 s; docs/clusters.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_refresh_rate: Option<GoDuration>,
+    /// STRICT_DNS: accepted, but the system resolver reports no TTL (warned).
+    #[serde(skip_serializing_if = "is_false")]
+    pub respect_dns_ttl: bool,
+    /// STRICT_DNS: `V4_ONLY`, `V6_ONLY` (and Envoy's `V4_PREFERRED`, `AUTO`, `ALL`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub dns_lookup_family: String,
 }
 
 /// MOSN's `lb_subset_config`. Subset balancing is on when `subset_selectors` is not empty.

@@ -7,7 +7,10 @@ use crate::model::*;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
+mod cluster_type;
 mod health;
+
+pub use cluster_type::CLUSTER_TYPES;
 
 pub const LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
@@ -83,17 +86,7 @@ pub fn check_cluster(cluster: &ClusterConfig, path: &str, problems: &mut Problem
     if cluster.name.is_empty() {
         problems.error(format!("{path}.name"), "a cluster needs a name");
     }
-    match cluster.kind.as_str() {
-        "" | "SIMPLE" | "STATIC" => {}
-        "EDS" | "STRICT_DNS" | "LOGICAL_DNS" | "ORIGINAL_DST" | "DYNAMIC" => problems.error(
-            format!("{path}.type"),
-            format!("cluster type {:?} is valid MOSN but not supported by mosn-rs yet (supported: SIMPLE, STATIC)", cluster.kind),
-        ),
-        other => problems.error(
-            format!("{path}.type"),
-            format!("unknown cluster type {other:?} (supported: SIMPLE, STATIC)"),
-        ),
-    }
+    cluster_type::check_cluster_type(cluster, path, problems);
     check_cluster_lb(cluster, path, problems);
     health::check_health(cluster, path, problems);
     if filters::tls_enabled(&cluster.tls_context) {
@@ -108,11 +101,9 @@ pub fn check_cluster(cluster: &ClusterConfig, path: &str, problems: &mut Problem
                 format!("{path}.hosts[{hi}].address"),
                 "unix socket hosts are valid MOSN but not supported by mosn-rs yet",
             );
-        } else if let Err(e) = host.address.parse::<SocketAddr>() {
-            problems.error(
-                format!("{path}.hosts[{hi}].address"),
-                format!("bad address {:?}: {e} (expected IP:port)", host.address),
-            );
+        } else {
+            let hpath = format!("{path}.hosts[{hi}].address");
+            cluster_type::check_host_address(cluster, &host.address, &hpath, problems);
         }
         if let Some(w) = host.weight.filter(|&w| w > MAX_HOST_WEIGHT) {
             problems.warn(

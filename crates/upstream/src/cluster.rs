@@ -25,6 +25,7 @@ struct ClusterState {
 #[derive(Debug)]
 pub struct Cluster {
     pub name: Arc<str>,
+    /// `lb_type` as configured ("" is LB_ROUNDROBIN); LB_ORIGINAL_DST for ORIGINAL_DST.
     pub lb_type: String,
     pub connect_timeout: Duration,
     /// Requests an upstream connection carries before it is retired; 0 = no limit.
@@ -49,14 +50,25 @@ impl Cluster {
         previous: Option<&Cluster>,
     ) -> Cluster {
         let reuse = previous.map(|p| p.hosts()).unwrap_or_default();
+        // A STRICT_DNS cluster's names get hosts as they resolve (crate::dns).
+        let dns_hosts = (cfg.kind == "STRICT_DNS").then(|| crate::dns::starting_hosts(cfg, &reuse));
         // Hosts of a new cluster start together: none of them slow-starts.
-        let hosts = merge_hosts(&cfg.hosts, &reuse, previous.is_none());
+        let hosts = merge_hosts(
+            dns_hosts.as_deref().unwrap_or(&cfg.hosts),
+            &reuse,
+            previous.is_none(),
+        );
         let panic_threshold_percent = DEFAULT_PANIC_THRESHOLD_PERCENT;
         let set = HostSet::new(hosts, panic_threshold_percent);
         let lb = lb::build(&lb::LbSettings::from_config(cfg), &set);
         Cluster {
             name: Arc::from(cfg.name.as_str()),
-            lb_type: cfg.lb_type.clone(),
+            // An ORIGINAL_DST cluster balances with LB_ORIGINAL_DST, as in MOSN.
+            lb_type: if cfg.kind == "ORIGINAL_DST" {
+                "LB_ORIGINAL_DST".into()
+            } else {
+                cfg.lb_type.clone()
+            },
             connect_timeout: cfg
                 .connect_timeout
                 .map(|d| d.0)
@@ -127,6 +139,7 @@ impl Cluster {
         let state = self.state.load();
         serde_json::json!({
             "name": &*self.name,
+            "type": if self.config.kind.is_empty() { "SIMPLE" } else { &self.config.kind },
             "lb_type": if self.lb_type.is_empty() { "LB_ROUNDROBIN" } else { &self.lb_type },
             "panic_mode": state.set.panic,
             "hosts": state.set.all.iter().map(|h| h.to_json()).collect::<Vec<_>>(),
@@ -152,7 +165,7 @@ fn merge_hosts(configs: &[HostConfig], existing: &[Arc<Host>], initial: bool) ->
         .collect()
 }
 
-fn same_settings(a: &Host, b: &Host) -> bool {
+pub(crate) fn same_settings(a: &Host, b: &Host) -> bool {
     a.hostname == b.hostname && a.weight == b.weight && a.metadata == b.metadata
 }
 

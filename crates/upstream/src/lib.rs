@@ -3,12 +3,16 @@
 
 pub mod breaker;
 pub mod cluster;
+pub mod dns;
 pub mod health;
 pub mod host;
 pub mod lb;
 pub mod manager;
 pub mod outlier;
 pub mod pool;
+
+#[cfg(test)]
+mod cluster_types_tests;
 
 pub use cluster::Cluster;
 pub use host::{ActiveRequest, Host};

@@ -98,6 +98,13 @@ impl ClusterManager {
         let cluster = self
             .get(name)
             .ok_or_else(|| ClusterError::NotFound(name.to_string()))?;
+        if cluster.config.kind == "STRICT_DNS" {
+            // Its hosts are names to resolve (MOSN's UpdateHosts of a STRICT_DNS
+            // cluster): rebuild it; crate::dns resolves the new names.
+            let mut cfg = cluster.config.clone();
+            cfg.hosts = hosts.to_vec();
+            return self.add_or_update(&cfg).map(drop);
+        }
         let mut probe = cluster.config.clone();
         probe.hosts = hosts.to_vec();
         mosn_config::check_cluster(&probe).map_err(ClusterError::Invalid)?;

@@ -173,12 +173,17 @@ async fn forward(
     let mut stale_retry_used = false;
     #[allow(unused_assignments)] // held for its Drop: the permit is the count
     let mut _retry_in_flight: Option<Permit<'_>> = None;
+    let original_dst = if cluster.lb_type == "LB_ORIGINAL_DST" {
+        original_destination(conn, head, &cluster)
+    } else {
+        None
+    };
     loop {
         let ctx = LbContext {
             hash,
             metadata_match: choice.metadata_match.map(|m| m.map()),
             avoid: last_host,
-            original_dst: None,
+            original_dst,
         };
         let Some(host) = cluster.choose_host(&ctx) else {
             return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
@@ -297,6 +302,37 @@ fn retry_budget_has_room(cluster: &Cluster) -> bool {
     let budget = (active * RETRY_BUDGET_PERCENT / 100).max(RETRY_BUDGET_MIN);
     let retries = &cluster.breakers.retries;
     retries.current() < budget && (retries.max() == 0 || retries.current() < retries.max())
+}
+
+/// Where an ORIGINAL_DST cluster sends the request: MOSN's `original_dst_lb_config`
+/// header (`ip[:port]`, port 80 when absent) when `use_header` is set, else the address
+/// the client connected to.
+fn original_destination(
+    conn: &Downstream<'_>,
+    head: &RequestHead,
+    cluster: &Cluster,
+) -> Option<std::net::SocketAddr> {
+    match &cluster.config.original_dst_lb_config {
+        Some(cfg) if cfg.use_header => {
+            let name = if cfg.header_name.is_empty() {
+                "host"
+            } else {
+                cfg.header_name.as_str()
+            };
+            let value = std::str::from_utf8(head.header(&name.to_ascii_lowercase())?)
+                .ok()?
+                .trim();
+            value.parse().ok().or_else(|| {
+                let ip: std::net::IpAddr = value
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .ok()?;
+                Some(std::net::SocketAddr::new(ip, 80))
+            })
+        }
+        _ => conn.stream.local_addr().ok(),
+    }
 }
 
 /// A retry permit, when the budget and the breaker allow one.
