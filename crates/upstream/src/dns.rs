@@ -22,6 +22,7 @@
 use crate::cluster::{same_settings, Cluster};
 use crate::host::Host;
 use crate::manager::ClusterManager;
+use crate::task::AbortOnDrop;
 use mosn_config::dns::{self, HostAddress, LookupFamily};
 use mosn_config::{ClusterConfig, HostConfig};
 use std::collections::{HashMap, HashSet};
@@ -72,16 +73,6 @@ async fn system_lookup(name: String, port: u16) -> Answer {
         .await
         .map(|addrs| addrs.map(|a| a.ip()).collect())
         .map_err(|e| e.to_string())
-}
-
-/// Aborts its task when dropped.
-#[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// The refresh task of one cluster object.

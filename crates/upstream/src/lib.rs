@@ -10,6 +10,7 @@ pub mod lb;
 pub mod manager;
 pub mod outlier;
 pub mod pool;
+mod task;
 
 #[cfg(test)]
 mod cluster_types_tests;

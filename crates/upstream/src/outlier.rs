@@ -17,6 +17,7 @@
 
 use crate::host::{health, Host};
 use crate::manager::ClusterManager;
+use crate::task::AbortOnDrop;
 use mosn_config::{OutlierDetectionConfig, OutlierSettings};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -494,16 +495,6 @@ async fn run_detector(manager: Arc<ClusterManager>, cluster: Arc<str>, s: Outlie
         if changed {
             c.refresh_health();
         }
-    }
-}
-
-/// Aborts its task when dropped.
-#[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -18,6 +18,7 @@ mod http1;
 
 use crate::host::{health, Host};
 use crate::manager::ClusterManager;
+use crate::task::AbortOnDrop;
 use mosn_config::{HealthCheckConfig, HealthCheckProtocol};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -102,16 +103,6 @@ impl CheckSpec {
             Ok(result) => result,
             Err(_) => Err(format!("timed out after {:?}", self.timeout)),
         }
-    }
-}
-
-/// Aborts its task when dropped, so stopping the runner stops every check.
-#[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
