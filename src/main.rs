@@ -174,6 +174,14 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
             let l = std::net::TcpListener::bind(&addr).map_err(|e| format!("admin {addr}: {e}"))?;
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
             tracing::info!(address = %addr, "admin API listening");
+            if !sa
+                .address
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            {
+                // The admin API changes clusters and has no authentication.
+                tracing::warn!(address = %addr, "admin API is reachable beyond this host; bind it to 127.0.0.1 unless a firewall guards it");
+            }
             Some(l)
         }
         None => None,

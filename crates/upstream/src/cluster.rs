@@ -27,6 +27,10 @@ pub struct Cluster {
     pub name: Arc<str>,
     /// `lb_type` as configured ("" is LB_ROUNDROBIN); LB_ORIGINAL_DST for ORIGINAL_DST.
     pub lb_type: String,
+    /// The balancer picks by the route's hash (LB_MAGLEV, ring hash): compute it.
+    pub uses_hash: bool,
+    /// The balancer weighs hosts by latency (LB_PEAK_EWMA): record it.
+    pub tracks_latency: bool,
     pub connect_timeout: Duration,
     /// Requests an upstream connection carries before it is retired; 0 = no limit.
     pub max_request_per_conn: u32,
@@ -69,6 +73,8 @@ impl Cluster {
             } else {
                 cfg.lb_type.clone()
             },
+            uses_hash: matches!(cfg.lb_type.as_str(), "LB_MAGLEV" | "LB_RING_HASH"),
+            tracks_latency: cfg.lb_type == "LB_PEAK_EWMA",
             connect_timeout: cfg
                 .connect_timeout
                 .map(|d| d.0)

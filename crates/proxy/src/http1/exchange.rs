@@ -122,7 +122,7 @@ async fn forward(
         cluster.stats.upstream_request_overflow.inc();
         return reply(conn, LocalReply::Overflow, close_after_reply, head).await;
     };
-    let hash = if cluster.lb_type.contains("MAGLEV") || cluster.lb_type.contains("RING_HASH") {
+    let hash = if cluster.uses_hash {
         action.hash(&view)
     } else {
         None
@@ -386,7 +386,8 @@ async fn try_once<'c>(
         }
         Err(other) => return Outcome::Reply(other),
     };
-    let started = Instant::now();
+    // Only a latency-aware balancer needs the clock read.
+    let started = cluster.tracks_latency.then(Instant::now);
     let _host_active = ActiveRequest::new(host);
     cluster.stats.upstream_request_total.inc();
     let _up_active = Active::new(&cluster.stats.upstream_request_active);
@@ -444,8 +445,10 @@ async fn try_once<'c>(
     // Passive health and latency: outlier detection and the EWMA balancer learn from
     // every response head (latency is time to the response head).
     outlier::report(host, OutlierOutcome::Success(resp.status));
-    host.record_response(resp.status);
-    host.record_latency(started.elapsed());
+    if let Some(started) = started {
+        host.record_response(resp.status);
+        host.record_latency(started.elapsed());
+    }
     if status_retry.is_some_and(|p| p.retry_on_status(resp.status)) {
         match retry_permit(cluster) {
             Some(permit) => {
