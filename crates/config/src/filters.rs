@@ -19,7 +19,10 @@ pub enum NetworkFilter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ProxyProtocol {
     Http1,
-    /// MOSN's protocol detection; until HTTP/2 and the RPC codecs land it detects HTTP/1 only.
+    /// HTTP/2 with prior knowledge (h2c); via ALPN once TLS lands.
+    Http2,
+    /// MOSN's protocol detection: HTTP/2's preface or an HTTP/1 method; the RPC codecs
+    /// join later.
     Auto,
 }
 
@@ -38,11 +41,44 @@ pub struct ProxyFilterConfig {
     pub extend_config: Value,
     /// mosn-rs extension: limits and options of the HTTP/1.1 codec.
     pub http1: Http1Options,
+    /// mosn-rs extension: limits of the HTTP/2 codec.
+    pub http2: Http2Options,
 }
 
 impl ProxyFilterConfig {
     pub fn downstream(&self) -> ProxyProtocol {
         parse_protocol(&self.downstream_protocol).unwrap_or(ProxyProtocol::Http1)
+    }
+
+    /// The upstream protocol; None: the same as the downstream request's (MOSN reads an
+    /// empty or `Auto` upstream protocol so).
+    pub fn upstream(&self) -> Option<ProxyProtocol> {
+        parse_protocol(&self.upstream_protocol).filter(|p| *p != ProxyProtocol::Auto)
+    }
+}
+
+/// HTTP/2 limits, each with a safe default (the and Envoy's values).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Http2Options {
+    /// Streams a client may have open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Flow-control window of each stream.
+    pub initial_stream_window_size: u32,
+    /// Flow-control window of the whole connection.
+    pub initial_connection_window_size: u32,
+    /// Largest header list (decoded) a peer may send.
+    pub max_header_list_size: u32,
+}
+
+impl Default for Http2Options {
+    fn default() -> Self {
+        Http2Options {
+            max_concurrent_streams: 100,
+            initial_stream_window_size: 64 * 1024,
+            initial_connection_window_size: 1024 * 1024,
+            max_header_list_size: 60 * 1024,
+        }
     }
 }
 
@@ -148,6 +184,7 @@ pub(crate) fn tls_enabled(tls: &Value) -> bool {
 pub(crate) fn parse_protocol(name: &str) -> Option<ProxyProtocol> {
     match name {
         "Http1" | "HTTP1" | "http1" => Some(ProxyProtocol::Http1),
+        "Http2" | "HTTP2" | "http2" => Some(ProxyProtocol::Http2),
         "Auto" | "auto" => Some(ProxyProtocol::Auto),
         _ => None,
     }
@@ -155,8 +192,6 @@ pub(crate) fn parse_protocol(name: &str) -> Option<ProxyProtocol> {
 
 /// Protocol names MOSN knows that later work implements; named "not supported yet".
 const LATER_PROTOCOLS: &[&str] = &[
-    "Http2",
-    "HTTP2",
     "X",
     "bolt",
     "boltv2",
@@ -177,12 +212,12 @@ pub(crate) fn check_protocol(name: &str, path: &str, allow_empty: bool, problems
     if LATER_PROTOCOLS.contains(&name) {
         problems.error(
             path,
-            format!("protocol {name:?} is valid MOSN but not supported by mosn-rs yet (supported: \"Http1\", \"Auto\")"),
+            format!("protocol {name:?} is valid MOSN but not supported by mosn-rs yet (supported: \"Http1\", \"Http2\", \"Auto\")"),
         );
     } else {
         problems.error(
             path,
-            format!("unknown protocol {name:?} (supported: \"Http1\", \"Auto\")"),
+            format!("unknown protocol {name:?} (supported: \"Http1\", \"Http2\", \"Auto\")"),
         );
     }
 }

@@ -150,7 +150,7 @@ fn unimplemented_and_unknown_keys_are_warned_with_paths() {
 fn later_protocols_are_named_not_yet() {
     let text = minimal(PROXY).replace(
         r#""downstream_protocol": "Http1""#,
-        r#""downstream_protocol": "Http2""#,
+        r#""downstream_protocol": "bolt""#,
     );
     let errs = errors_of(&text);
     assert_eq!(errs.len(), 1);

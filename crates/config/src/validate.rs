@@ -1023,7 +1023,15 @@ fn parse_network_filter(
             if proxy.downstream() == filters::ProxyProtocol::Auto {
                 problems.warn(
                     format!("{cfg_path}.downstream_protocol"),
-                    "\"Auto\" detects HTTP/1.1 only until HTTP/2 and the RPC codecs land",
+                    "\"Auto\" detects HTTP/1.1 and HTTP/2 (prior knowledge) only until the RPC codecs land",
+                );
+            }
+            if proxy.downstream() != filters::ProxyProtocol::Http2
+                && proxy.upstream() == Some(filters::ProxyProtocol::Http2)
+            {
+                problems.error(
+                    format!("{cfg_path}.upstream_protocol"),
+                    "an HTTP/2 upstream behind an HTTP/1.1 (or Auto) listener is not supported by mosn-rs yet",
                 );
             }
             if proxy.router_config_name.is_empty() {

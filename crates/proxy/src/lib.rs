@@ -5,6 +5,7 @@
 //! accept a connection and keep it for that connection's life.
 
 pub mod http1;
+pub mod http2;
 pub mod shutdown;
 pub mod snapshot;
 pub mod tcp;
@@ -27,7 +28,7 @@ pub async fn serve_connection(
     let _ = stream.set_nodelay(true);
     match &listener.kind {
         ListenerKind::Http(http) => {
-            http1::serve(stream, peer, http, &listener.stats, shutdown).await
+            http1::serve(stream, peer, &listener, http, &listener.stats, shutdown).await
         }
         ListenerKind::Tcp(tcp) => tcp::serve(stream, peer, tcp, &listener.stats, &[]).await,
     }

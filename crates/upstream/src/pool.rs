@@ -15,6 +15,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
+/// What keeps a connection counted (breaker unit, active-connection gauge) once its
+/// socket is handed to another protocol's driver (HTTP/2).
+#[derive(Debug)]
+pub struct ConnGuard {
+    _permit: Option<OwnedPermit>,
+    _active: ActiveConnection,
+}
+
+impl PooledConn {
+    /// The socket and the guard that keeps the connection counted until dropped.
+    pub fn into_stream(self) -> (TcpStream, ConnGuard) {
+        (
+            self.stream,
+            ConnGuard {
+                _permit: self._permit,
+                _active: self._active,
+            },
+        )
+    }
+}
+
 /// Idle connections kept per upstream address and worker.
 pub const MAX_IDLE_PER_HOST: usize = 256;
 /// An idle upstream connection older than this is closed rather than reused, before

@@ -477,9 +477,8 @@ async fn send_failure(conn: &mut Downstream<'_>, e: SendError) -> Next {
     Next::Close
 }
 
-/// An idle pooled connection of this worker, or a new one within the cluster's
-/// connection and pending-request breakers.
-pub(super) async fn take_connection(
+/// An idle pooled connection of this worker, or a new one.
+pub(crate) async fn take_connection(
     cluster: &Cluster,
     host: &Arc<Host>,
 ) -> Result<PooledConn, LocalReply> {
@@ -487,6 +486,14 @@ pub(super) async fn take_connection(
         cluster.stats.upstream_connection_reused.inc();
         return Ok(conn);
     }
+    open_connection(cluster, host).await
+}
+
+/// A new connection within the cluster's connection and pending-request breakers.
+pub(crate) async fn open_connection(
+    cluster: &Cluster,
+    host: &Arc<Host>,
+) -> Result<PooledConn, LocalReply> {
     let Some(_pending) = cluster.breakers.pending_requests.try_acquire() else {
         cluster.stats.upstream_request_pending_overflow.inc();
         return Err(LocalReply::Overflow);

@@ -2,10 +2,10 @@
 //! routes each, forwards it to an upstream connection from this worker's pool and
 //! streams the response back.
 
-mod exchange;
-mod headers;
-mod io;
-mod local_reply;
+pub(crate) mod exchange;
+pub(crate) mod headers;
+pub(crate) mod io;
+pub(crate) mod local_reply;
 mod mirror;
 mod reply;
 mod response;
@@ -14,6 +14,7 @@ mod send;
 use crate::shutdown::Shutdown;
 use crate::tcp::TcpProxyListener;
 use bytes::BytesMut;
+use mosn_config::filters::{Http2Options, ProxyProtocol};
 use mosn_config::{Http1Options, ProxyFilterConfig};
 use mosn_observe::ListenerStats;
 use mosn_protocol::http1::{parse_request, HeadLimits, RequestHead};
@@ -37,6 +38,11 @@ pub struct HttpListener {
     pub idle_timeout: Duration,
     /// Set for `downstream_protocol: "Auto"`: check the first bytes before serving.
     pub detect: Option<Detect>,
+    /// `downstream_protocol: "Http2"`: the connection speaks HTTP/2 from its first byte.
+    pub http2_only: bool,
+    /// The upstream protocol; None: the same as the downstream request's.
+    pub upstream: Option<ProxyProtocol>,
+    pub http2: Http2Options,
 }
 
 /// Protocol detection of an `Auto` listener (HTTP/1 only, for now).
@@ -58,6 +64,21 @@ const HTTP1_METHODS: &[&[u8]] = &[
     b"TRACE ",
     b"CONNECT ",
 ];
+
+/// HTTP/2's connection preface (RFC 9113 §3.4).
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Does `start` begin HTTP/2's preface? None: too few bytes to tell.
+fn looks_like_http2(start: &[u8]) -> Option<bool> {
+    let n = start.len().min(H2_PREFACE.len());
+    if start[..n] != H2_PREFACE[..n] {
+        Some(false)
+    } else if n == H2_PREFACE.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
 
 /// Does `start` begin an HTTP/1 request? None: too few bytes to tell.
 fn looks_like_http1(start: &[u8]) -> Option<bool> {
@@ -103,6 +124,9 @@ impl HttpListener {
             options: o.clone(),
             idle_timeout,
             detect: None,
+            http2_only: cfg.downstream() == ProxyProtocol::Http2,
+            upstream: cfg.upstream(),
+            http2: cfg.http2.clone(),
         }
     }
 }
@@ -129,27 +153,41 @@ enum Next {
 pub async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
+    runtime: &Arc<crate::snapshot::ListenerRuntime>,
     listener: &HttpListener,
     stats: &ListenerStats,
     mut shutdown: Shutdown,
 ) {
     let mut buf = BytesMut::new();
+    if listener.http2_only {
+        return crate::http2::serve(stream, buf.freeze(), peer, runtime.clone(), shutdown).await;
+    }
     if let Some(detect) = &listener.detect {
         let deadline = Instant::now() + listener.options.request_head_timeout.0;
         loop {
-            match looks_like_http1(&buf) {
-                Some(true) => break,
-                Some(false) => {
+            match (looks_like_http2(&buf), looks_like_http1(&buf)) {
+                (Some(true), _) => {
+                    return crate::http2::serve(
+                        stream,
+                        buf.freeze(),
+                        peer,
+                        runtime.clone(),
+                        shutdown,
+                    )
+                    .await;
+                }
+                (_, Some(true)) => break,
+                (Some(false), Some(false)) => {
                     match &detect.fallback {
                         Some(tcp) => crate::tcp::serve(stream, peer, tcp, stats, &buf).await,
                         None => {
                             stats.downstream_bad_request.inc();
-                            tracing::debug!(%peer, "not HTTP/1 and no fallback: closing");
+                            tracing::debug!(%peer, "neither HTTP/1 nor HTTP/2, and no fallback: closing");
                         }
                     }
                     return;
                 }
-                None => match tokio::time::timeout_at(
+                _ => match tokio::time::timeout_at(
                     deadline,
                     io::read_some(&mut stream, &mut buf, 1024),
                 )
@@ -237,6 +275,12 @@ mod tests {
         assert_eq!(looks_like_http1(b""), None);
         assert_eq!(looks_like_http1(b"\x01\x01\x00"), Some(false));
         assert_eq!(looks_like_http1(b"PRI * HTTP/2.0"), Some(false));
+        assert_eq!(
+            super::looks_like_http2(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            Some(true)
+        );
+        assert_eq!(super::looks_like_http2(b"PRI * H"), None);
+        assert_eq!(super::looks_like_http2(b"GET /"), Some(false));
         assert_eq!(looks_like_http1(b"GETX"), Some(false));
     }
 }

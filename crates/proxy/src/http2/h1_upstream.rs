@@ -1,0 +1,276 @@
+//! An HTTP/2 stream forwarded to an HTTP/1.1 upstream: the request converted to an
+//! HTTP/1.1 head (`:authority` becomes Host), the body streamed (chunked when its
+//! length is unknown, trailers carried), the response converted back.
+
+use super::body::{self, send_all};
+use super::stream::{local_reply, Upstream};
+use crate::http1::exchange::take_connection;
+use crate::http1::io::{read_some, write_all, READ_CHUNK};
+use crate::http1::local_reply::LocalReply;
+use bytes::{Buf, Bytes, BytesMut};
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use mosn_protocol::http1::{
+    is_hop_by_hop, parse_response, response_framing, write_chunk_prefix, BodyFraming,
+    ChunkedDecoder, ChunkedItem, HeadWriter,
+};
+use mosn_upstream::outlier::{self, Outcome as OutlierOutcome};
+use mosn_upstream::pool;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub(super) async fn forward(
+    up: &Upstream<'_>,
+    parts: &http::request::Parts,
+    mut body: RecvStream,
+    mut respond: SendResponse<Bytes>,
+) {
+    let (ctx, cluster, host) = (up.ctx, up.cluster, up.host);
+    let write_limit = up.listener.options.body_timeout.0;
+    let mut conn = match take_connection(cluster, host).await {
+        Ok(c) => c,
+        Err(reply) => {
+            if reply == LocalReply::ConnectFailure {
+                outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            }
+            return local_reply(ctx, &mut respond, reply, up.grpc);
+        }
+    };
+    // The head: a known length is kept; otherwise a body goes chunked.
+    let headers = up.request_headers(parts);
+    let has_body = !body.is_end_stream();
+    let length_known = headers.contains_key(http::header::CONTENT_LENGTH);
+    let chunked = has_body && !length_known;
+    let mut head = Vec::with_capacity(512);
+    let mut w = HeadWriter::new(&mut head);
+    w.request_line(
+        parts.method.as_str().as_bytes(),
+        up.path_and_query(parts).as_bytes(),
+    );
+    w.header(b"Host", up.authority(parts).as_bytes());
+    for (name, value) in headers.iter() {
+        if is_hop_by_hop(name.as_str().as_bytes()) {
+            continue;
+        }
+        w.header(name.as_str().as_bytes(), value.as_bytes());
+    }
+    if chunked {
+        w.header(b"Transfer-Encoding", b"chunked");
+    }
+    w.finish();
+    if write_all(&mut conn.stream, &head, write_limit)
+        .await
+        .is_err()
+    {
+        return local_reply(ctx, &mut respond, LocalReply::UpstreamReset, up.grpc);
+    }
+    // The body, each DATA frame written before its window is given back.
+    if has_body {
+        while let Some(chunk) = body.data().await {
+            let Ok(data) = chunk else { return }; // client reset: drop the upstream connection
+            let len = data.len();
+            let sent = if chunked {
+                let mut prefix = [0u8; 20];
+                let n = write_chunk_prefix(len, &mut prefix);
+                let mut framed = Vec::with_capacity(n + len + 2);
+                framed.extend_from_slice(&prefix[..n]);
+                framed.extend_from_slice(&data);
+                framed.extend_from_slice(b"\r\n");
+                write_all(&mut conn.stream, &framed, write_limit).await
+            } else {
+                write_all(&mut conn.stream, &data, write_limit).await
+            };
+            if sent.is_err() {
+                return local_reply(ctx, &mut respond, LocalReply::UpstreamReset, up.grpc);
+            }
+            let _ = body.flow_control().release_capacity(len);
+        }
+        let trailers = body.trailers().await.ok().flatten();
+        if chunked {
+            let mut end = b"0\r\n".to_vec();
+            for (name, value) in trailers.iter().flatten() {
+                end.extend_from_slice(name.as_str().as_bytes());
+                end.extend_from_slice(b": ");
+                end.extend_from_slice(value.as_bytes());
+                end.extend_from_slice(b"\r\n");
+            }
+            end.extend_from_slice(b"\r\n");
+            if write_all(&mut conn.stream, &end, write_limit)
+                .await
+                .is_err()
+            {
+                return local_reply(ctx, &mut respond, LocalReply::UpstreamReset, up.grpc);
+            }
+        }
+    }
+    // The response head, interim responses skipped.
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let deadline = up
+        .deadline
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
+    let resp = loop {
+        match parse_response(&mut buf, &up.listener.upstream_limits) {
+            Ok(Some(r)) if r.status >= 200 => break r,
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(_) => {
+                return local_reply(
+                    ctx,
+                    &mut respond,
+                    LocalReply::UpstreamProtocolError,
+                    up.grpc,
+                )
+            }
+        }
+        match tokio::time::timeout_at(deadline, read_some(&mut conn.stream, &mut buf, READ_CHUNK))
+            .await
+        {
+            Err(_) => {
+                cluster.stats.upstream_request_timeout.inc();
+                outlier::report(host, OutlierOutcome::LocalOriginFailure);
+                return local_reply(ctx, &mut respond, LocalReply::UpstreamTimeout, up.grpc);
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                outlier::report(host, OutlierOutcome::LocalOriginFailure);
+                return local_reply(ctx, &mut respond, LocalReply::UpstreamReset, up.grpc);
+            }
+            Ok(Ok(_)) => {}
+        }
+    };
+    outlier::report(host, OutlierOutcome::Success(resp.status));
+    cluster.stats.response(resp.status);
+    ctx.runtime.stats.response(resp.status);
+    let framing = response_framing(&resp, parts.method == http::Method::HEAD);
+    let mut out_headers = HeaderMap::new();
+    for h in &resp.headers {
+        if resp.is_hop_header(h) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(resp.name(h)),
+            HeaderValue::from_bytes(resp.value(h)),
+        ) {
+            out_headers.append(n, v);
+        }
+    }
+    let mut out = Response::builder()
+        .status(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY));
+    if let Some(h) = out.headers_mut() {
+        *h = up.response_headers(out_headers);
+    }
+    let Ok(out) = out.body(()) else { return };
+    let end = framing == BodyFraming::None;
+    let Ok(mut down) = respond.send_response(out, end) else {
+        return;
+    };
+    if end {
+        if resp.allows_reuse() && buf.is_empty() {
+            pool::checkin(host.addr, conn);
+        }
+        return;
+    }
+    let stall = up.listener.options.body_timeout.0;
+    let clean = match framing {
+        BodyFraming::Length(mut remaining) => loop {
+            let take = (buf.len() as u64).min(remaining) as usize;
+            if take > 0 {
+                if send_all(
+                    &mut down,
+                    buf.split_to(take).freeze(),
+                    take as u64 == remaining,
+                )
+                .await
+                .is_err()
+                {
+                    break false;
+                }
+                remaining -= take as u64;
+            }
+            if remaining == 0 {
+                break true;
+            }
+            if !matches!(tokio::time::timeout(stall, read_some(&mut conn.stream, &mut buf, READ_CHUNK)).await, Ok(Ok(n)) if n > 0)
+            {
+                down.send_reset(h2::Reason::INTERNAL_ERROR);
+                break false;
+            }
+        },
+        BodyFraming::Chunked => {
+            let mut decoder = ChunkedDecoder::new(up.listener.upstream_limits.max_head);
+            loop {
+                match decoder.next(&mut buf) {
+                    Ok(Some(ChunkedItem::Data(data))) => {
+                        if send_all(&mut down, data, false).await.is_err() {
+                            break false;
+                        }
+                    }
+                    Ok(Some(ChunkedItem::End(trailers))) => {
+                        let _ = body::end(&mut down, parse_trailers(&trailers));
+                        break true;
+                    }
+                    Ok(None) => {
+                        if !matches!(tokio::time::timeout(stall, read_some(&mut conn.stream, &mut buf, READ_CHUNK)).await, Ok(Ok(n)) if n > 0)
+                        {
+                            down.send_reset(h2::Reason::INTERNAL_ERROR);
+                            break false;
+                        }
+                    }
+                    Err(_) => {
+                        down.send_reset(h2::Reason::PROTOCOL_ERROR);
+                        break false;
+                    }
+                }
+            }
+        }
+        BodyFraming::UntilClose => loop {
+            if !buf.is_empty()
+                && send_all(&mut down, buf.split().freeze(), false)
+                    .await
+                    .is_err()
+            {
+                break false;
+            }
+            match tokio::time::timeout(stall, read_some(&mut conn.stream, &mut buf, READ_CHUNK))
+                .await
+            {
+                Ok(Ok(0)) => {
+                    let _ = body::end(&mut down, None);
+                    break false; // the connection is spent
+                }
+                Ok(Ok(_)) => {}
+                _ => {
+                    down.send_reset(h2::Reason::INTERNAL_ERROR);
+                    break false;
+                }
+            }
+        },
+        BodyFraming::None => true,
+    };
+    if clean && framing != BodyFraming::UntilClose && resp.allows_reuse() && !buf.has_remaining() {
+        pool::checkin(host.addr, conn);
+    }
+}
+
+/// Trailer lines of a chunked body as an `http::HeaderMap` (already validated).
+fn parse_trailers(raw: &[u8]) -> Option<HeaderMap> {
+    if raw.is_empty() {
+        return None;
+    }
+    let mut map = HeaderMap::new();
+    for line in raw.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let value = line[colon + 1..].trim_ascii();
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(&line[..colon]),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.append(n, v);
+        }
+    }
+    Some(map)
+}

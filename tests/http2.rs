@@ -1,0 +1,105 @@
+//! HTTP/2 through the real binary: h2c with prior knowledge and by `Auto` detection,
+//! to HTTP/2 and HTTP/1.1 upstreams, driven by curl.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn curl() -> Option<&'static str> {
+    let path = "/usr/bin/curl";
+    if std::path::Path::new(path).exists() {
+        return Some(path);
+    }
+    assert!(std::env::var_os("CI").is_none(), "curl missing; scripts/setup.sh installs it");
+    None
+}
+
+/// A proxy listener with the given protocols in front of `up`, plus an app listener
+/// answering by direct response over `app_protocol` for chains.
+fn config(port: u16, down: &str, up_proto: &str, cluster_host: &str, routes: &str) -> String {
+    format!(
+        r#"{{"servers": [{{"default_log_level": "WARN", "processor": 1,
+  "routers": [{{"router_config_name": "r", "virtual_hosts": [{{"name": "h", "domains": ["*"], "routers": {routes}}}]}}],
+  "listeners": [{{"name": "l", "address": "127.0.0.1:{port}", "bind_port": true,
+    "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "{down}", "upstream_protocol": "{up_proto}", "router_config_name": "r"}}}}]}}]}}]}}],
+  "cluster_manager": {{"clusters": [{{"name": "up", "hosts": [{{"address": "{cluster_host}"}}]}}]}}}}"#
+    )
+}
+
+const TO_UP: &str = r#"[{"match": {"prefix": "/"}, "route": {"cluster_name": "up"}}]"#;
+
+#[test]
+fn h2c_client_to_http1_upstream() {
+    let Some(curl) = curl() else { return };
+    let up = echo_upstream();
+    let port = free_port();
+    let _m = Mosn::start(&config(port, "Http2", "Http1", &up.addr.to_string(), TO_UP), &[port]);
+    let out = Command::new(curl)
+        .args(["-sS", "--http2-prior-knowledge", "-d", "hello h2", "-H", "X-Test: 1"])
+        .arg(format!("http://127.0.0.1:{port}/p?q=1"))
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(seen.starts_with("POST /p?q=1 HTTP/1.1\r\n"), "{seen} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(seen.contains(&format!("Host: 127.0.0.1:{port}\r\n")), "{seen}");
+    assert!(seen.to_ascii_lowercase().contains("x-test: 1\r\n"), "{seen}");
+    assert!(seen.ends_with("hello h2"), "{seen}");
+}
+
+#[test]
+fn h2c_chain_through_an_http2_upstream() {
+    let Some(curl) = curl() else { return };
+    // front (h2 to h2) -> app (h2, answers itself)
+    let (front, app) = (free_port(), free_port());
+    let app_routes = r#"[{"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": "from h2 app"}}]"#;
+    let _app = Mosn::start(&config(app, "Http2", "", "127.0.0.1:9", app_routes), &[app]);
+    let _front = Mosn::start(&config(front, "Http2", "Http2", &format!("127.0.0.1:{app}"), TO_UP), &[front]);
+    for _ in 0..3 {
+        let out = Command::new(curl).args(["-sS", "--http2-prior-knowledge"]).arg(format!("http://127.0.0.1:{front}/x")).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "from h2 app", "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn auto_listener_serves_http1_and_h2c_on_one_port() {
+    let Some(curl) = curl() else { return };
+    let up = tagged_upstream("up");
+    let port = free_port();
+    let _m = Mosn::start(&config(port, "Auto", "Http1", &up.addr.to_string(), TO_UP), &[port]);
+    for version in ["--http2-prior-knowledge", "--http1.1"] {
+        let out = Command::new(curl)
+            .args(["-sS", version, "-o", "/dev/null", "-w", "%{http_version} %{http_code}"])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .unwrap();
+        let expected = if version == "--http1.1" { "1.1 200" } else { "2 200" };
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn h2_local_replies_and_large_bodies() {
+    let Some(curl) = curl() else { return };
+    let up = echo_upstream();
+    let port = free_port();
+    let routes = r#"[{"match": {"prefix": "/echo"}, "route": {"cluster_name": "up"}}]"#;
+    let _m = Mosn::start(&config(port, "Http2", "Http1", &up.addr.to_string(), routes), &[port]);
+    let out = Command::new(curl)
+        .args(["-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/nope"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    // 3 MiB through HTTP/2 flow control (64 KiB stream windows) and back.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body");
+    let payload: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &payload).unwrap();
+    let out = Command::new(curl)
+        .args(["-sS", "--http2-prior-knowledge", "--data-binary"])
+        .arg(format!("@{}", file.display()))
+        .arg(format!("http://127.0.0.1:{port}/echo"))
+        .output()
+        .unwrap();
+    assert!(out.stdout.ends_with(&payload), "echoed {} bytes: {}", out.stdout.len(), String::from_utf8_lossy(&out.stderr));
+}
