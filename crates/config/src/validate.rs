@@ -1026,14 +1026,6 @@ fn parse_network_filter(
                     "\"Auto\" detects HTTP/1.1 and HTTP/2 (prior knowledge) only until the RPC codecs land",
                 );
             }
-            if proxy.downstream() != filters::ProxyProtocol::Http2
-                && proxy.upstream() == Some(filters::ProxyProtocol::Http2)
-            {
-                problems.error(
-                    format!("{cfg_path}.upstream_protocol"),
-                    "an HTTP/2 upstream behind an HTTP/1.1 (or Auto) listener is not supported by mosn-rs yet",
-                );
-            }
             if proxy.router_config_name.is_empty() {
                 problems.error(
                     format!("{cfg_path}.router_config_name"),

@@ -138,6 +138,29 @@ async fn forward(
     {
         return Next::Close;
     }
+    if conn.listener.upstream == Some(mosn_config::filters::ProxyProtocol::Http2) {
+        let ctx = LbContext {
+            hash,
+            metadata_match: choice.metadata_match.map(|m| m.map()),
+            avoid: None,
+            original_dst: None,
+        };
+        let Some(host) = cluster.choose_host(&ctx) else {
+            return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
+        };
+        return super::to_h2::forward(
+            conn,
+            head,
+            framing,
+            route,
+            action,
+            &cluster,
+            &host,
+            answer_continue,
+            close_after_reply,
+        )
+        .await;
+    }
     let policy = action.retry.as_ref();
     let mirrors: Vec<_> = action.mirrors_for(fastrand::u64(..)).collect();
     // Hold a small body in memory when it may be sent more than once.

@@ -10,6 +10,7 @@ mod mirror;
 mod reply;
 mod response;
 mod send;
+mod to_h2;
 
 use crate::shutdown::Shutdown;
 use crate::tcp::TcpProxyListener;

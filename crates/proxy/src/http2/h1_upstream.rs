@@ -254,7 +254,7 @@ pub(super) async fn forward(
 }
 
 /// Trailer lines of a chunked body as an `http::HeaderMap` (already validated).
-fn parse_trailers(raw: &[u8]) -> Option<HeaderMap> {
+pub(crate) fn parse_trailers(raw: &[u8]) -> Option<HeaderMap> {
     if raw.is_empty() {
         return None;
     }

@@ -4,11 +4,11 @@
 //! HTTP/1.1 upstream (converted). Bodies flow under HTTP/2 flow control end to end:
 //! the proxy gives window back to a sender only once it has passed the bytes on.
 
-mod body;
+pub(crate) mod body;
 mod grpc;
 mod h1_upstream;
 mod io;
-mod pool;
+pub(crate) mod pool;
 mod stream;
 
 use crate::shutdown::Shutdown;
@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
+pub(crate) use h1_upstream::parse_trailers as h1_trailers;
 pub use io::PrefixedIo;
 
 /// Serves one HTTP/2 connection; `prefix` holds bytes already read by detection.
