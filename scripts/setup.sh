@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: the real peers the
-# black-box tests drive (nginx as an upstream, curl and wrk as clients). Idempotent.
+# black-box tests drive (nginx as an upstream; curl, wrk, h2load and nghttp as
+# clients) and a Python venv at .venv with grpcio for the gRPC peers in tests/peers/.
+# Idempotent, and silent when everything is already there.
 set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# The Python packages of .venv. Changing this list rebuilds the venv on the next run
+# (the marker file holds the list it was built from).
+py_reqs="grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 protobuf==7.36.2 h2==4.4.1"
+venv="$repo/.venv"
+marker="$venv/.mosn-setup-ok"
+venv_ok=false
+if [ -x "$venv/bin/python" ] && [ "$(cat "$marker" 2>/dev/null)" = "$py_reqs" ] &&
+  "$venv/bin/python" -c 'import grpc, grpc_tools, grpc_health, h2' >/dev/null 2>&1; then
+  venv_ok=true
+fi
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
+if ! $venv_ok && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  need+=(python3 python3-venv)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
@@ -14,6 +33,18 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+if ! $venv_ok; then
+  py=python3
+  # A python3 first on PATH without venv support (not Debian's): use Debian's.
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || py=/usr/bin/python3
+  echo "setup: creating $venv ($py_reqs)"
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  # shellcheck disable=SC2086 # the list is split into its packages on purpose
+  "$venv/bin/pip" install -q --disable-pip-version-check $py_reqs
+  printf '%s' "$py_reqs" >"$marker"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

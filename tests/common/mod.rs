@@ -559,3 +559,4 @@ pub fn mosn_corpus() -> Option<PathBuf> {
     let p = repo_root().join("../shared/mosn-configs");
     p.exists().then_some(p)
 }
+pub mod peers;
