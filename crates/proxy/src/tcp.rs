@@ -157,7 +157,8 @@ pub async fn serve(
     if !prefix.is_empty() && up.write_all(prefix).await.is_err() {
         return;
     }
-    let (bytes_in, bytes_out) = relay(down, up, l.idle_timeout).await;
+    let mut down = down;
+    let (bytes_in, bytes_out) = relay(&mut down, &mut up, l.idle_timeout).await;
     stats
         .downstream_bytes_read_total
         .add(bytes_in + prefix.len() as u64);
@@ -166,7 +167,11 @@ pub async fn serve(
 
 /// Copies both ways until both directions ended (each EOF is passed on as a
 /// half-close), an error, or `idle` passes without a byte. Returns bytes (in, out).
-async fn relay(mut down: TcpStream, mut up: TcpStream, idle: Option<Duration>) -> (u64, u64) {
+pub(crate) async fn relay(
+    down: &mut TcpStream,
+    up: &mut TcpStream,
+    idle: Option<Duration>,
+) -> (u64, u64) {
     let last_activity = Cell::new(Instant::now());
     let (dr, dw) = down.split();
     let (ur, uw) = up.split();

@@ -91,6 +91,8 @@ pub struct HeadInfo {
     pub connection_keep_alive: bool,
     /// Header names listed in Connection, which are hop-by-hop for this message.
     pub connection_tokens: Vec<Span>,
+    /// Connection lists `upgrade` (RFC 9110 §7.8).
+    pub connection_upgrade: bool,
 }
 
 /// A parsed request head.
@@ -611,6 +613,9 @@ fn read_framing_header(
             } else if token.eq_ignore_ascii_case(b"keep-alive") {
                 info.connection_keep_alive = true;
             } else if !token.is_empty() {
+                if token.eq_ignore_ascii_case(b"upgrade") {
+                    info.connection_upgrade = true;
+                }
                 info.connection_tokens.push(Span::of(base, token));
             }
         }

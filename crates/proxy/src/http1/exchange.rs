@@ -138,6 +138,21 @@ async fn forward(
     {
         return Next::Close;
     }
+    if let Some(protocol) = super::upgrade::requested(head, framing) {
+        let ctx = LbContext {
+            hash,
+            metadata_match: choice.metadata_match.map(|m| m.map()),
+            avoid: None,
+            original_dst: None,
+        };
+        let Some(host) = cluster.choose_host(&ctx) else {
+            return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
+        };
+        return super::upgrade::forward(
+            conn, head, route, action, &cluster, &host, &protocol, shutdown,
+        )
+        .await;
+    }
     if conn.listener.upstream == Some(mosn_config::filters::ProxyProtocol::Http2) {
         let ctx = LbContext {
             hash,
@@ -229,6 +244,7 @@ async fn forward(
                     .then_some(conn.peer_ip.as_str()),
                 drop_expect: answer_continue,
                 fallback_host: &host.authority,
+                upgrade: None,
             },
         );
         // A retriable status is held back from the client only when a retry can

@@ -68,6 +68,8 @@ pub struct UpstreamRequest<'a> {
     pub drop_expect: bool,
     /// Host to send when the request carried none (HTTP/1.0).
     pub fallback_host: &'a str,
+    /// An upgrade to pass on (`Upgrade: websocket`): Connection and Upgrade are kept.
+    pub upgrade: Option<&'a [u8]>,
 }
 
 pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &UpstreamRequest<'_>) {
@@ -119,6 +121,10 @@ pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &Upstre
     if head.info.chunked {
         w.header(b"Transfer-Encoding", b"chunked");
     }
+    if let Some(protocol) = up.upgrade {
+        w.header(b"Connection", b"Upgrade");
+        w.header(b"Upgrade", protocol);
+    }
     w.finish();
 }
 
@@ -169,6 +175,21 @@ pub fn write_downstream_response(
     } else if down.keep_alive_10 {
         w.header(b"Connection", b"keep-alive");
     }
+    w.finish();
+}
+
+/// A 101 Switching Protocols relayed to the client: hop-by-hop fields dropped, the
+/// upgrade restated.
+pub fn write_switching(out: &mut Vec<u8>, head: &ResponseHead, protocol: &[u8]) {
+    let mut w = HeadWriter::new(out);
+    w.status_line(101, head.reason());
+    for h in &head.headers {
+        if !head.is_hop_header(h) {
+            w.header(head.name(h), head.value(h));
+        }
+    }
+    w.header(b"Connection", b"Upgrade");
+    w.header(b"Upgrade", protocol);
     w.finish();
 }
 

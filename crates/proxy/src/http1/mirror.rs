@@ -47,6 +47,7 @@ pub(super) fn spawn(
                 .then_some(conn.peer_ip.as_str()),
             drop_expect: true,
             fallback_host: "",
+            upgrade: None,
         },
     );
     let limits = conn.listener.upstream_limits;

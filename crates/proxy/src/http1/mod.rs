@@ -11,6 +11,7 @@ mod reply;
 mod response;
 mod send;
 mod to_h2;
+mod upgrade;
 
 use crate::shutdown::Shutdown;
 use crate::tcp::TcpProxyListener;

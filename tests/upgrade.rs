@@ -1,0 +1,108 @@
+//! HTTP/1.1 Upgrade through the real binary: a tunnel only after the upstream's 101,
+//! no tunnel otherwise, and h2c upgrades never passed on.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+
+/// Answers an Upgrade with 101 (then echoes bytes upper-cased), or with 200 when
+/// `refuse` is set (then keeps speaking HTTP).
+fn upgrading_upstream(refuse: bool) -> Upstream {
+    Upstream::start(move |mut s| {
+        let Some((head, _)) = read_request(&mut s) else {
+            return;
+        };
+        let lower = head.to_ascii_lowercase();
+        if refuse || !lower.contains("upgrade: websocket") || !lower.contains("connection: upgrade")
+        {
+            let body = format!("no switch; saw: {}", head.lines().next().unwrap_or(""));
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            // Anything that follows is HTTP again.
+            while let Some((h, _)) = read_request(&mut s) {
+                let _ = s.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+                        h.len(),
+                        h
+                    )
+                    .as_bytes(),
+                );
+            }
+            return;
+        }
+        let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n");
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let up: Vec<u8> = buf[..n].to_ascii_uppercase();
+                    if s.write_all(&up).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+const UPGRADE: &[u8] = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+#[test]
+fn a_101_turns_the_connection_into_a_tunnel() {
+    let up = upgrading_upstream(false);
+    let cfg = HttpConfig::new(&[up.addr]);
+    let _m = cfg.start();
+    let mut s = connect(cfg.port);
+    s.write_all(UPGRADE).unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.status, 101);
+    assert_eq!(r.header("upgrade").as_deref(), Some("websocket"));
+    assert_eq!(r.header("sec-websocket-accept").as_deref(), Some("x"));
+    for msg in ["hello", "tunnel bytes"] {
+        s.write_all(msg.as_bytes()).unwrap();
+        let mut got = vec![0u8; msg.len()];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(got, msg.to_ascii_uppercase().as_bytes());
+    }
+}
+
+#[test]
+fn no_101_means_no_tunnel() {
+    let up = upgrading_upstream(true);
+    let cfg = HttpConfig::new(&[up.addr]);
+    let _m = cfg.start();
+    let mut s = connect(cfg.port);
+    s.write_all(UPGRADE).unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.status, 200);
+    // The connection is still HTTP: a smuggled request would be parsed as one.
+    s.write_all(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body_text().starts_with("GET /next HTTP/1.1"),
+        "{}",
+        r.body_text()
+    );
+}
+
+#[test]
+fn h2c_upgrade_is_stripped() {
+    let up = upgrading_upstream(false);
+    let cfg = HttpConfig::new(&[up.addr]);
+    let _m = cfg.start();
+    let r = http_exchange(
+        cfg.port,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body_text().starts_with("no switch"), "{}", r.body_text());
+}
