@@ -9,7 +9,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # The Python packages of .venv. Changing this list rebuilds the venv on the next run
 # (the marker file holds the list it was built from).
-py_reqs="grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 protobuf==7.36.2 h2==4.4.1"
+py_reqs="grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 protobuf==7.36.2 h2==4.4.1 websockets==17.4"
 venv="$repo/.venv"
 marker="$venv/.mosn-setup-ok"
 venv_ok=false

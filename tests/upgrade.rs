@@ -106,3 +106,42 @@ fn h2c_upgrade_is_stripped() {
     assert_eq!(r.status, 200);
     assert!(r.body_text().starts_with("no switch"), "{}", r.body_text());
 }
+
+/// A real WebSocket client and server (Python `websockets`) through the proxy.
+#[test]
+fn websocket_echo_with_a_real_client_and_server() {
+    use common::peers::{peers_dir, venv_python};
+    use std::process::{Command, Stdio};
+    let Some(python) = venv_python() else { return };
+    let ws_port = free_port();
+    let mut server = Command::new(&python)
+        .arg(peers_dir().join("ws_echo.py"))
+        .args(["server", &ws_port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "READY");
+    let cfg = HttpConfig::new(&[format!("127.0.0.1:{ws_port}").parse().unwrap()]);
+    let _m = cfg.start();
+    let out = Command::new(&python)
+        .arg(peers_dir().join("ws_echo.py"))
+        .args(["client", &format!("ws://127.0.0.1:{}/chat", cfg.port), "20"])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("\"sent\": 20"), "{text}");
+}
