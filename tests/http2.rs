@@ -215,3 +215,28 @@ fn http1_client_through_an_http2_hop_and_back_to_http1() {
         r.body_text()
     );
 }
+
+#[test]
+fn cookie_crumbs_are_joined_for_http1_upstreams() {
+    let Some(curl) = curl() else { return };
+    let up = echo_upstream();
+    let port = free_port();
+    let _m = Mosn::start(
+        &config(port, "Http2", "Http1", &up.addr.to_string(), TO_UP),
+        &[port],
+    );
+    let out = Command::new(curl)
+        .args([
+            "-sS",
+            "--http2-prior-knowledge",
+            "-H",
+            "Cookie: a=1",
+            "-H",
+            "Cookie: b=2",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/c"))
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(seen.contains("Cookie: a=1; b=2\r\n"), "{seen}");
+}

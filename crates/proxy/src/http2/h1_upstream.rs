@@ -51,10 +51,19 @@ pub(super) async fn forward(
     );
     w.header(b"Host", up.authority(parts).as_bytes());
     for (name, value) in headers.iter() {
-        if is_hop_by_hop(name.as_str().as_bytes()) {
+        if is_hop_by_hop(name.as_str().as_bytes()) || name == http::header::COOKIE {
             continue;
         }
         w.header(name.as_str().as_bytes(), value.as_bytes());
+    }
+    // HTTP/2 may split Cookie into crumbs; HTTP/1.1 wants one field (RFC 9113 §8.2.3).
+    let crumbs: Vec<&[u8]> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if !crumbs.is_empty() {
+        w.header(b"Cookie", &crumbs.join(&b"; "[..]));
     }
     if chunked {
         w.header(b"Transfer-Encoding", b"chunked");

@@ -57,3 +57,9 @@ pub async fn sender(
     CONNS.with(|c| c.borrow_mut().insert(addr, send.clone()));
     send.ready().await.map_err(|_| LocalReply::UpstreamReset)
 }
+
+/// Drops this worker's connection to `addr` (it refused a stream or is going away);
+/// the next stream opens a new one.
+pub fn forget(addr: SocketAddr) {
+    CONNS.with(|c| c.borrow_mut().remove(&addr));
+}

@@ -318,15 +318,18 @@ async fn forward_h2(
             return local_reply(ctx, &mut respond, reply, up.grpc);
         }
     };
-    let uri = format!("http://{}{}", up.authority(parts), up.path_and_query(parts));
-    let mut builder = Request::builder()
-        .method(parts.method.clone())
-        .uri(uri)
-        .version(http::Version::HTTP_2);
-    if let Some(h) = builder.headers_mut() {
-        *h = up.request_headers(parts);
-    }
-    let Ok(request) = builder.body(()) else {
+    let build = || {
+        let uri = format!("http://{}{}", up.authority(parts), up.path_and_query(parts));
+        let mut builder = Request::builder()
+            .method(parts.method.clone())
+            .uri(uri)
+            .version(http::Version::HTTP_2);
+        if let Some(h) = builder.headers_mut() {
+            *h = up.request_headers(parts);
+        }
+        builder.body(()).ok()
+    };
+    let Some(request) = build() else {
         return local_reply(
             ctx,
             &mut respond,
@@ -359,6 +362,30 @@ async fn forward_h2(
                 ctx.runtime.stats.downstream_cancel.inc();
                 return;
             }
+        };
+        // A stream the upstream refused (REFUSED_STREAM, or above a GOAWAY's last stream
+        // id) was never processed: a request without a body is sent once more, on a
+        // new connection.
+        let head = match head {
+            Err(Waited::Failed(e)) if end && e.reason() == Some(h2::Reason::REFUSED_STREAM) => {
+                pool::forget(host.addr);
+                cluster.stats.upstream_request_retry.inc();
+                match pool::sender(cluster, host, &up.listener.http2).await {
+                    Ok(mut again) => match build().map(|r| again.send_request(r, true)) {
+                        Some(Ok((retry, _))) => wait(up.deadline, retry).await,
+                        _ => {
+                            return local_reply(
+                                ctx,
+                                &mut respond,
+                                LocalReply::UpstreamReset,
+                                up.grpc,
+                            )
+                        }
+                    },
+                    Err(reply) => return local_reply(ctx, &mut respond, reply, up.grpc),
+                }
+            }
+            other => other,
         };
         let response = match head {
             Err(Waited::Timeout) => {
