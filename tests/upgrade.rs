@@ -145,3 +145,40 @@ fn websocket_echo_with_a_real_client_and_server() {
     );
     assert!(text.contains("\"sent\": 20"), "{text}");
 }
+
+/// CONNECT is tunnelled only through a route made for it (no path condition).
+#[test]
+fn connect_tunnels_through_a_matching_route_only() {
+    let echo = Upstream::start(|mut s| {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    });
+    let mut cfg = HttpConfig::new(&[echo.addr]);
+    cfg.routes = r#"{"match": {"headers": [{"name": ":method", "value": "CONNECT"}]}, "route": {"cluster_name": "up"}}"#.into();
+    let _m = cfg.start();
+    let mut s = connect(cfg.port);
+    s.write_all(b"CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\nearly")
+        .unwrap();
+    let r = read_response(&mut s, true).unwrap();
+    assert_eq!(r.status, 200);
+    let mut got = [0u8; 5];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"early", "bytes sent with the CONNECT went through");
+    s.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping");
+
+    // A prefix "/" route does not open tunnels.
+    let cfg = HttpConfig::new(&[echo.addr]);
+    let _m2 = cfg.start();
+    let r = http_exchange(
+        cfg.port,
+        b"CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n",
+    );
+    assert_eq!(r.status, 404);
+}

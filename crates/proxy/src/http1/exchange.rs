@@ -38,9 +38,7 @@ pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: 
     let close_after_reply =
         framing.has_body() || !head.wants_keep_alive() || shutdown.is_draining();
     if head.is_connect() {
-        let unsupported = LocalReply::BadRequest(501, "CONNECT is not supported");
-        send_local_reply(conn, unsupported, true, false).await;
-        return Next::Close;
+        return super::upgrade::connect(conn, &head).await;
     }
     let view = RouterView(&head, conn.peer);
     let Some(route) = conn.listener.routes.route(&view) else {

@@ -140,3 +140,61 @@ pub(super) async fn forward(
     conn.stats.downstream_bytes_write_total.add(bytes_out);
     Next::Close
 }
+
+/// `CONNECT host:port`: tunnelled to the cluster of the route it matches. CONNECT's
+/// target has no path, so only routes without a path condition can match it (for
+/// example `"match": {"headers": [{"name": ":method", "value": "CONNECT"}]}`): a
+/// proxy never becomes an open tunnel by a `prefix: "/"` route. No route: 404.
+pub(super) async fn connect(conn: &mut Downstream<'_>, head: &RequestHead) -> Next {
+    let view = RouterView(head, conn.peer);
+    let Some(route) = conn.listener.routes.route(&view) else {
+        return reply(conn, LocalReply::NoRoute, true, head).await;
+    };
+    let mosn_router::RouteAction::Cluster(action) = &route.action else {
+        return reply(
+            conn,
+            LocalReply::BadRequest(405, "CONNECT needs a cluster route"),
+            true,
+            head,
+        )
+        .await;
+    };
+    let Some(choice) = action.pick_cluster(&view, fastrand::u64(..)) else {
+        return reply(conn, LocalReply::NoRoute, true, head).await;
+    };
+    let Some(cluster) = conn.listener.clusters.get(choice.name) else {
+        return reply(conn, LocalReply::NoHealthyUpstream, true, head).await;
+    };
+    let Some(host) = cluster.choose_host(&mosn_upstream::LbContext::default()) else {
+        return reply(conn, LocalReply::NoHealthyUpstream, true, head).await;
+    };
+    let _active = ActiveRequest::new(&host);
+    cluster.stats.upstream_request_total.inc();
+    let mut up = match super::exchange::open_connection(&cluster, &host).await {
+        Ok(up) => up,
+        Err(local) => return reply(conn, local, true, head).await,
+    };
+    conn.stats.response(200);
+    if write_down(conn, b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return Next::Close;
+    }
+    let limit = conn.listener.options.body_timeout.0;
+    if !conn.buf.is_empty() {
+        let early = conn.buf.split();
+        if write_all(&mut up.stream, &early, limit).await.is_err() {
+            return Next::Close;
+        }
+    }
+    let idle = action
+        .idle_timeout
+        .filter(|d| !d.is_zero())
+        .unwrap_or(conn.listener.idle_timeout);
+    let (bytes_in, bytes_out) =
+        crate::tcp::relay(&mut conn.stream, &mut up.stream, Some(idle)).await;
+    conn.stats.downstream_bytes_read_total.add(bytes_in);
+    conn.stats.downstream_bytes_write_total.add(bytes_out);
+    Next::Close
+}
