@@ -24,7 +24,7 @@ pub enum SnapshotError {
 
 /// What a listener does with a connection.
 pub enum ListenerKind {
-    Http(HttpListener),
+    Http(Box<HttpListener>),
     Tcp(TcpProxyListener),
 }
 
@@ -123,7 +123,7 @@ fn build_kind(
                 });
                 http.detect = Some(Detect { fallback });
             }
-            Some(ListenerKind::Http(http))
+            Some(ListenerKind::Http(Box::new(http)))
         }
     }
 }
