@@ -240,3 +240,45 @@ fn cookie_crumbs_are_joined_for_http1_upstreams() {
     let seen = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(seen.contains("Cookie: a=1; b=2\r\n"), "{seen}");
 }
+
+/// An upstream that allows 2 concurrent streams gets more connections, not a queue.
+#[test]
+fn a_full_upstream_connection_gets_a_sibling() {
+    let Some(h2load) = common::peers::peer_program("h2load") else {
+        return;
+    };
+    let (front, app, app_admin) = (free_port(), free_port(), free_port());
+    let slow_app = Upstream::start(|mut s| {
+        while read_request(&mut s).is_some() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if std::io::Write::write_all(&mut s, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    // app: h2 in (2 streams per connection), HTTP/1 out to a slow server.
+    let app_config = config(app, "Http2", "Http1", &slow_app.addr.to_string(), TO_UP)
+        .replace(r#""router_config_name": "r"}"#, r#""router_config_name": "r", "http2": {"max_concurrent_streams": 2}}"#)
+        .replace(r#""cluster_manager""#, &format!(r#""admin": {{"address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {app_admin}}}}}}}, "cluster_manager""#));
+    let _app = Mosn::start(&app_config, &[app, app_admin]);
+    let _front = Mosn::start(
+        &config(front, "Http2", "Http2", &format!("127.0.0.1:{app}"), TO_UP),
+        &[front],
+    );
+    let out = std::process::Command::new(h2load)
+        .args(["-n", "40", "-c", "1", "-m", "8"])
+        .arg(format!("http://127.0.0.1:{front}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("40 succeeded"), "{text}");
+    let connections = admin_stats(app_admin)["listener"]["l"]["downstream_connection_total"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        connections >= 3,
+        "8 concurrent streams over connections of 2 streams used {connections} connection(s)"
+    );
+}

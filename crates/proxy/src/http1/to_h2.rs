@@ -37,15 +37,16 @@ pub(super) async fn forward(
 ) -> Next {
     let _active = ActiveRequest::new(host);
     cluster.stats.upstream_request_total.inc();
-    let mut sender = match crate::http2::pool::sender(cluster, host, &conn.listener.http2).await {
-        Ok(s) => s,
-        Err(local) => {
-            if local == LocalReply::ConnectFailure {
-                outlier::report(host, OutlierOutcome::LocalOriginFailure);
+    let (mut sender, _slot) =
+        match crate::http2::pool::sender(cluster, host, &conn.listener.http2).await {
+            Ok(s) => s,
+            Err(local) => {
+                if local == LocalReply::ConnectFailure {
+                    outlier::report(host, OutlierOutcome::LocalOriginFailure);
+                }
+                return reply(conn, local, close_after_reply, head).await;
             }
-            return reply(conn, local, close_after_reply, head).await;
-        }
-    };
+        };
     let view = RouterView(head, conn.peer);
     let hostname = (!host.hostname.is_empty()).then_some(host.hostname.as_str());
     let authority = match action.host_rewrite.host(&view, hostname) {

@@ -309,7 +309,7 @@ async fn forward_h2(
     mut respond: SendResponse<Bytes>,
 ) {
     let (ctx, cluster, host) = (up.ctx, up.cluster, up.host);
-    let mut sender = match pool::sender(cluster, host, &up.listener.http2).await {
+    let (mut sender, _slot) = match pool::sender(cluster, host, &up.listener.http2).await {
         Ok(s) => s,
         Err(reply) => {
             if reply == LocalReply::ConnectFailure {
@@ -371,17 +371,19 @@ async fn forward_h2(
                 pool::forget(host.addr);
                 cluster.stats.upstream_request_retry.inc();
                 match pool::sender(cluster, host, &up.listener.http2).await {
-                    Ok(mut again) => match build().map(|r| again.send_request(r, true)) {
-                        Some(Ok((retry, _))) => wait(up.deadline, retry).await,
-                        _ => {
-                            return local_reply(
-                                ctx,
-                                &mut respond,
-                                LocalReply::UpstreamReset,
-                                up.grpc,
-                            )
+                    Ok((mut again, _retry_slot)) => {
+                        match build().map(|r| again.send_request(r, true)) {
+                            Some(Ok((retry, _))) => wait(up.deadline, retry).await,
+                            _ => {
+                                return local_reply(
+                                    ctx,
+                                    &mut respond,
+                                    LocalReply::UpstreamReset,
+                                    up.grpc,
+                                )
+                            }
                         }
-                    },
+                    }
                     Err(reply) => return local_reply(ctx, &mut respond, reply, up.grpc),
                 }
             }
