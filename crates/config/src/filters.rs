@@ -69,6 +69,21 @@ pub struct Http2Options {
     pub initial_connection_window_size: u32,
     /// Largest header list (decoded) a peer may send.
     pub max_header_list_size: u32,
+    /// Most header fields in a request (pseudo-headers not counted, each cookie
+    /// crumb counted); more gets a 431 reply and the request is not forwarded.
+    pub max_headers: usize,
+    /// Streams the client reset before the proxy accepted them, allowed at once; more
+    /// is a connection error ENHANCE_YOUR_CALM (the `h2` crate's Rapid Reset guard).
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams the proxy reset for the client's protocol errors, allowed over the life
+    /// of a connection; more gets GOAWAY ENHANCE_YOUR_CALM. 0: no limit.
+    pub max_local_error_reset_streams: usize,
+    /// Rapid Reset (CVE-2023-44487): once a connection has opened this many streams,
+    /// it is closed with GOAWAY ENHANCE_YOUR_CALM when more than half of them were
+    /// reset by the client within `rapid_reset_window` of opening. 0: off.
+    pub rapid_reset_min_streams: usize,
+    /// How soon after opening a client's reset counts as rapid.
+    pub rapid_reset_window: GoDuration,
 }
 
 impl Default for Http2Options {
@@ -78,6 +93,11 @@ impl Default for Http2Options {
             initial_stream_window_size: 64 * 1024,
             initial_connection_window_size: 1024 * 1024,
             max_header_list_size: 60 * 1024,
+            max_headers: 100,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+            rapid_reset_min_streams: 500,
+            rapid_reset_window: GoDuration(Duration::from_secs(1)),
         }
     }
 }
