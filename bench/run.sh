@@ -17,10 +17,8 @@
 # Only 127.0.0.1 is used; every process started here is stopped on exit.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="$REPO/bench"
-VENV="$REPO/.venv-bench"
-MOSN_BIN="$REPO/target/release/mosn-rs"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # REPO BENCH VENV MOSN_BIN, helpers
 
 PROXIES="${PROXIES:-nginx haproxy envoy mosn}"
 DURATION="${DURATION:-10s}"
@@ -40,9 +38,6 @@ for arg in "$@"; do
     esac
 done
 
-log() { echo "[bench $(date +%T)] $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 read -ra SEL <<<"$PROXIES"
 ((${#SEL[@]})) || die "PROXIES is empty"
 for p in "${SEL[@]}"; do
@@ -50,36 +45,19 @@ for p in "${SEL[@]}"; do
 done
 selected() { [[ " ${SEL[*]} " == *" $1 "* ]]; }
 
-# wrk runs are bounded by DURATION; the timeout below only guards against a
-# hung wrk. Accepts wrk's forms: 10, 10s, 2m, 1h.
-dur_secs() {
-    local d=$1
-    case "$d" in
-        *s) echo "${d%s}" ;; *m) echo $(( ${d%m} * 60 )) ;; *h) echo $(( ${d%h} * 3600 )) ;; *) echo "$d" ;;
-    esac
-}
+# wrk runs are bounded by DURATION; WRK_TIMEOUT only guards against a hung wrk.
 [[ "$(dur_secs "$DURATION")" =~ ^[0-9]+$ ]] || die "DURATION '$DURATION' not understood (use e.g. 10s, 2m)"
 WRK_TIMEOUT=$(( $(dur_secs "$DURATION") + 30 ))
 
 # --- tools ---------------------------------------------------------------------
-bash "$BENCH/setup.sh"
-PY="$VENV/bin/python"
-ENVOY_BIN="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/envoy/_bin/envoy"
-
-if selected mosn; then
-    if ((BUILD)) || [[ ! -x $MOSN_BIN ]]; then
-        [[ -f $REPO/Cargo.toml ]] || die "mosn-rs binary $MOSN_BIN is missing and there is no $REPO/Cargo.toml to build it from. Leave mosn out, e.g. PROXIES=\"nginx haproxy envoy\"."
-        log "building mosn-rs (cargo build --release)"
-        (cd "$REPO" && cargo build --release) || die "cargo build --release failed"
-    fi
-    [[ -x $MOSN_BIN ]] || die "mosn-rs binary not found at $MOSN_BIN (even after building: is the binary target named 'mosn-rs'?). Leave mosn out with PROXIES=\"nginx haproxy envoy\"."
-fi
+# shellcheck disable=SC2119  # setup_tools takes setup.sh's options, not ours
+setup_tools   # PY, ENVOY_BIN
+selected mosn && ensure_mosn "$BUILD" 'Leave mosn out, e.g. PROXIES="nginx haproxy envoy".'
 
 # 10k idle connections need 10k+ fds in the client and in each proxy (and a
 # few in the upstream); children inherit this limit. The hard limit may be
 # below 65535 in a container: then take what is allowed.
-ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-NOFILE=$(ulimit -n)
+raise_nofile   # NOFILE
 if ((IDLE)) && ((NOFILE < IDLE_CONNS + 500)); then
     die "open-files limit is $NOFILE, too low for IDLE_CONNS=$IDLE_CONNS (lower IDLE_CONNS or raise the hard limit)"
 fi
@@ -92,110 +70,17 @@ HAPROXY_MAXCONN=$(( (NOFILE - 100) / 2 ))
 HAPROXY_IDLE_CONNS=$((HAPROXY_MAXCONN - 50))
 ((HAPROXY_IDLE_CONNS > IDLE_CONNS)) && HAPROXY_IDLE_CONNS=$IDLE_CONNS
 
-# --- temp dir and cleanup ------------------------------------------------------
-TMP="$(mktemp -d -t mosn-bench.XXXXXX)"
-# nginx workers drop to 'nobody' when started as root: let them read configs.
-chmod 755 "$TMP"
-declare -A PID=() PORT=()
-STARTED=()
-
-cleanup() {
-    local rc=$? pid all=() tree=() i
-    trap - EXIT INT TERM
-    # Collect whole process trees first: a master's workers must go too even
-    # if the master dies before them.
-    for pid in "${STARTED[@]}"; do
-        read -ra tree < <("$PY" "$BENCH/procstat.py" pids "$pid" 2>/dev/null || echo "$pid")
-        all+=("${tree[@]}")
-    done
-    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for ((i = 0; i < 50; i++)); do
-        local alive=0
-        for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if ((rc != 0)) || [[ $KEEP_TMP == 1 ]]; then
-        log "temp dir kept for inspection: $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Free ports: bind port 0 on all sockets at once (so they are distinct), then
-# release them. A tiny race with other programs is acceptable on a bench box.
-free_ports() {
-    "$PY" -c 'import socket,sys
-ss=[socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-}
+# --- temp dir and cleanup (lib.sh) -----------------------------------------------
+make_tmp mosn-bench   # TMP
 read -r 'PORT[upstream]' 'PORT[nginx]' 'PORT[haproxy]' 'PORT[envoy]' 'PORT[mosn]' <<<"$(free_ports 5)"
 PORT[direct]=${PORT[upstream]}
 
-# start NAME CMD...: runs CMD in the background with output to $TMP/NAME.log.
-start() {
-    local name=$1; shift
-    "$@" >"$TMP/$name.log" 2>&1 &
-    PID[$name]=$!
-    STARTED+=($!)
-}
-
 # Wait until NAME answers the expected body on its port (max ~15 s).
-wait_ready() {
-    local name=$1 port=$2 i body
-    for ((i = 0; i < 150; i++)); do
-        if ! kill -0 "${PID[$name]}" 2>/dev/null; then
-            local rc=0
-            wait "${PID[$name]}" || rc=$?
-            echo "--- last lines of $name's output:" >&2
-            tail -n 20 "$TMP/$name.log" >&2
-            die "$name exited at startup with status $rc"
-        fi
-        body="$(curl -s --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null || true)"
-        [[ $body == "$BODY" ]] && return 0
-        sleep 0.1
-    done
-    tail -n 20 "$TMP/$name.log" >&2
-    die "$name did not serve the expected body on 127.0.0.1:$port within 15 s"
-}
+probe_http1() { [[ "$(curl -s --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null || true)" == "$BODY" ]]; }
+wait_ready() { wait_ready_by "$1" "$2" probe_http1; }
 
 # --- configs ---------------------------------------------------------------------
-# nginx keeps its pid/temp files under a prefix dir of ours instead of /var.
-nginx_common() {
-    local dir=$1
-    mkdir -p "$dir"
-    cat <<EOF
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log error;
-events { worker_connections $((NOFILE - 100)); }
-EOF
-}
-nginx_http_common() {
-    local dir=$1
-    # keepalive_requests defaults to 1000: lift it so that no proxy reconnects
-    # mid-run (HAProxy, Envoy and mosn-rs have no such limit here).
-    cat <<EOF
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-EOF
-}
-
+# nginx_common, nginx_http_common: lib.sh
 write_upstream() {
     local d="$TMP/upstream"
     { nginx_common "$d"; cat <<EOF
@@ -330,25 +215,8 @@ log "up: upstream :${PORT[upstream]}; $(for p in "${SEL[@]}"; do printf '%s :%s 
 RUNS="$TMP/runs.tsv"
 : >"$RUNS"
 
-# The machine has 2 cores, and whatever else runs on it (another session's
-# build, say) skews req/s and latency. So each run also records "other CPU":
-# user-mode CPU time of the whole machine (/proc/stat) minus that of the
-# proxy, the upstream and wrk, as % of one core. User time only, because the
-# kernel's loopback packet processing runs partly outside our processes
-# (softirq on an idle core, ksoftirqd) and would blur the figure; builds and
-# other benchmarks show up in user time.
-CLK_TCK=$(getconf CLK_TCK)
-machine_user_us() {
-    local _cpu user nice _rest
-    read -r _cpu user nice _rest </proc/stat
-    echo $(((user + nice) * 1000000 / CLK_TCK))
-}
-# User CPU time of this shell's finished children (here: timeout + wrk), in
-# µs. 'times' must run in this shell, not in $(...): a subshell starts at zero.
-children_user_us() {
-    times >"$TMP/times"
-    awk 'NR == 2 { split($1, a, /[ms]/); printf "%d\n", (a[1] * 60 + a[2]) * 1000000 }' "$TMP/times"
-}
+# "Other CPU" (lib.sh: machine_user_us, children_user_us): user-mode CPU time
+# of the whole machine minus that of the proxy, the upstream and wrk.
 
 # bench_one NAME ROUND: one bounded wrk run through NAME, with the CPU time of
 # NAME's process tree read just before and just after it.
@@ -357,11 +225,11 @@ bench_one() {
     local cpu0 cpu1 usr0 usr1 upu0=0 upu1=0 m0 m1 ch0 ch1 rss line other
     read -r cpu0 usr0 < <("$PY" "$BENCH/procstat.py" cpu "$pid")
     [[ $name == direct ]] || read -r _ upu0 < <("$PY" "$BENCH/procstat.py" cpu "${PID[upstream]}")
-    ch0=$(children_user_us); m0=$(machine_user_us)
+    children_user_us ch0; m0=$(machine_user_us)
     timeout "$WRK_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
         -s "$BENCH/wrk-report.lua" "http://127.0.0.1:${PORT[$name]}/" >"$out" 2>&1 \
         || { cat "$out" >&2; die "wrk against $name failed"; }
-    m1=$(machine_user_us); ch1=$(children_user_us)
+    m1=$(machine_user_us); children_user_us ch1
     read -r cpu1 usr1 < <("$PY" "$BENCH/procstat.py" cpu "$pid")
     [[ $name == direct ]] || read -r _ upu1 < <("$PY" "$BENCH/procstat.py" cpu "${PID[upstream]}")
     rss=$("$PY" "$BENCH/procstat.py" rss "$pid")
@@ -430,10 +298,7 @@ mkdir -p "$BENCH/results"
 mosn_rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 {
     printf 'date\t%s\n' "$DATE"
-    printf 'cpu\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-    printf 'cores\t%s\n' "$(nproc)"
-    printf 'memory\t%s\n' "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-    printf 'kernel\t%s\n' "$(uname -sr)"
+    machine_info
     printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/.*version: //')"
     printf 'haproxy\t%s\n' "$(haproxy -v | head -n1 | awk '{print $3}')"
     printf 'envoy\t%s\n' "$("$ENVOY_BIN" --version | grep -o 'version: .*' | sed 's/version: //')"

