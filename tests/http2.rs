@@ -282,3 +282,66 @@ fn a_full_upstream_connection_gets_a_sibling() {
         "8 concurrent streams over connections of 2 streams used {connections} connection(s)"
     );
 }
+
+/// nginx closes an HTTP/2 connection with GOAWAY every few requests; streams it never
+/// processed are sent again on a new connection, so no request fails.
+#[test]
+fn upstream_goaway_loses_no_bodyless_request() {
+    let Some(h2load) = common::peers::peer_program("h2load") else {
+        return;
+    };
+    let nginx = "/usr/sbin/nginx";
+    if !std::path::Path::new(nginx).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nginx missing; scripts/setup.sh installs it"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let up_port = free_port();
+    let d = dir.path().display();
+    std::fs::write(
+        dir.path().join("nginx.conf"),
+        format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{ access_log off; keepalive_requests 7;
+  client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+  server {{ listen 127.0.0.1:{up_port} http2; location / {{ return 200 \"nginx h2\"; }} }} }}"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(nginx)
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .arg("-p")
+        .arg(dir.path())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", up_port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "nginx did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let port = free_port();
+    let _m = Mosn::start(
+        &config(
+            port,
+            "Http2",
+            "Http2",
+            &format!("127.0.0.1:{up_port}"),
+            TO_UP,
+        ),
+        &[port],
+    );
+    let out = std::process::Command::new(h2load)
+        .args(["-n", "300", "-c", "2", "-m", "8"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("300 succeeded, 0 failed"), "{text}");
+}

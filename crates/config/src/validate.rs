@@ -1051,8 +1051,14 @@ fn parse_network_filter(
             let h2 = &proxy.http2;
             for (name, value) in [
                 ("max_concurrent_streams", h2.max_concurrent_streams as usize),
-                ("initial_stream_window_size", h2.initial_stream_window_size as usize),
-                ("initial_connection_window_size", h2.initial_connection_window_size as usize),
+                (
+                    "initial_stream_window_size",
+                    h2.initial_stream_window_size as usize,
+                ),
+                (
+                    "initial_connection_window_size",
+                    h2.initial_connection_window_size as usize,
+                ),
                 ("max_header_list_size", h2.max_header_list_size as usize),
                 ("max_headers", h2.max_headers),
             ] {
@@ -1063,10 +1069,16 @@ fn parse_network_filter(
             // HTTP/2 windows are 31-bit (RFC 9113 §6.9.1).
             for (name, value) in [
                 ("initial_stream_window_size", h2.initial_stream_window_size),
-                ("initial_connection_window_size", h2.initial_connection_window_size),
+                (
+                    "initial_connection_window_size",
+                    h2.initial_connection_window_size,
+                ),
             ] {
                 if value > (1 << 31) - 1 {
-                    problems.error(format!("{cfg_path}.http2.{name}"), "must be at most 2147483647");
+                    problems.error(
+                        format!("{cfg_path}.http2.{name}"),
+                        "must be at most 2147483647",
+                    );
                 }
             }
             Some(NetworkFilter::Proxy(proxy))

@@ -153,10 +153,19 @@ pub(super) async fn forward(
         },
         None => response.await,
     };
-    let Ok(response) = response else {
-        outlier::report(host, OutlierOutcome::LocalOriginFailure);
-        cluster.stats.upstream_request_reset.inc();
-        return reply(conn, LocalReply::UpstreamReset, close_after_reply, head).await;
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            cluster.stats.upstream_request_reset.inc();
+            if crate::http2::never_processed(&e) {
+                // Refused, or cut by the upstream's GOAWAY: forget that connection; the
+                // client gets a 503 it may retry.
+                crate::http2::pool::forget(host.addr);
+                return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
+            }
+            outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            return reply(conn, LocalReply::UpstreamReset, close_after_reply, head).await;
+        }
     };
     let (parts, mut body) = response.into_parts();
     let status = parts.status.as_u16();

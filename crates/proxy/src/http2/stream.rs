@@ -367,7 +367,7 @@ async fn forward_h2(
         // id) was never processed: a request without a body is sent once more, on a
         // new connection.
         let head = match head {
-            Err(Waited::Failed(e)) if end && e.reason() == Some(h2::Reason::REFUSED_STREAM) => {
+            Err(Waited::Failed(e)) if end && never_processed(&e) => {
                 pool::forget(host.addr);
                 cluster.stats.upstream_request_retry.inc();
                 match pool::sender(cluster, host, &up.listener.http2).await {
@@ -396,15 +396,23 @@ async fn forward_h2(
                 return local_reply(ctx, &mut respond, LocalReply::UpstreamTimeout, up.grpc);
             }
             Err(Waited::Failed(e)) => {
-                outlier::report(host, OutlierOutcome::LocalOriginFailure);
                 cluster.stats.upstream_request_reset.inc();
-                // A stream the upstream reset before answering is reset for the client
-                // with the same reason; other failures get a local reply.
-                if let Some(reason) = e.reason().filter(|_| e.is_remote()) {
-                    respond.send_reset(reason);
-                    return;
+                if never_processed(&e) {
+                    // Refused or cut by GOAWAY before the upstream looked at it: not the
+                    // host's fault, and the client gets an answer it may retry (503).
+                    return local_reply(ctx, &mut respond, LocalReply::NoHealthyUpstream, up.grpc);
                 }
-                return local_reply(ctx, &mut respond, LocalReply::UpstreamReset, up.grpc);
+                outlier::report(host, OutlierOutcome::LocalOriginFailure);
+                // A stream the upstream reset with an error before answering is reset for
+                // the client with the same reason; other failures get a local reply.
+                match e
+                    .reason()
+                    .filter(|r| e.is_reset() && e.is_remote() && *r != h2::Reason::NO_ERROR)
+                {
+                    Some(reason) => respond.send_reset(reason),
+                    None => local_reply(ctx, &mut respond, LocalReply::UpstreamReset, up.grpc),
+                }
+                return;
             }
             Ok(r) => r,
         };
@@ -434,6 +442,12 @@ async fn forward_h2(
         }
     };
     tokio::join!(request_side, response_side);
+}
+
+/// A stream the upstream never processed: refused (REFUSED_STREAM), or above the last
+/// stream id of a GOAWAY (RFC 9113 §6.8), which `h2` reports as a GOAWAY error.
+pub(crate) fn never_processed(e: &h2::Error) -> bool {
+    e.reason() == Some(h2::Reason::REFUSED_STREAM) || (e.is_go_away() && e.is_remote())
 }
 
 pub(super) enum Waited {
