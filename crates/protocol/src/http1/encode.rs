@@ -63,3 +63,28 @@ pub fn write_chunk_prefix(len: usize, out: &mut [u8; 20]) -> usize {
     out[count + 1] = b'\n';
     count + 2
 }
+
+/// One chunk of the chunked coding (`{len:x}\r\n{data}\r\n`) in a new buffer, for
+/// callers that write it in one piece.
+pub fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut prefix = [0u8; 20];
+    let n = write_chunk_prefix(data.len(), &mut prefix);
+    let mut framed = Vec::with_capacity(n + data.len() + 2);
+    framed.extend_from_slice(&prefix[..n]);
+    framed.extend_from_slice(data);
+    framed.extend_from_slice(b"\r\n");
+    framed
+}
+
+/// The last chunk with trailer fields: `0\r\n{name: value\r\n}*\r\n`.
+pub fn last_chunk<'a>(trailers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
+    let mut end = b"0\r\n".to_vec();
+    for (name, value) in trailers {
+        end.extend_from_slice(name);
+        end.extend_from_slice(b": ");
+        end.extend_from_slice(value);
+        end.extend_from_slice(b"\r\n");
+    }
+    end.extend_from_slice(b"\r\n");
+    end
+}

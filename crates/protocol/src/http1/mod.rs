@@ -7,7 +7,7 @@ mod head;
 mod status;
 
 pub use chunked::{ChunkError, ChunkedDecoder, ChunkedItem};
-pub use encode::{write_chunk_prefix, HeadWriter};
+pub use encode::{chunk, last_chunk, write_chunk_prefix, HeadWriter};
 pub use framing::{request_framing, response_framing, BodyFraming};
 pub use head::{
     parse_request, parse_response, HeadLimits, HeaderField, ParseError, RequestHead, ResponseHead,

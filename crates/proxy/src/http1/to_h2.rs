@@ -14,7 +14,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request};
 use mosn_config::DEFAULT_ROUTE_TIMEOUT;
 use mosn_protocol::http1::{
-    is_hop_by_hop, reason_phrase, write_chunk_prefix, BodyFraming, ChunkedDecoder, ChunkedItem,
+    chunk, is_hop_by_hop, last_chunk, reason_phrase, BodyFraming, ChunkedDecoder, ChunkedItem,
     HeadWriter, RequestHead,
 };
 use mosn_router::{ClusterAction, RequestView, Route};
@@ -224,17 +224,11 @@ pub(super) async fn forward(
         return next_after(close);
     }
     let limit = conn.listener.options.body_timeout.0;
-    while let Some(chunk) = body.data().await {
-        let Ok(data) = chunk else { return Next::Close };
+    while let Some(frame) = body.data().await {
+        let Ok(data) = frame else { return Next::Close };
         let len = data.len();
         let written = if chunked {
-            let mut prefix = [0u8; 20];
-            let n = write_chunk_prefix(len, &mut prefix);
-            let mut framed = Vec::with_capacity(n + len + 2);
-            framed.extend_from_slice(&prefix[..n]);
-            framed.extend_from_slice(&data);
-            framed.extend_from_slice(b"\r\n");
-            write_all(&mut conn.stream, &framed, limit).await
+            write_all(&mut conn.stream, &chunk(&data), limit).await
         } else {
             write_all(&mut conn.stream, &data, limit).await
         };
@@ -245,14 +239,12 @@ pub(super) async fn forward(
     }
     if chunked {
         let trailers = body.trailers().await.ok().flatten();
-        let mut end = b"0\r\n".to_vec();
-        for (name, value) in trailers.iter().flatten() {
-            end.extend_from_slice(name.as_str().as_bytes());
-            end.extend_from_slice(b": ");
-            end.extend_from_slice(value.as_bytes());
-            end.extend_from_slice(b"\r\n");
-        }
-        end.extend_from_slice(b"\r\n");
+        let end = last_chunk(
+            trailers
+                .iter()
+                .flatten()
+                .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+        );
         if write_all(&mut conn.stream, &end, limit).await.is_err() {
             return Next::Close;
         }

@@ -123,22 +123,7 @@ pub(super) async fn forward(
     if write_down(conn, &out).await.is_err() {
         return Next::Close;
     }
-    // Bytes the client sent after its request belong to the new protocol.
-    if !conn.buf.is_empty() {
-        let early = conn.buf.split();
-        if write_all(&mut up.stream, &early, limit).await.is_err() {
-            return Next::Close;
-        }
-    }
-    let idle = action
-        .idle_timeout
-        .filter(|d| !d.is_zero())
-        .unwrap_or(conn.listener.idle_timeout);
-    let (bytes_in, bytes_out) =
-        crate::tcp::relay(&mut conn.stream, &mut up.stream, Some(idle)).await;
-    conn.stats.downstream_bytes_read_total.add(bytes_in);
-    conn.stats.downstream_bytes_write_total.add(bytes_out);
-    Next::Close
+    tunnel(conn, &mut up.stream, action).await
 }
 
 /// `CONNECT host:port`: tunnelled to the cluster of the route it matches. CONNECT's
@@ -181,10 +166,21 @@ pub(super) async fn connect(conn: &mut Downstream<'_>, head: &RequestHead) -> Ne
     {
         return Next::Close;
     }
+    tunnel(conn, &mut up.stream, action).await
+}
+
+/// Turns the connection into a byte tunnel to `up` until either side ends or it idles
+/// (the route's `idle_timeout`, else the listener's idle timeout). Client bytes read past
+/// the request head go first: they belong to the tunnelled protocol.
+async fn tunnel(
+    conn: &mut Downstream<'_>,
+    up: &mut tokio::net::TcpStream,
+    action: &ClusterAction,
+) -> Next {
     let limit = conn.listener.options.body_timeout.0;
     if !conn.buf.is_empty() {
         let early = conn.buf.split();
-        if write_all(&mut up.stream, &early, limit).await.is_err() {
+        if write_all(up, &early, limit).await.is_err() {
             return Next::Close;
         }
     }
@@ -192,8 +188,7 @@ pub(super) async fn connect(conn: &mut Downstream<'_>, head: &RequestHead) -> Ne
         .idle_timeout
         .filter(|d| !d.is_zero())
         .unwrap_or(conn.listener.idle_timeout);
-    let (bytes_in, bytes_out) =
-        crate::tcp::relay(&mut conn.stream, &mut up.stream, Some(idle)).await;
+    let (bytes_in, bytes_out) = crate::tcp::relay(&mut conn.stream, up, Some(idle)).await;
     conn.stats.downstream_bytes_read_total.add(bytes_in);
     conn.stats.downstream_bytes_write_total.add(bytes_out);
     Next::Close

@@ -13,7 +13,7 @@ use h2::RecvStream;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use mosn_protocol::http1::{
-    is_hop_by_hop, parse_response, response_framing, write_chunk_prefix, BodyFraming,
+    chunk, is_hop_by_hop, last_chunk, parse_response, response_framing, BodyFraming,
     ChunkedDecoder, ChunkedItem, HeadWriter,
 };
 use mosn_upstream::outlier::{self, Outcome as OutlierOutcome};
@@ -77,17 +77,11 @@ pub(super) async fn forward(
     }
     // The body, each DATA frame written before its window is given back.
     if has_body {
-        while let Some(chunk) = body.data().await {
-            let Ok(data) = chunk else { return }; // client reset: drop the upstream connection
+        while let Some(frame) = body.data().await {
+            let Ok(data) = frame else { return }; // client reset: drop the upstream connection
             let len = data.len();
             let sent = if chunked {
-                let mut prefix = [0u8; 20];
-                let n = write_chunk_prefix(len, &mut prefix);
-                let mut framed = Vec::with_capacity(n + len + 2);
-                framed.extend_from_slice(&prefix[..n]);
-                framed.extend_from_slice(&data);
-                framed.extend_from_slice(b"\r\n");
-                write_all(&mut conn.stream, &framed, write_limit).await
+                write_all(&mut conn.stream, &chunk(&data), write_limit).await
             } else {
                 write_all(&mut conn.stream, &data, write_limit).await
             };
@@ -98,14 +92,12 @@ pub(super) async fn forward(
         }
         let trailers = body.trailers().await.ok().flatten();
         if chunked {
-            let mut end = b"0\r\n".to_vec();
-            for (name, value) in trailers.iter().flatten() {
-                end.extend_from_slice(name.as_str().as_bytes());
-                end.extend_from_slice(b": ");
-                end.extend_from_slice(value.as_bytes());
-                end.extend_from_slice(b"\r\n");
-            }
-            end.extend_from_slice(b"\r\n");
+            let end = last_chunk(
+                trailers
+                    .iter()
+                    .flatten()
+                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+            );
             if write_all(&mut conn.stream, &end, write_limit)
                 .await
                 .is_err()
