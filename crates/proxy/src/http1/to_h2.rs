@@ -88,21 +88,11 @@ pub(super) async fn forward(
     if head.info.chunked {
         headers.remove(http::header::CONTENT_LENGTH);
     }
-    for name in &route.headers.request_remove {
-        headers.remove(name.as_str());
-    }
-    for a in &route.headers.request_add {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(a.lower_name.as_bytes()),
-            HeaderValue::from_str(&a.value),
-        ) {
-            if a.append {
-                headers.append(n, v);
-            } else {
-                headers.insert(n, v);
-            }
-        }
-    }
+    crate::http2::apply_header_ops(
+        &mut headers,
+        &route.headers.request_remove,
+        &route.headers.request_add,
+    );
     if conn.listener.options.add_x_forwarded_for {
         let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(prior) => format!("{prior}, {}", conn.peer_ip),

@@ -41,7 +41,7 @@ use tokio::time::Instant;
 
 pub(crate) use h1_upstream::parse_trailers as h1_trailers;
 pub use io::PrefixedIo;
-pub(crate) use stream::never_processed;
+pub(crate) use stream::{apply as apply_header_ops, never_processed};
 
 /// The largest flow-control window HTTP/2 allows (2^31 - 1).
 const MAX_WINDOW: u32 = (1 << 31) - 1;

@@ -283,7 +283,7 @@ impl Upstream<'_> {
 }
 
 /// Route header mutations on an `http::HeaderMap`.
-fn apply(headers: &mut HeaderMap, remove: &[String], add: &[HeaderAdd]) {
+pub(crate) fn apply(headers: &mut HeaderMap, remove: &[String], add: &[HeaderAdd]) {
     for name in remove {
         headers.remove(name.as_str());
     }
