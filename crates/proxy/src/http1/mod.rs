@@ -162,26 +162,36 @@ pub async fn serve(
 ) {
     let mut buf = BytesMut::new();
     if listener.http2_only {
-        return crate::http2::serve(stream, buf.freeze(), peer, runtime.clone(), shutdown).await;
+        // Boxed: the HTTP/2 connection state must not enlarge every HTTP/1 connection task.
+        return Box::pin(crate::http2::serve(
+            stream,
+            buf.freeze(),
+            peer,
+            runtime.clone(),
+            shutdown,
+        ))
+        .await;
     }
     if let Some(detect) = &listener.detect {
         let deadline = Instant::now() + listener.options.request_head_timeout.0;
         loop {
             match (looks_like_http2(&buf), looks_like_http1(&buf)) {
                 (Some(true), _) => {
-                    return crate::http2::serve(
+                    return Box::pin(crate::http2::serve(
                         stream,
                         buf.freeze(),
                         peer,
                         runtime.clone(),
                         shutdown,
-                    )
+                    ))
                     .await;
                 }
                 (_, Some(true)) => break,
                 (Some(false), Some(false)) => {
                     match &detect.fallback {
-                        Some(tcp) => crate::tcp::serve(stream, peer, tcp, stats, &buf).await,
+                        Some(tcp) => {
+                            Box::pin(crate::tcp::serve(stream, peer, tcp, stats, &buf)).await
+                        }
                         None => {
                             stats.downstream_bad_request.inc();
                             tracing::debug!(%peer, "neither HTTP/1 nor HTTP/2, and no fallback: closing");
