@@ -345,3 +345,62 @@ http {{ access_log off; keepalive_requests 7;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("300 succeeded, 0 failed"), "{text}");
 }
+
+/// A slow HTTP/2 reader slows the upstream instead of filling the proxy's memory:
+/// the proxy holds at most about one stream window of the body.
+#[test]
+fn a_slow_h2_reader_keeps_proxy_memory_bounded() {
+    let Some(curl) = curl() else { return };
+    const SIZE: usize = 64 * 1024 * 1024;
+    let up = Upstream::start(|mut s| {
+        if read_request(&mut s).is_none() {
+            return;
+        }
+        let _ = std::io::Write::write_all(
+            &mut s,
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").as_bytes(),
+        );
+        let block = vec![b'x'; 256 * 1024];
+        for _ in 0..SIZE / block.len() {
+            if std::io::Write::write_all(&mut s, &block).is_err() {
+                return;
+            }
+        }
+    });
+    let port = free_port();
+    let m = Mosn::start(
+        &config(port, "Http2", "Http1", &up.addr.to_string(), TO_UP),
+        &[port],
+    );
+    let before = m.rss_kib();
+    // 2 MiB/s for 3 s: about 6 MiB of 64 read, the rest held back by flow control.
+    let out = Command::new(curl)
+        .args([
+            "-sS",
+            "--http2-prior-knowledge",
+            "--limit-rate",
+            "2M",
+            "--max-time",
+            "3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/big"))
+        .output()
+        .unwrap();
+    let downloaded: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        downloaded > 1024 * 1024 && downloaded < 16 * 1024 * 1024,
+        "downloaded {downloaded}"
+    );
+    let grown = m.peak_rss_kib().saturating_sub(before);
+    assert!(
+        grown < 8 * 1024,
+        "the proxy grew by {grown} KiB while the client read slowly"
+    );
+}
