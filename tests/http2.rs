@@ -404,3 +404,36 @@ fn a_slow_h2_reader_keeps_proxy_memory_bounded() {
         "the proxy grew by {grown} KiB while the client read slowly"
     );
 }
+
+/// An upstream that dies mid-body: the client's stream is reset (not ended cleanly).
+#[test]
+fn an_upstream_failing_mid_body_resets_the_client_stream() {
+    let Some(curl) = curl() else { return };
+    let up = Upstream::start(|mut s| {
+        if read_request(&mut s).is_some() {
+            let _ = std::io::Write::write_all(
+                &mut s,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
+            );
+        }
+    });
+    let port = free_port();
+    let _m = Mosn::start(
+        &config(port, "Http2", "Http1", &up.addr.to_string(), TO_UP),
+        &[port],
+    );
+    let out = Command::new(curl)
+        .args(["-sS", "--http2-prior-knowledge", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a truncated body must not look complete"
+    );
+    assert!(
+        err.contains("INTERNAL_ERROR") || err.contains("stream"),
+        "{err}"
+    );
+}
