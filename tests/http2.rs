@@ -437,3 +437,39 @@ fn an_upstream_failing_mid_body_resets_the_client_stream() {
         "{err}"
     );
 }
+
+/// An HTTP/2 upstream that resets a stream mid-response: the reset reaches the client.
+#[test]
+fn an_h2_upstream_reset_mid_response_reaches_the_client() {
+    let Some(curl) = curl() else { return };
+    // client -> front (h2 -> h2) -> mid (h2 -> h1) -> a server that dies mid-body;
+    // mid resets its stream, and front must pass that reset on.
+    let up = Upstream::start(|mut s| {
+        if read_request(&mut s).is_some() {
+            let _ = std::io::Write::write_all(
+                &mut s,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
+            );
+        }
+    });
+    let (front, mid) = (free_port(), free_port());
+    let _mid = Mosn::start(
+        &config(mid, "Http2", "Http1", &up.addr.to_string(), TO_UP),
+        &[mid],
+    );
+    let _front = Mosn::start(
+        &config(front, "Http2", "Http2", &format!("127.0.0.1:{mid}"), TO_UP),
+        &[front],
+    );
+    let out = Command::new(curl)
+        .args(["-sS", "--http2-prior-knowledge", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{front}/"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a reset stream must not look complete"
+    );
+    assert!(err.contains("INTERNAL_ERROR"), "{err}");
+}
