@@ -6,6 +6,7 @@
 
 pub mod http1;
 pub mod http2;
+pub(crate) mod retry;
 pub mod shutdown;
 pub mod snapshot;
 pub mod tcp;

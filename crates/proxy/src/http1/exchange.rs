@@ -7,6 +7,7 @@ use super::reply::{reply, send_generated, send_local_reply, write_down, Active};
 use super::response::{read_response_head, send_response, ResponseError};
 use super::send::{buffer_body, send_buffered, send_request, SendError};
 use super::{mirror, Downstream, Next};
+use crate::retry::{self, Retries, TryFailure, REPLAY_BODY_MAX};
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use mosn_config::DEFAULT_ROUTE_TIMEOUT;
@@ -18,15 +19,6 @@ use mosn_upstream::{pool, ActiveRequest, Cluster, Host, LbContext, PooledConn};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// A request body up to this size is held in memory when the route retries or
-/// mirrors, so it can be sent again; a larger one streams and is never retried.
-const REPLAY_BODY_MAX: u64 = 64 * 1024;
-/// Envoy's retry budget: retries in flight may be at most this share of the cluster's
-/// active requests ...
-const RETRY_BUDGET_PERCENT: u64 = 20;
-/// ... but at least this many.
-const RETRY_BUDGET_MIN: u64 = 3;
 
 pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdown) -> Next {
     let stats = conn.stats;
@@ -71,29 +63,6 @@ fn response_adds(route: &Route) -> Vec<(&[u8], &[u8])> {
         .iter()
         .map(|a| (a.name.as_bytes(), a.value.as_bytes()))
         .collect()
-}
-
-/// Methods that may be sent twice (RFC 9110 §9.2.2); others are retried only when
-/// they never reached an upstream (connect failure).
-fn is_idempotent(method: &[u8]) -> bool {
-    matches!(
-        method,
-        b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE"
-    )
-}
-
-/// How a try ended, when it did not end with a response relayed to the client.
-enum TryFailure {
-    /// No connection could be made.
-    Connect,
-    /// The upstream failed before a response head (reset, closed, write error).
-    Reset { stale_pooled: bool },
-    /// The per-try timeout passed.
-    PerTryTimeout,
-    /// The whole route timeout passed.
-    RouteTimeout,
-    /// A response whose status the policy retries; its connection is dropped.
-    Status(u16),
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -203,12 +172,9 @@ async fn forward(
     };
     // The route timeout runs from when the request is ready to go upstream.
     let deadline = route_timeout.map(|t| Instant::now() + t);
-    let idempotent = is_idempotent(head.method());
-    let mut retries_done = 0u32;
+    let mut retries = Retries::new(policy, &cluster, head.method());
     let mut last_host: Option<std::net::SocketAddr> = None;
     let mut stale_retry_used = false;
-    #[allow(unused_assignments)] // held for its Drop: the permit is the count
-    let mut _retry_in_flight: Option<Permit<'_>> = None;
     let original_dst = if cluster.lb_type == "LB_ORIGINAL_DST" {
         original_destination(conn, head, &cluster)
     } else {
@@ -245,14 +211,6 @@ async fn forward(
                 upgrade: None,
             },
         );
-        // A retriable status is held back from the client only when a retry can
-        // really follow; otherwise the upstream's own answer is relayed.
-        let status_retry = policy.filter(|p| {
-            replay.is_some()
-                && idempotent
-                && retries_done < p.num_retries
-                && retry_budget_has_room(&cluster)
-        });
         let (failure, granted) = match try_once(
             conn,
             &cluster,
@@ -265,7 +223,7 @@ async fn forward(
             shutdown,
             deadline,
             policy,
-            status_retry,
+            retries.status_retry(replay.is_some()),
         )
         .await
         {
@@ -276,7 +234,7 @@ async fn forward(
             Outcome::Failed(f) => (f, None),
             Outcome::RetryStatus(status, permit) => (TryFailure::Status(status), Some(permit)),
         };
-        _retry_in_flight = None;
+        retries.try_ended();
         // The keep-alive race: a pooled connection the upstream had closed. Sending
         // again on a fresh connection is safe when nothing of the body was consumed.
         if let TryFailure::Reset { stale_pooled: true } = failure {
@@ -286,59 +244,14 @@ async fn forward(
                 continue;
             }
         }
-        // A connect failure consumed nothing of the request; anything later may have
-        // consumed a body that only a buffered copy can send again.
-        let resendable = replay.is_some() || matches!(failure, TryFailure::Connect);
-        let retryable = resendable
-            && policy.is_some_and(|p| {
-                retries_done < p.num_retries
-                    && match failure {
-                        TryFailure::Connect => p.retry_on_connect_failure(),
-                        TryFailure::Reset { .. } => idempotent && p.retry_on_reset(),
-                        TryFailure::PerTryTimeout => idempotent && p.retry_on_per_try_timeout(),
-                        TryFailure::Status(status) => idempotent && p.retry_on_status(status),
-                        TryFailure::RouteTimeout => false,
-                    }
-            });
-        let permit = match granted {
-            Some(permit) => Some(permit),
-            None if retryable => retry_permit(&cluster),
-            None => None,
-        };
-        if let (Some(permit), Some(p)) = (permit, policy) {
-            // The unit counts as a retry in flight until the retry's try ends.
-            _retry_in_flight = Some(permit);
-            retries_done += 1;
-            cluster.stats.upstream_request_retry.inc();
-            let delay = p.back_off.delay(retries_done - 1, fastrand::u64(..));
-            let wait = deadline.map_or(delay, |d| {
-                delay.min(d.saturating_duration_since(Instant::now()))
-            });
-            tokio::time::sleep(wait).await;
-            continue;
+        match retries.next(failure, replay.is_some(), granted, deadline) {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => {
+                let local = failure.local_reply();
+                return reply(conn, local, close_after_reply || replay.is_none(), head).await;
+            }
         }
-        if retryable {
-            cluster.stats.upstream_request_retry_overflow.inc();
-        }
-        let local = match failure {
-            TryFailure::Connect => LocalReply::ConnectFailure,
-            TryFailure::Reset { .. } => LocalReply::UpstreamReset,
-            TryFailure::PerTryTimeout | TryFailure::RouteTimeout => LocalReply::UpstreamTimeout,
-            // Out of retries on a retriable status: Envoy returns that response; it was
-            // dropped, so answer as a gateway error.
-            TryFailure::Status(_) => LocalReply::UpstreamReset,
-        };
-        return reply(conn, local, close_after_reply || replay.is_none(), head).await;
     }
-}
-
-/// Retries in flight may be at most 20% of the cluster's active requests (at least 3),
-/// Envoy's retry budget, and within the cluster's max_retries breaker.
-fn retry_budget_has_room(cluster: &Cluster) -> bool {
-    let active = cluster.stats.upstream_request_active.get().max(0) as u64;
-    let budget = (active * RETRY_BUDGET_PERCENT / 100).max(RETRY_BUDGET_MIN);
-    let retries = &cluster.breakers.retries;
-    retries.current() < budget && (retries.max() == 0 || retries.current() < retries.max())
 }
 
 /// Where an ORIGINAL_DST cluster sends the request: MOSN's `original_dst_lb_config`
@@ -370,19 +283,6 @@ fn original_destination(
         }
         _ => conn.stream.local_addr().ok(),
     }
-}
-
-/// A retry permit, when the budget and the breaker allow one.
-fn retry_permit(cluster: &Cluster) -> Option<Permit<'_>> {
-    if !retry_budget_has_room(cluster) {
-        cluster
-            .breakers
-            .retries
-            .overflows
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return None;
-    }
-    cluster.breakers.retries.try_acquire()
 }
 
 /// How a try ended.
@@ -442,13 +342,7 @@ async fn try_once<'c>(
         }
         Err(e) => return Outcome::Done(send_failure(conn, e).await),
     }
-    let per_try = policy
-        .and_then(|p| p.per_try_timeout)
-        .map(|t| Instant::now() + t);
-    let try_deadline = match (deadline, per_try) {
-        (Some(d), Some(p)) => Some(d.min(p)),
-        (d, p) => d.or(p),
-    };
+    let try_deadline = retry::try_deadline(policy, deadline);
     // No deadline at all (timeout 0): wait as long as the body timeout allows at most.
     let try_deadline =
         try_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
@@ -487,7 +381,7 @@ async fn try_once<'c>(
         host.record_latency(started.elapsed());
     }
     if status_retry.is_some_and(|p| p.retry_on_status(resp.status)) {
-        match retry_permit(cluster) {
+        match retry::permit(cluster) {
             Some(permit) => {
                 cluster.stats.response(resp.status);
                 return Outcome::RetryStatus(resp.status, permit);

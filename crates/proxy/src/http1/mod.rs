@@ -7,7 +7,7 @@ pub(crate) mod headers;
 pub(crate) mod io;
 pub(crate) mod local_reply;
 mod mirror;
-mod reply;
+pub(crate) mod reply;
 mod response;
 mod send;
 mod to_h2;

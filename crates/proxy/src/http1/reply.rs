@@ -16,10 +16,10 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Decrements a gauge when dropped.
-pub(super) struct Active<'a>(&'a Gauge);
+pub(crate) struct Active<'a>(&'a Gauge);
 
 impl<'a> Active<'a> {
-    pub(super) fn new(g: &'a Gauge) -> Self {
+    pub(crate) fn new(g: &'a Gauge) -> Self {
         g.inc();
         Active(g)
     }

@@ -12,9 +12,12 @@
 //! client gets our GOAWAY).
 
 pub(crate) mod body;
+mod client_body;
+mod forward;
 mod grpc;
 mod h1_upstream;
 mod io;
+mod mirror;
 pub(crate) mod pool;
 mod stream;
 
