@@ -64,10 +64,25 @@ fn main() -> ExitCode {
 }
 
 fn load(path: Option<&PathBuf>) -> Result<LoadedConfig, ConfigError> {
-    match path {
-        Some(p) => load_file(p),
-        None => load_str(QUICKSTART),
+    let loaded = match path {
+        Some(p) => load_file(p)?,
+        None => load_str(QUICKSTART)?,
+    };
+    // Certificates are read and matched to their keys now, so a bad one stops the
+    // start (exit 2) with its JSON path.
+    let tls_errors = mosn_proxy::snapshot::check_tls(&loaded.config);
+    if !tls_errors.is_empty() {
+        return Err(ConfigError::Invalid(
+            tls_errors
+                .into_iter()
+                .map(|e| mosn_config::ConfigIssue {
+                    path: e.path,
+                    message: e.reason,
+                })
+                .collect(),
+        ));
     }
+    Ok(loaded)
 }
 
 fn print_config_error(path: Option<&PathBuf>, err: &ConfigError) {

@@ -560,3 +560,4 @@ pub fn mosn_corpus() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 pub mod peers;
+pub mod tls;

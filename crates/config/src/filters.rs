@@ -196,11 +196,6 @@ fn nanos_or_duration<'de, D: serde::Deserializer<'de>>(
     }
 }
 
-/// An enabled MOSN `tls_context` (`"status": true`).
-pub(crate) fn tls_enabled(tls: &Value) -> bool {
-    tls.get("status").and_then(Value::as_bool).unwrap_or(false)
-}
-
 pub(crate) fn parse_protocol(name: &str) -> Option<ProxyProtocol> {
     match name {
         "Http1" | "HTTP1" | "http1" => Some(ProxyProtocol::Http1),

@@ -64,13 +64,9 @@ const MOSN_KEYS_NOT_YET: &[&str] = &[
     "log_level",
     "type",
     "listener_filters",
-    "inspector",
     "use_original_dst",
     "perconnection_buffer_limit_bytes",
     "per_connection_buffer_limit_bytes",
-    "tls_context",
-    "tls_context_set",
-    "filter_chain_match",
     "metadata",
     "cluster_manager_tls",
     // clusters[] and hosts[]

@@ -8,6 +8,7 @@ pub mod filters;
 pub mod keys;
 pub mod load;
 pub mod model;
+pub mod tls;
 pub mod validate;
 
 pub use duration::GoDuration;
@@ -31,6 +32,28 @@ impl MosnConfig {
     /// Every listener of every server.
     pub fn listeners(&self) -> impl Iterator<Item = &ListenerConfig> {
         self.servers.iter().flat_map(|s| s.listeners.iter())
+    }
+
+    /// Makes relative certificate paths relative to `base` (the config file's folder).
+    pub fn resolve_tls_paths(&mut self, base: &std::path::Path) {
+        for server in &mut self.servers {
+            for listener in &mut server.listeners {
+                for chain in &mut listener.filter_chains {
+                    for tls in chain
+                        .tls_context
+                        .iter_mut()
+                        .chain(&mut chain.tls_context_set)
+                    {
+                        tls.resolve_paths(base);
+                    }
+                }
+            }
+        }
+        for cluster in &mut self.cluster_manager.clusters {
+            if let Some(tls) = &mut cluster.tls_context {
+                tls.resolve_paths(base);
+            }
+        }
     }
 
     /// The first server's settings govern process-wide options (log, workers).

@@ -29,6 +29,7 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
+    loaded.config.resolve_tls_paths(&loaded.base_dir);
     Ok(loaded)
 }
 

@@ -88,6 +88,10 @@ pub struct ListenerConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_idle_timeout: Option<GoDuration>,
     pub filter_chains: Vec<FilterChainConfig>,
+    /// MOSN: plaintext and TLS share the port; a TLS chain also takes connections
+    /// that do not start with a TLS ClientHello, served without TLS.
+    #[serde(skip_serializing_if = "is_false")]
+    pub inspector: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stream_filters: Vec<FilterConfig>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -98,11 +102,25 @@ pub struct ListenerConfig {
 #[serde(default)]
 pub struct FilterChainConfig {
     pub filters: Vec<FilterConfig>,
-    /// Kept raw: TLS is not implemented yet, and validation refuses an enabled one.
-    #[serde(skip_serializing_if = "Value::is_null")]
-    pub tls_context: Value,
-    #[serde(skip_serializing_if = "Value::is_null")]
-    pub tls_context_set: Value,
+    /// Envoy's criteria for which connections this chain takes (none: all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_chain_match: Option<crate::tls::FilterChainMatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_context: Option<crate::tls::TlsConfig>,
+    /// Several certificates, chosen by SNI; the first is the default.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls_context_set: Vec<crate::tls::TlsConfig>,
+}
+
+impl FilterChainConfig {
+    /// The chain's enabled TLS contexts: `tls_context_set`, else `tls_context`.
+    pub fn tls_contexts(&self) -> Vec<&crate::tls::TlsConfig> {
+        let set: Vec<_> = self.tls_context_set.iter().filter(|t| t.status).collect();
+        if !set.is_empty() {
+            return set;
+        }
+        self.tls_context.iter().filter(|t| t.status).collect()
+    }
 }
 
 /// A filter as MOSN writes it: a type name and a free-form config object that the
@@ -570,9 +588,9 @@ pub struct ClusterConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<GoDuration>,
     pub hosts: Vec<HostConfig>,
-    /// Kept raw: upstream TLS is not implemented yet, and validation refuses an enabled one.
-    #[serde(skip_serializing_if = "Value::is_null")]
-    pub tls_context: Value,
+    /// TLS to the cluster's hosts (when `status` is true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_context: Option<crate::tls::TlsConfig>,
     /// MOSN's circuit breaker thresholds; only the first entry applies (as in MOSN).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub circuit_breakers: Vec<CircuitBreakerThresholds>,

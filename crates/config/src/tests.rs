@@ -135,11 +135,11 @@ fn keys_match_case_insensitively_like_go() {
 fn unimplemented_and_unknown_keys_are_warned_with_paths() {
     let text = minimal(PROXY).replace(
         r#""bind_port": true"#,
-        r#""bind_port": true, "inspector": true, "frobnicate": 1"#,
+        r#""bind_port": true, "use_original_dst": true, "frobnicate": 1"#,
     );
     let loaded = load_str(&text).expect("valid");
     let w: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
-    assert!(w.contains(&"servers[0].listeners[0].inspector: valid MOSN key, not implemented by mosn-rs yet: ignored".to_string()), "{w:?}");
+    assert!(w.contains(&"servers[0].listeners[0].use_original_dst: valid MOSN key, not implemented by mosn-rs yet: ignored".to_string()), "{w:?}");
     assert!(
         w.contains(&"servers[0].listeners[0].frobnicate: unknown key: ignored".to_string()),
         "{w:?}"
@@ -239,13 +239,26 @@ fn mosn_corpus_parses() {
 }
 
 #[test]
-fn enabled_tls_and_xprotocol_and_xds_are_refused_not_downgraded() {
+fn tls_without_certificate_and_xprotocol_and_xds_are_refused_not_downgraded() {
     let tls = minimal(PROXY).replace(
         r#""filter_chains": [{"filters""#,
         r#""filter_chains": [{"tls_context": {"status": true}, "filters""#,
     );
     let errs = errors_of(&tls);
-    assert_eq!(errs, vec!["servers[0].listeners[0].filter_chains[0].tls_context: TLS is valid MOSN but not supported by mosn-rs yet"]);
+    assert_eq!(errs, vec!["servers[0].listeners[0].filter_chains[0].tls_context.cert_chain: a listener's TLS context needs cert_chain and private_key"]);
+    let fallback = minimal(PROXY).replace(
+        r#""filter_chains": [{"filters""#,
+        r#""filter_chains": [{"tls_context": {"status": true, "cert_chain": "c.pem", "private_key": "k.pem", "fall_back": true, "max_version": "tlsv1_1", "cipher_suites": "RSA-AES128-CBC-SHA", "ecdh_curves": "p999"}, "filters""#,
+    );
+    let errs = errors_of(&fallback);
+    let at = "servers[0].listeners[0].filter_chains[0].tls_context";
+    assert_eq!(errs, vec![
+        format!("{at}.fall_back: falling back to plaintext when the certificate fails is a silent downgrade; mosn-rs refuses it"),
+        format!("{at}.max_version: TLS 1.0 and 1.1 are not supported (rustls speaks TLS 1.2 and 1.3)"),
+        format!("{at}.cipher_suites: no cipher left that rustls offers"),
+        format!("{at}.ecdh_curves: curve \"p999\" is not supported"),
+        format!("{at}.ecdh_curves: no curve left that rustls offers"),
+    ]);
     let off = minimal(PROXY).replace(
         r#""filter_chains": [{"filters""#,
         r#""filter_chains": [{"tls_context": {}, "filters""#,

@@ -89,11 +89,8 @@ pub fn check_cluster(cluster: &ClusterConfig, path: &str, problems: &mut Problem
     cluster_type::check_cluster_type(cluster, path, problems);
     check_cluster_lb(cluster, path, problems);
     health::check_health(cluster, path, problems);
-    if filters::tls_enabled(&cluster.tls_context) {
-        problems.error(
-            format!("{path}.tls_context"),
-            "upstream TLS is valid MOSN but not supported by mosn-rs yet",
-        );
+    if let Some(tls) = &cluster.tls_context {
+        tls.check(&format!("{path}.tls_context"), false, problems);
     }
     for (hi, host) in cluster.hosts.iter().enumerate() {
         if host.address.starts_with("unix:") {
@@ -917,33 +914,39 @@ fn check_listener(
             "a listener needs a filter chain",
         );
     }
-    if listener.filter_chains.len() > 1 {
-        problems.warn(
-            format!("{path}.filter_chains"),
-            "several filter chains without filter_chain_match: only the first is used",
-        );
+    // Envoy refuses two chains with the same criteria: which one a connection gets
+    // would be arbitrary.
+    for (ci, chain) in listener.filter_chains.iter().enumerate() {
+        let criteria = chain.filter_chain_match.clone().unwrap_or_default();
+        let twin = listener.filter_chains[..ci]
+            .iter()
+            .position(|c| c.filter_chain_match.clone().unwrap_or_default() == criteria);
+        if let Some(first) = twin {
+            problems.error(
+                format!("{path}.filter_chains[{ci}].filter_chain_match"),
+                format!("the same criteria as filter_chains[{first}]: give each chain its own filter_chain_match"),
+            );
+        }
     }
     for (ci, chain) in listener.filter_chains.iter_mut().enumerate() {
         let cpath = format!("{path}.filter_chains[{ci}]");
         if chain.filters.is_empty() {
             problems.error(format!("{cpath}.filters"), "a filter chain needs a filter");
         }
-        // Serving plaintext where TLS is configured would be a silent downgrade: refuse.
-        if filters::tls_enabled(&chain.tls_context) {
-            problems.error(
-                format!("{cpath}.tls_context"),
-                "TLS is valid MOSN but not supported by mosn-rs yet",
-            );
+        if let Some(tls) = &chain.tls_context {
+            tls.check(&format!("{cpath}.tls_context"), true, problems);
         }
-        if chain
-            .tls_context_set
-            .as_array()
-            .is_some_and(|set| set.iter().any(filters::tls_enabled))
-        {
-            problems.error(
-                format!("{cpath}.tls_context_set"),
-                "TLS is valid MOSN but not supported by mosn-rs yet",
-            );
+        for (ti, tls) in chain.tls_context_set.iter().enumerate() {
+            tls.check(&format!("{cpath}.tls_context_set[{ti}]"), true, problems);
+        }
+        if let Some(m) = &chain.filter_chain_match {
+            m.check(&format!("{cpath}.filter_chain_match"), problems);
+            if m.transport_protocol == "raw_buffer" && !chain.tls_contexts().is_empty() {
+                problems.error(
+                    format!("{cpath}.filter_chain_match.transport_protocol"),
+                    "raw_buffer on a chain that terminates TLS",
+                );
+            }
         }
         // The one filter that may follow a terminal filter: the tcp_proxy that a proxy with
         // `fallback_for_unknown_protocol` hands undetected connections to.

@@ -89,6 +89,9 @@ stats_group!(
             upstream_timeout,
             upstream_overflow,
             downstream_cancel,
+            no_filter_chain,
+            tls_handshake_success,
+            tls_handshake_failure,
         ],
         gauges: [downstream_connection_active, downstream_request_active]
     }

@@ -4,6 +4,7 @@
 //! route tables and the cluster manager. Workers read the current snapshot when they
 //! accept a connection and keep it for that connection's life.
 
+mod chain;
 pub mod http1;
 pub mod http2;
 pub(crate) mod retry;
@@ -11,9 +12,11 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod tcp;
 
+pub use chain::FilterChain;
 pub use shutdown::{ConnectionGuard, Shutdown};
 pub use snapshot::{ListenerKind, ListenerRuntime, Snapshot, SnapshotError};
 
+use mosn_tls::Stream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -27,10 +30,26 @@ pub async fn serve_connection(
 ) {
     let _guard = ConnectionGuard::new(&listener.stats);
     let _ = stream.set_nodelay(true);
-    match &listener.kind {
+    if listener.chains.is_empty() {
+        // One plain chain: no inspection, no TLS.
+        return serve_chain(Stream::Plain(stream), peer, &listener, shutdown).await;
+    }
+    // Boxed: TLS and chain selection must not enlarge every plain connection's task.
+    Box::pin(chain::serve(stream, peer, &listener, shutdown)).await
+}
+
+/// Serves a connection with the chain's network filter; a TLS connection's ALPN picks
+/// the HTTP version.
+pub(crate) async fn serve_chain(
+    stream: Stream,
+    peer: SocketAddr,
+    runtime: &Arc<ListenerRuntime>,
+    shutdown: Shutdown,
+) {
+    match &runtime.kind {
         ListenerKind::Http(http) => {
-            http1::serve(stream, peer, &listener, http, &listener.stats, shutdown).await
+            http1::serve(stream, peer, runtime, http, &runtime.stats, shutdown).await
         }
-        ListenerKind::Tcp(tcp) => tcp::serve(stream, peer, tcp, &listener.stats, &[]).await,
+        ListenerKind::Tcp(tcp) => tcp::serve(stream, peer, tcp, &runtime.stats, &[]).await,
     }
 }

@@ -105,11 +105,14 @@ impl<'c> Retries<'c> {
 
     /// After a failed try: the wait before the next one, or None when the failure
     /// stands. `resendable`: the request can be sent again as it was (its body held or
-    /// absent). `granted`: the permit a status retry already took.
+    /// absent). `intact`: nothing of a streamed body was taken yet (so a try the
+    /// upstream never saw can be made again). `granted`: the permit a status retry
+    /// already took.
     pub(crate) fn next(
         &mut self,
         failure: TryFailure,
         resendable: bool,
+        intact: bool,
         granted: Option<Permit<'c>>,
         deadline: Option<Instant>,
     ) -> Option<Duration> {
@@ -117,7 +120,7 @@ impl<'c> Retries<'c> {
         let policy = self.policy?;
         // A connect failure or a refused stream consumed nothing of the request;
         // anything later may have consumed a body that only a held copy sends again.
-        let untouched = matches!(failure, TryFailure::Connect | TryFailure::Refused);
+        let untouched = intact && matches!(failure, TryFailure::Connect | TryFailure::Refused);
         let retryable = (resendable || untouched)
             && self.done < policy.num_retries
             && match failure {

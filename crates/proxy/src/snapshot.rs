@@ -1,11 +1,16 @@
 //! Builds the runtime objects of one config: route tables, clusters, listeners.
 
+use crate::chain::FilterChain;
 use crate::http1::{Detect, HttpListener};
 use crate::tcp::TcpProxyListener;
 use mosn_config::filters::ProxyProtocol;
-use mosn_config::{FilterConfig, MosnConfig, NetworkFilter, DEFAULT_CONNECTION_IDLE_TIMEOUT};
+use mosn_config::tls::DEFAULT_HANDSHAKE_TIMEOUT;
+use mosn_config::{
+    FilterChainConfig, FilterConfig, MosnConfig, NetworkFilter, DEFAULT_CONNECTION_IDLE_TIMEOUT,
+};
 use mosn_observe::{ListenerStats, StatsRegistry};
 use mosn_router::{RouterError, RouterSet};
+use mosn_tls::ServerTlsSet;
 use mosn_upstream::ClusterManager;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +25,8 @@ pub enum SnapshotError {
     },
     #[error("listener {0:?}: its filter chain has no proxy or tcp_proxy filter")]
     NoTerminalFilter(String),
+    #[error(transparent)]
+    Tls(#[from] mosn_tls::TlsError),
 }
 
 /// What a listener does with a connection.
@@ -35,7 +42,15 @@ pub struct ListenerRuntime {
     /// MOSN's `bind_port`: false means the listener opens no socket.
     pub bind: bool,
     pub stats: Arc<ListenerStats>,
+    /// The first chain's network filter (the only one of a plain single-chain listener).
     pub kind: ListenerKind,
+    /// Every chain, when the listener has TLS or several chains; empty for one plain
+    /// chain (connections go straight to `kind`).
+    pub chains: Vec<FilterChain>,
+    /// MOSN's `inspector`: plaintext and TLS on one port.
+    pub inspector: bool,
+    /// How long a connection may take to show its first byte and finish TLS.
+    pub handshake_timeout: std::time::Duration,
 }
 
 /// The immutable runtime form of a config, shared by every worker.
@@ -57,7 +72,7 @@ impl Snapshot {
         for (si, server) in config.servers.iter().enumerate() {
             let routers = RouterSet::build(&server.routers)
                 .map_err(|source| SnapshotError::Router { server: si, source })?;
-            for l in &server.listeners {
+            for (li, l) in server.listeners.iter().enumerate() {
                 let Ok(addr) = l.address.parse::<SocketAddr>() else {
                     continue;
                 };
@@ -66,19 +81,56 @@ impl Snapshot {
                     .connection_idle_timeout
                     .map(|d| d.0)
                     .unwrap_or(DEFAULT_CONNECTION_IDLE_TIMEOUT);
-                let filters = l
-                    .filter_chains
+                let lpath = format!("servers[{si}].listeners[{li}]");
+                let mut chains = Vec::new();
+                for (ci, c) in l.filter_chains.iter().enumerate() {
+                    let kind = build_kind(&c.filters, &routers, &clusters, idle_timeout)
+                        .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
+                    let tls = build_tls(c, &format!("{lpath}.filter_chains[{ci}]"), &kind)?;
+                    let runtime = Arc::new(ListenerRuntime {
+                        name: l.name.clone(),
+                        addr,
+                        bind: l.bind_port,
+                        stats: listener_stats.clone(),
+                        kind,
+                        chains: Vec::new(),
+                        inspector: l.inspector,
+                        handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+                    });
+                    let criteria = c.filter_chain_match.clone().unwrap_or_default();
+                    chains.push(FilterChain::new(criteria, tls, runtime));
+                }
+                let first = chains
                     .first()
-                    .map(|c| c.filters.as_slice())
-                    .unwrap_or(&[]);
-                let kind = build_kind(filters, &routers, &clusters, idle_timeout)
                     .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
+                if chains.len() == 1 && first.tls.is_none() && !l.inspector {
+                    // One plain chain: its runtime is the listener.
+                    listeners.push(first.runtime.clone());
+                    continue;
+                }
+                // The listener's own `kind` is the first chain's (built once more:
+                // connections are served by the chains).
+                let kind = build_kind(
+                    &l.filter_chains[0].filters,
+                    &routers,
+                    &clusters,
+                    idle_timeout,
+                )
+                .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
+                let handshake_timeout = chains
+                    .iter()
+                    .filter_map(|c| c.tls.as_ref().map(|t| t.handshake_timeout()))
+                    .max()
+                    .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
                 listeners.push(Arc::new(ListenerRuntime {
                     name: l.name.clone(),
                     addr,
                     bind: l.bind_port,
                     stats: listener_stats,
                     kind,
+                    chains,
+                    inspector: l.inspector,
+                    handshake_timeout,
                 }));
             }
         }
@@ -91,6 +143,67 @@ impl Snapshot {
     pub fn listener(&self, name: &str) -> Option<&Arc<ListenerRuntime>> {
         self.listeners.iter().find(|l| l.name == name)
     }
+}
+
+/// Builds every TLS context of a config (listeners' and clusters'), so that a
+/// certificate that is missing, unreadable or does not match its key stops the start
+/// with the field's JSON path.
+pub fn check_tls(config: &MosnConfig) -> Vec<mosn_tls::TlsError> {
+    let mut errors = Vec::new();
+    for (si, server) in config.servers.iter().enumerate() {
+        for (li, l) in server.listeners.iter().enumerate() {
+            for (ci, c) in l.filter_chains.iter().enumerate() {
+                let at = format!("servers[{si}].listeners[{li}].filter_chains[{ci}]");
+                if let Err(e) = tls_contexts(c, &at, &["h2", "http/1.1"]) {
+                    errors.push(e);
+                }
+            }
+        }
+    }
+    for (i, cluster) in config.cluster_manager.clusters.iter().enumerate() {
+        let at = format!("cluster_manager.clusters[{i}]");
+        if let Err(e) = mosn_upstream::UpstreamTls::build(cluster, &at) {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
+/// The chain's server TLS contexts, offering by ALPN what its filter speaks.
+fn build_tls(
+    chain: &FilterChainConfig,
+    at: &str,
+    kind: &ListenerKind,
+) -> Result<Option<ServerTlsSet>, mosn_tls::TlsError> {
+    let alpn: &[&str] = match kind {
+        ListenerKind::Tcp(_) => &[],
+        ListenerKind::Http(h) if h.http2_only => &["h2"],
+        ListenerKind::Http(h) if h.detect.is_some() => &["h2", "http/1.1"],
+        ListenerKind::Http(_) => &["http/1.1"],
+    };
+    tls_contexts(chain, at, alpn)
+}
+
+fn tls_contexts(
+    chain: &FilterChainConfig,
+    at: &str,
+    alpn: &[&str],
+) -> Result<Option<ServerTlsSet>, mosn_tls::TlsError> {
+    let mut contexts = Vec::new();
+    for (ti, t) in chain.tls_context_set.iter().enumerate() {
+        if t.status {
+            contexts.push((t, format!("{at}.tls_context_set[{ti}]")));
+        }
+    }
+    if contexts.is_empty() {
+        if let Some(t) = chain.tls_context.as_ref().filter(|t| t.status) {
+            contexts.push((t, format!("{at}.tls_context")));
+        }
+    }
+    if contexts.is_empty() {
+        return Ok(None);
+    }
+    ServerTlsSet::build(&contexts, alpn).map(Some)
 }
 
 /// The listener's behaviour from its filter chain: the first proxy or tcp_proxy

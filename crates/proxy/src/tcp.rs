@@ -4,23 +4,27 @@
 use mosn_config::filters::{CidrRange, TcpProxyConfig};
 use mosn_config::validate::parse_port_range;
 use mosn_observe::ListenerStats;
+use mosn_tls::Stream;
 use mosn_upstream::breaker::try_acquire_owned;
-use mosn_upstream::{connect, Cluster, ClusterManager, LbContext};
+use mosn_upstream::{connect, Cluster, ClusterManager, LbContext, Transport, UpstreamTls};
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// An IP prefix.
 #[derive(Debug, Clone, Copy)]
-struct Cidr {
+pub(crate) struct Cidr {
     addr: IpAddr,
     len: u32,
 }
 
 impl Cidr {
+    pub(crate) fn new(addr: IpAddr, len: u32) -> Cidr {
+        Cidr { addr, len }
+    }
+
     fn parse(c: &CidrRange) -> Option<Cidr> {
         c.address.parse().ok().map(|addr| Cidr {
             addr,
@@ -28,7 +32,7 @@ impl Cidr {
         })
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = match (self.addr, ip) {
             (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             _ => ip,
@@ -120,7 +124,7 @@ impl TcpProxyListener {
 /// Proxies the connection; `prefix` holds bytes already read from the client (by
 /// protocol detection) that go upstream first.
 pub async fn serve(
-    down: TcpStream,
+    down: Stream,
     peer: SocketAddr,
     l: &TcpProxyListener,
     stats: &ListenerStats,
@@ -145,7 +149,16 @@ pub async fn serve(
         return;
     };
     cluster.stats.upstream_connection_total.inc();
-    let mut up = match connect(&host, cluster.connect_timeout, Some(permit)).await {
+    let tls = match &cluster.tls {
+        UpstreamTls::Off => None,
+        UpstreamTls::On(tls) => Some(tls),
+        UpstreamTls::Failed(_) => {
+            stats.upstream_connect_failure.inc();
+            return;
+        }
+    };
+    let transport = Transport { tls, h2: false };
+    let mut up = match connect(&host, cluster.connect_timeout, Some(permit), transport).await {
         Ok(conn) => conn.stream,
         Err(e) => {
             stats.upstream_connect_failure.inc();
@@ -168,13 +181,35 @@ pub async fn serve(
 /// Copies both ways until both directions ended (each EOF is passed on as a
 /// half-close), an error, or `idle` passes without a byte. Returns bytes (in, out).
 pub(crate) async fn relay(
-    down: &mut TcpStream,
-    up: &mut TcpStream,
+    down: &mut Stream,
+    up: &mut Stream,
     idle: Option<Duration>,
 ) -> (u64, u64) {
+    if let (Stream::Plain(down), Stream::Plain(up)) = (&mut *down, &mut *up) {
+        // Plain sockets split into halves without a lock.
+        let (dr, dw) = down.split();
+        let (ur, uw) = up.split();
+        return copy_both(dr, dw, ur, uw, idle).await;
+    }
+    let (dr, dw) = tokio::io::split(down);
+    let (ur, uw) = tokio::io::split(up);
+    copy_both(dr, dw, ur, uw, idle).await
+}
+
+async fn copy_both<DR, DW, UR, UW>(
+    dr: DR,
+    dw: DW,
+    ur: UR,
+    uw: UW,
+    idle: Option<Duration>,
+) -> (u64, u64)
+where
+    DR: AsyncRead + Unpin,
+    DW: AsyncWrite + Unpin,
+    UR: AsyncRead + Unpin,
+    UW: AsyncWrite + Unpin,
+{
     let last_activity = Cell::new(Instant::now());
-    let (dr, dw) = down.split();
-    let (ur, uw) = up.split();
     let copy = async { tokio::join!(pump(dr, uw, &last_activity), pump(ur, dw, &last_activity)) };
     match idle {
         None => copy.await,

@@ -8,11 +8,63 @@ use crate::lb::{self, HostSet, LbContext, LoadBalancer, DEFAULT_PANIC_THRESHOLD_
 use arc_swap::ArcSwap;
 use mosn_config::{ClusterConfig, HostConfig, DEFAULT_CONNECT_TIMEOUT};
 use mosn_observe::{ClusterStats, StatsRegistry};
+use mosn_tls::ClientTls;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A cluster's transport to its hosts.
+#[derive(Clone)]
+pub enum UpstreamTls {
+    Off,
+    On(Arc<ClientTls>),
+    /// Configured but its context could not be built (checked before start, so only
+    /// a certificate file changed in between): connections fail rather than go plain.
+    Failed(Arc<str>),
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamTls::Off => f.write_str("Off"),
+            UpstreamTls::On(_) => f.write_str("On"),
+            UpstreamTls::Failed(e) => write!(f, "Failed({e})"),
+        }
+    }
+}
+
+impl UpstreamTls {
+    /// The cluster's client context, built from its `tls_context`.
+    /// `at`: the JSON path of the cluster, for errors.
+    pub fn build(
+        cfg: &ClusterConfig,
+        at: &str,
+    ) -> Result<Option<Arc<ClientTls>>, mosn_tls::TlsError> {
+        match &cfg.tls_context {
+            Some(t) if t.status => {
+                let at = format!("{at}.tls_context");
+                if t.insecure_skip {
+                    tracing::warn!(cluster = %cfg.name, "tls_context.insecure_skip: upstream certificates are NOT verified");
+                }
+                ClientTls::build(t, &at).map(|c| Some(Arc::new(c)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn from_config(cfg: &ClusterConfig) -> UpstreamTls {
+        match Self::build(cfg, &format!("cluster {:?}", cfg.name)) {
+            Ok(None) => UpstreamTls::Off,
+            Ok(Some(c)) => UpstreamTls::On(c),
+            Err(e) => {
+                tracing::error!(error = %e, "cluster TLS context failed; its connections will fail");
+                UpstreamTls::Failed(Arc::from(e.to_string()))
+            }
+        }
+    }
+}
 
 /// The host set and the balancer over it, replaced as one.
 #[derive(Debug)]
@@ -38,6 +90,8 @@ pub struct Cluster {
     pub breakers: CircuitBreakers,
     /// The config it was built from (config dumps, rebuilds).
     pub config: ClusterConfig,
+    /// TLS to the hosts, from `tls_context`.
+    pub tls: UpstreamTls,
     panic_threshold_percent: f64,
     state: ArcSwap<ClusterState>,
     /// Serializes host-set writers (admin, health checks, outlier detection); the
@@ -83,6 +137,7 @@ impl Cluster {
             stats: stats.cluster(&cfg.name),
             breakers: CircuitBreakers::from_config(&cfg.circuit_breakers),
             config: cfg.clone(),
+            tls: UpstreamTls::from_config(cfg),
             panic_threshold_percent,
             state: ArcSwap::from_pointee(ClusterState { set, lb }),
             writer: Mutex::new(()),

@@ -15,8 +15,8 @@ mod task;
 #[cfg(test)]
 mod cluster_types_tests;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, UpstreamTls};
 pub use host::{ActiveRequest, Host};
 pub use lb::LbContext;
 pub use manager::{ClusterError, ClusterManager};
-pub use pool::{connect, ConnectError, PooledConn};
+pub use pool::{connect, ConnectError, PooledConn, Transport};

@@ -60,6 +60,13 @@ impl ClusterManager {
     /// and the running cluster stays.
     pub fn add_or_update(&self, cfg: &ClusterConfig) -> Result<Vec<ConfigIssue>, ClusterError> {
         let warnings = mosn_config::check_cluster(cfg).map_err(ClusterError::Invalid)?;
+        // A TLS context that cannot be built refuses the update; the running one stays.
+        crate::cluster::UpstreamTls::build(cfg, "cluster").map_err(|e| {
+            ClusterError::Invalid(vec![mosn_config::ConfigIssue {
+                path: e.path.clone(),
+                message: e.reason.clone(),
+            }])
+        })?;
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut map: ClusterMap = (**self.clusters.load()).clone();
         let previous = map.get(cfg.name.as_str()).cloned();

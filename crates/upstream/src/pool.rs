@@ -6,6 +6,7 @@
 
 use crate::breaker::OwnedPermit;
 use crate::host::{ActiveConnection, Host};
+use mosn_tls::{ClientTls, Stream};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
@@ -25,7 +26,7 @@ pub struct ConnGuard {
 
 impl PooledConn {
     /// The socket and the guard that keeps the connection counted until dropped.
-    pub fn into_stream(self) -> (TcpStream, ConnGuard) {
+    pub fn into_stream(self) -> (Stream, ConnGuard) {
         (
             self.stream,
             ConnGuard {
@@ -45,7 +46,10 @@ pub const MAX_IDLE_TIME: Duration = Duration::from_secs(60);
 /// An upstream connection with its use count.
 #[derive(Debug)]
 pub struct PooledConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
+    /// Which transport it speaks (0: plain TCP; else its TLS context's identity):
+    /// connections are reused only by requests wanting the same one.
+    transport: usize,
     pub host: Arc<Host>,
     /// The cluster's connection breaker unit, held while the connection is open.
     _permit: Option<OwnedPermit>,
@@ -64,17 +68,25 @@ pub enum ConnectError {
     Timeout(SocketAddr),
     #[error("connect to {0} failed: {1}")]
     Io(SocketAddr, #[source] io::Error),
+    #[error("TLS handshake with {0} failed: {1}")]
+    Tls(SocketAddr, String),
 }
 
 thread_local! {
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<PooledConn>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<(SocketAddr, usize), Vec<PooledConn>>> = RefCell::new(HashMap::new());
 }
 
-/// Takes an idle connection to `addr` that is still open, if this worker has one.
-pub fn checkout(addr: SocketAddr) -> Option<PooledConn> {
+/// The transport identity of connections made with `tls` (see [`PooledConn`]).
+pub fn transport_id(tls: Option<&Arc<ClientTls>>) -> usize {
+    tls.map_or(0, |t| Arc::as_ptr(t) as usize)
+}
+
+/// Takes an idle connection to `addr` over `transport` that is still open, if this
+/// worker has one.
+pub fn checkout(addr: SocketAddr, transport: usize) -> Option<PooledConn> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(&(addr, transport))?;
         while let Some(mut conn) = list.pop() {
             if !conn.host.is_removed()
                 && conn.idle_since.elapsed() < MAX_IDLE_TIME
@@ -91,14 +103,15 @@ pub fn checkout(addr: SocketAddr) -> Option<PooledConn> {
 
 /// Gives a connection back after a clean exchange (a connection to a host that left
 /// its cluster is closed instead).
-pub fn checkin(addr: SocketAddr, mut conn: PooledConn) {
+pub fn checkin(mut conn: PooledConn) {
     if conn.host.is_removed() {
         return;
     }
     conn.idle_since = Instant::now();
+    let key = (conn.host.addr, conn.transport);
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = idle.entry(addr).or_default();
+        let list = idle.entry(key).or_default();
         if list.len() < MAX_IDLE_PER_HOST {
             list.push(conn);
         }
@@ -132,21 +145,40 @@ pub fn clear() {
 
 /// A pooled connection on which the server sent nothing and did not close: the
 /// usual way a stale keep-alive connection shows is a readable EOF.
-fn still_open(stream: &TcpStream) -> bool {
+fn still_open(stream: &Stream) -> bool {
     let mut probe = [0u8; 1];
-    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    // On a TLS connection the byte read is a record's (a close_notify, most likely):
+    // either way the connection is not reused.
+    matches!(stream.tcp().try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// Opens a new connection to `host` within `timeout`, holding `permit` (the cluster's
-/// connection breaker unit) for its life.
+/// How to speak to an upstream: TLS with this context (for an HTTP/2 pool or not,
+/// which picks the ALPN offer), or plain TCP.
+#[derive(Clone, Copy)]
+pub struct Transport<'a> {
+    pub tls: Option<&'a Arc<ClientTls>>,
+    pub h2: bool,
+}
+
+impl Transport<'_> {
+    pub const PLAIN: Transport<'static> = Transport {
+        tls: None,
+        h2: false,
+    };
+}
+
+/// Opens a new connection to `host` within `timeout` (TLS handshake included),
+/// holding `permit` (the cluster's connection breaker unit) for its life.
 pub async fn connect(
     host: &Arc<Host>,
     timeout: Duration,
     permit: Option<OwnedPermit>,
+    transport: Transport<'_>,
 ) -> Result<PooledConn, ConnectError> {
     let addr = host.addr;
     host.stats.cx_total.fetch_add(1, Ordering::Relaxed);
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    let started = tokio::time::Instant::now();
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         failed => {
             host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
@@ -157,9 +189,29 @@ pub async fn connect(
         }
     };
     // Heads and small bodies go out in one write; waiting for ACKs only adds latency.
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let stream = match transport.tls {
+        None => Stream::Plain(tcp),
+        Some(tls) => {
+            let name = tls.server_name(&host.hostname, addr.ip());
+            let handshake = tls.connector(transport.h2).connect(name, tcp);
+            match tokio::time::timeout_at(started + timeout, handshake).await {
+                Ok(Ok(s)) => Stream::Client(Box::new(s)),
+                failed => {
+                    host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+                    let reason = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_string(),
+                    };
+                    tracing::warn!(upstream = %addr, error = %reason, "upstream TLS handshake failed");
+                    return Err(ConnectError::Tls(addr, reason));
+                }
+            }
+        }
+    };
     Ok(PooledConn {
         stream,
+        transport: transport_id(transport.tls),
         host: host.clone(),
         _permit: permit,
         _active: ActiveConnection::new(host),
@@ -179,18 +231,20 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let host = test_host(addr);
-        let conn = connect(&host, Duration::from_secs(1), None).await.unwrap();
+        let conn = connect(&host, Duration::from_secs(1), None, Transport::PLAIN)
+            .await
+            .unwrap();
         let (mut server_side, _) = listener.accept().await.unwrap();
-        checkin(addr, conn);
-        let again = checkout(addr).expect("open connection is reused");
+        checkin(conn);
+        let again = checkout(addr, 0).expect("open connection is reused");
         assert_eq!(again.requests, 2);
         assert!(again.reused);
-        checkin(addr, again);
+        checkin(again);
         server_side.shutdown().await.unwrap();
         drop(server_side);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
-            checkout(addr).is_none(),
+            checkout(addr, 0).is_none(),
             "closed connection must not be reused"
         );
     }
@@ -204,11 +258,13 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let host = test_host(addr);
-        let conn = connect(&host, Duration::from_secs(1), None).await.unwrap();
+        let conn = connect(&host, Duration::from_secs(1), None, Transport::PLAIN)
+            .await
+            .unwrap();
         let _server_side = listener.accept().await.unwrap();
-        checkin(addr, conn);
+        checkin(conn);
         host.mark_removed();
-        assert!(checkout(addr).is_none());
+        assert!(checkout(addr, 0).is_none());
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -218,7 +274,7 @@ mod tests {
         drop(listener);
         let host = test_host(addr);
         assert!(matches!(
-            connect(&host, Duration::from_secs(1), None).await,
+            connect(&host, Duration::from_secs(1), None, Transport::PLAIN).await,
             Err(ConnectError::Io(..))
         ));
         assert_eq!(host.stats.cx_connect_fail.load(Ordering::Relaxed), 1);

@@ -15,7 +15,7 @@ use mosn_protocol::http1::{request_framing, BodyFraming, RequestHead, Version};
 use mosn_router::{ClusterAction, RetryPolicy, Route, RouteAction};
 use mosn_upstream::breaker::{try_acquire_owned, Permit};
 use mosn_upstream::outlier::{self, Outcome as OutlierOutcome};
-use mosn_upstream::{pool, ActiveRequest, Cluster, Host, LbContext, PooledConn};
+use mosn_upstream::{pool, ActiveRequest, Cluster, Host, LbContext, PooledConn, UpstreamTls};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -244,7 +244,8 @@ async fn forward(
                 continue;
             }
         }
-        match retries.next(failure, replay.is_some(), granted, deadline) {
+        // A connect failure comes before any of a streamed body is read.
+        match retries.next(failure, replay.is_some(), true, granted, deadline) {
             Some(wait) => tokio::time::sleep(wait).await,
             None => {
                 let local = failure.local_reply();
@@ -413,18 +414,32 @@ pub(crate) async fn take_connection(
     cluster: &Cluster,
     host: &Arc<Host>,
 ) -> Result<PooledConn, LocalReply> {
-    if let Some(conn) = pool::checkout(host.addr) {
+    let transport = pool::transport_id(match &cluster.tls {
+        UpstreamTls::On(tls) => Some(tls),
+        _ => None,
+    });
+    if let Some(conn) = pool::checkout(host.addr, transport) {
         cluster.stats.upstream_connection_reused.inc();
         return Ok(conn);
     }
-    open_connection(cluster, host).await
+    open_connection(cluster, host, false).await
 }
 
 /// A new connection within the cluster's connection and pending-request breakers.
+/// `h2`: for an HTTP/2 pool (TLS offers ALPN h2).
 pub(crate) async fn open_connection(
     cluster: &Cluster,
     host: &Arc<Host>,
+    h2: bool,
 ) -> Result<PooledConn, LocalReply> {
+    let tls = match &cluster.tls {
+        UpstreamTls::Off => None,
+        UpstreamTls::On(tls) => Some(tls),
+        UpstreamTls::Failed(e) => {
+            tracing::warn!(cluster = %cluster.name, error = %e, "no connection: the cluster's TLS context failed");
+            return Err(LocalReply::ConnectFailure);
+        }
+    };
     let Some(_pending) = cluster.breakers.pending_requests.try_acquire() else {
         cluster.stats.upstream_request_pending_overflow.inc();
         return Err(LocalReply::Overflow);
@@ -434,7 +449,8 @@ pub(crate) async fn open_connection(
         return Err(LocalReply::Overflow);
     };
     cluster.stats.upstream_connection_total.inc();
-    match pool::connect(host, cluster.connect_timeout, Some(cx_permit)).await {
+    let transport = pool::Transport { tls, h2 };
+    match pool::connect(host, cluster.connect_timeout, Some(cx_permit), transport).await {
         Ok(conn) => Ok(conn),
         Err(e) => {
             if matches!(e, mosn_upstream::ConnectError::Timeout(_)) {

@@ -21,11 +21,11 @@ use mosn_config::{Http1Options, ProxyFilterConfig};
 use mosn_observe::ListenerStats;
 use mosn_protocol::http1::{parse_request, HeadLimits, RequestHead};
 use mosn_router::RouteTable;
+use mosn_tls::Stream;
 use mosn_upstream::ClusterManager;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 pub use local_reply::LocalReply;
@@ -135,7 +135,7 @@ impl HttpListener {
 
 /// State of one downstream connection, kept across its requests.
 struct Downstream<'a> {
-    stream: TcpStream,
+    stream: Stream,
     /// The client's IP, for source-IP hashing, and as text for X-Forwarded-For.
     peer: std::net::IpAddr,
     peer_ip: String,
@@ -153,7 +153,7 @@ enum Next {
 }
 
 pub async fn serve(
-    mut stream: TcpStream,
+    mut stream: Stream,
     peer: SocketAddr,
     runtime: &Arc<crate::snapshot::ListenerRuntime>,
     listener: &HttpListener,
@@ -161,7 +161,7 @@ pub async fn serve(
     mut shutdown: Shutdown,
 ) {
     let mut buf = BytesMut::new();
-    if listener.http2_only {
+    if listener.http2_only || stream.alpn() == Some(b"h2") {
         // Boxed: the HTTP/2 connection state must not enlarge every HTTP/1 connection task.
         return Box::pin(crate::http2::serve(
             stream,
@@ -172,7 +172,12 @@ pub async fn serve(
         ))
         .await;
     }
-    if let Some(detect) = &listener.detect {
+    // ALPN already said http/1.1: nothing to detect.
+    let detect = match stream.alpn() {
+        Some(b"http/1.1") => None,
+        _ => listener.detect.as_ref(),
+    };
+    if let Some(detect) = detect {
         let deadline = Instant::now() + listener.options.request_head_timeout.0;
         loop {
             match (looks_like_http2(&buf), looks_like_http1(&buf)) {
@@ -225,8 +230,8 @@ pub async fn serve(
             // costs little more than its socket, and wait without one.
             conn.buf = BytesMut::new();
             tokio::select! {
-                ready = tokio::time::timeout(listener.idle_timeout, conn.stream.readable()) => {
-                    if !matches!(ready, Ok(Ok(()))) {
+                ready = tokio::time::timeout(listener.idle_timeout, wait_readable(&mut conn)) => {
+                    if !matches!(ready, Ok(true)) {
                         return;
                     }
                 }
@@ -246,6 +251,18 @@ pub async fn serve(
         if next == Next::Close || shutdown.is_draining() {
             return;
         }
+    }
+}
+
+/// Waits for the client's next request; false when it closed. A plain socket is
+/// waited on without a buffer; TLS must read (and decrypt) to know.
+async fn wait_readable(conn: &mut Downstream<'_>) -> bool {
+    match &conn.stream {
+        Stream::Plain(s) => s.readable().await.is_ok(),
+        _ => matches!(
+            io::read_some(&mut conn.stream, &mut conn.buf, io::READ_CHUNK).await,
+            Ok(n) if n > 0
+        ),
     }
 }
 

@@ -71,7 +71,7 @@ pub(super) async fn read_response_head(
                 }
                 Ok(Ok(_)) => {}
             },
-            _ = peer_gone(&conn.stream, &mut conn.buf, pipeline_limit) => return Err(ResponseError::DownstreamGone),
+            _ = peer_gone(&mut conn.stream, &mut conn.buf, pipeline_limit) => return Err(ResponseError::DownstreamGone),
         }
     }
 }
@@ -171,7 +171,7 @@ fn finish(
         && leftover.is_empty()
         && under_limit
     {
-        pool::checkin(up.host.addr, up);
+        pool::checkin(up);
     }
     next_after(close)
 }

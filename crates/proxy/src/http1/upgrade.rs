@@ -155,7 +155,7 @@ pub(super) async fn connect(conn: &mut Downstream<'_>, head: &RequestHead) -> Ne
     };
     let _active = ActiveRequest::new(&host);
     cluster.stats.upstream_request_total.inc();
-    let mut up = match super::exchange::open_connection(&cluster, &host).await {
+    let mut up = match super::exchange::open_connection(&cluster, &host, false).await {
         Ok(up) => up,
         Err(local) => return reply(conn, local, true, head).await,
     };
@@ -174,7 +174,7 @@ pub(super) async fn connect(conn: &mut Downstream<'_>, head: &RequestHead) -> Ne
 /// the request head go first: they belong to the tunnelled protocol.
 async fn tunnel(
     conn: &mut Downstream<'_>,
-    up: &mut tokio::net::TcpStream,
+    up: &mut mosn_tls::Stream,
     action: &ClusterAction,
 ) -> Next {
     let limit = conn.listener.options.body_timeout.0;

@@ -63,11 +63,17 @@ impl ClientBody {
         matches!(self, ClientBody::Held { .. })
     }
 
-    /// Is there no body at all (the request's HEADERS ended the stream)?
+    /// Can another try send the whole body: held, or streamed but not taken yet?
+    pub(super) fn intact(&self) -> bool {
+        !matches!(self, ClientBody::Stream(None))
+    }
+
+    /// Is there no body at all (the request's HEADERS ended the stream)? A body a
+    /// failed try took is not empty: it is gone, and such a request is never resent.
     pub(super) fn is_empty(&self) -> bool {
         match self {
             ClientBody::Held { data, trailers } => data.is_empty() && trailers.is_none(),
-            ClientBody::Stream(s) => s.as_ref().is_none_or(RecvStream::is_end_stream),
+            ClientBody::Stream(s) => s.as_ref().is_some_and(RecvStream::is_end_stream),
         }
     }
 

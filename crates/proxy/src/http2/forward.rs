@@ -156,7 +156,7 @@ pub(super) async fn forward(
             cluster.stats.upstream_request_retry.inc();
             continue;
         }
-        match retries.next(failure, body.resendable(), granted, deadline) {
+        match retries.next(failure, body.resendable(), body.intact(), granted, deadline) {
             Some(wait) => tokio::time::sleep(wait).await,
             // A stream the upstream reset with an error before answering is reset for
             // the client with the same reason; other failures get a local reply.

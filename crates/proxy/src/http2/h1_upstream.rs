@@ -172,7 +172,7 @@ pub(super) async fn try_once<'c>(
     };
     if end {
         if resp.allows_reuse() && buf.is_empty() {
-            pool::checkin(host.addr, conn);
+            pool::checkin(conn);
         }
         return TryEnd::Done;
     }
@@ -254,7 +254,7 @@ pub(super) async fn try_once<'c>(
         BodyFraming::None => true,
     };
     if clean && framing != BodyFraming::UntilClose && resp.allows_reuse() && !buf.has_remaining() {
-        pool::checkin(host.addr, conn);
+        pool::checkin(conn);
     }
     TryEnd::Done
 }

@@ -39,7 +39,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 pub(crate) use h1_upstream::parse_trailers as h1_trailers;
@@ -51,7 +50,7 @@ const MAX_WINDOW: u32 = (1 << 31) - 1;
 
 /// Serves one HTTP/2 connection; `prefix` holds bytes already read by detection.
 pub async fn serve(
-    stream: TcpStream,
+    stream: mosn_tls::Stream,
     prefix: Bytes,
     peer: SocketAddr,
     runtime: Arc<ListenerRuntime>,

@@ -70,7 +70,7 @@ pub async fn sender(
             }
         });
     }
-    let conn = open_connection(cluster, host).await?;
+    let conn = open_connection(cluster, host, true).await?;
     let (stream, guard) = conn.into_stream();
     let mut builder = h2::client::Builder::new();
     builder

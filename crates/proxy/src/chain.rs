@@ -1,0 +1,265 @@
+//! A listener with several filter chains, or with TLS: choose the chain for a
+//! connection (Envoy's FilterChainMatch, most specific wins), terminate TLS with the
+//! context its SNI selects, and hand the connection to the chain's network filter
+//! with the protocol ALPN agreed on.
+//!
+//! MOSN's `inspector`: the first byte tells a TLS ClientHello (0x16) from plaintext,
+//! so both share the port; a TLS chain then also serves plaintext connections.
+
+use crate::snapshot::ListenerRuntime;
+use crate::tcp::Cidr;
+use crate::Shutdown;
+use mosn_config::tls::FilterChainMatch;
+use mosn_tls::{ServerTlsSet, Stream};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// TLS records begin with this content type for a handshake.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// One filter chain of a listener.
+pub struct FilterChain {
+    pub criteria: FilterChainMatch,
+    sources: Vec<(Cidr, u8)>,
+    pub tls: Option<ServerTlsSet>,
+    /// The chain's network filter, as a listener of its own (same name and stats).
+    pub runtime: Arc<ListenerRuntime>,
+}
+
+impl FilterChain {
+    pub fn new(
+        criteria: FilterChainMatch,
+        tls: Option<ServerTlsSet>,
+        runtime: Arc<ListenerRuntime>,
+    ) -> FilterChain {
+        let sources = criteria
+            .source_prefix_ranges
+            .iter()
+            .filter_map(|r| {
+                let ip: IpAddr = r.address_prefix.parse().ok()?;
+                Some((Cidr::new(ip, u32::from(r.prefix_len)), r.prefix_len))
+            })
+            .collect();
+        FilterChain {
+            criteria,
+            sources,
+            tls,
+            runtime,
+        }
+    }
+}
+
+/// What the chain is chosen by.
+struct ConnInfo<'a> {
+    port: u16,
+    sni: Option<&'a str>,
+    tls: bool,
+    alpn: &'a [&'a [u8]],
+    source: IpAddr,
+}
+
+/// Keeps the candidates that score best on one criterion (None: excluded).
+fn narrow(
+    candidates: Vec<&FilterChain>,
+    score: impl Fn(&FilterChain) -> Option<u32>,
+) -> Vec<&FilterChain> {
+    let scored: Vec<(u32, &FilterChain)> = candidates
+        .into_iter()
+        .filter_map(|c| score(c).map(|s| (s, c)))
+        .collect();
+    let best = scored.iter().map(|(s, _)| *s).max();
+    scored
+        .into_iter()
+        .filter(|(s, _)| Some(*s) == best)
+        .map(|(_, c)| c)
+        .collect()
+}
+
+/// Envoy's order: destination port, server names, transport protocol, application
+/// protocols, source prefix; at each step the most specific matching criteria win.
+fn select<'a>(chains: &'a [FilterChain], c: &ConnInfo<'_>) -> Option<&'a FilterChain> {
+    let mut cands: Vec<&FilterChain> = chains.iter().collect();
+    cands = narrow(cands, |f| match f.criteria.destination_port {
+        None => Some(0),
+        Some(p) => (p == c.port).then_some(1),
+    });
+    cands = narrow(cands, |f| {
+        server_name_score(&f.criteria.server_names, c.sni)
+    });
+    cands = narrow(cands, |f| match f.criteria.transport_protocol.as_str() {
+        "" => Some(0),
+        "tls" => c.tls.then_some(1),
+        _ => (!c.tls).then_some(1),
+    });
+    cands = narrow(cands, |f| {
+        let wanted = &f.criteria.application_protocols;
+        if wanted.is_empty() {
+            return Some(0);
+        }
+        c.alpn
+            .iter()
+            .any(|p| wanted.iter().any(|w| w.as_bytes() == *p))
+            .then_some(1)
+    });
+    cands = narrow(cands, |f| {
+        if f.sources.is_empty() {
+            return Some(0);
+        }
+        f.sources
+            .iter()
+            .filter(|(cidr, _)| cidr.contains(c.source))
+            .map(|(_, len)| u32::from(*len) + 1)
+            .max()
+    });
+    cands.first().copied()
+}
+
+/// An exact name beats any wildcard; a longer wildcard suffix beats a shorter one;
+/// a chain without names matches every connection, least specifically.
+fn server_name_score(names: &[String], sni: Option<&str>) -> Option<u32> {
+    if names.is_empty() {
+        return Some(0);
+    }
+    let sni = sni?.trim_end_matches('.');
+    names
+        .iter()
+        .filter_map(|n| {
+            if n.eq_ignore_ascii_case(sni) {
+                return Some(u32::MAX);
+            }
+            let suffix = n.strip_prefix('*')?;
+            let matches = sni.len() > suffix.len()
+                && sni[sni.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+            matches.then_some(suffix.len() as u32)
+        })
+        .max()
+}
+
+/// Serves a connection on a listener with chains: see the module doc.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &ListenerRuntime,
+    shutdown: Shutdown,
+) {
+    let chains = &listener.chains;
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let any_tls = chains.iter().any(|c| c.tls.is_some());
+    let all_tls = chains.iter().all(|c| c.tls.is_some());
+    let deadline = Instant::now() + listener.handshake_timeout;
+    let peek_first = listener.inspector
+        || (any_tls && !all_tls)
+        || chains
+            .iter()
+            .any(|c| !c.criteria.transport_protocol.is_empty());
+    let is_tls = if peek_first {
+        let mut first = [0u8; 1];
+        match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+            Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+            _ => return,
+        }
+    } else {
+        any_tls
+    };
+    if !is_tls {
+        let info = ConnInfo {
+            port: local.port(),
+            sni: None,
+            tls: false,
+            alpn: &[],
+            source: peer.ip(),
+        };
+        let Some(chain) = select(chains, &info) else {
+            listener.stats.no_filter_chain.inc();
+            return;
+        };
+        if chain.tls.is_some() && !listener.inspector {
+            listener.stats.no_filter_chain.inc();
+            return;
+        }
+        return crate::serve_chain(Stream::Plain(stream), peer, &chain.runtime, shutdown).await;
+    }
+    let acceptor =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = match tokio::time::timeout_at(deadline, acceptor).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(e)) => {
+            listener.stats.tls_handshake_failure.inc();
+            tracing::debug!(%peer, error = %e, "not a TLS ClientHello: closing");
+            return;
+        }
+        Err(_) => {
+            listener.stats.tls_handshake_failure.inc();
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let hello = start.client_hello();
+    let sni = hello.server_name().map(str::to_owned);
+    let alpn: Vec<&[u8]> = hello.alpn().map(|a| a.collect()).unwrap_or_default();
+    let info = ConnInfo {
+        port: local.port(),
+        sni: sni.as_deref(),
+        tls: true,
+        alpn: &alpn,
+        source: peer.ip(),
+    };
+    let Some(chain) = select(chains, &info) else {
+        listener.stats.no_filter_chain.inc();
+        tracing::debug!(%peer, sni = ?sni, "no filter chain for this TLS connection: closing");
+        return;
+    };
+    let Some(tls) = &chain.tls else {
+        // TLS passthrough (a plain chain chosen by SNI) would need the ClientHello's
+        // bytes replayed upstream; not supported yet.
+        listener.stats.no_filter_chain.inc();
+        tracing::debug!(%peer, sni = ?sni, "TLS connection matched a chain without TLS: closing");
+        return;
+    };
+    let config = tls.select(sni.as_deref()).config();
+    let stream = match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            listener.stats.tls_handshake_failure.inc();
+            tracing::info!(%peer, sni = ?sni, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            listener.stats.tls_handshake_failure.inc();
+            tracing::info!(%peer, sni = ?sni, "TLS handshake timed out");
+            return;
+        }
+    };
+    listener.stats.tls_handshake_success.inc();
+    crate::serve_chain(
+        Stream::Server(Box::new(stream)),
+        peer,
+        &chain.runtime,
+        shutdown,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_name_score;
+
+    #[test]
+    fn exact_names_beat_wildcards_and_longer_wildcards_beat_shorter() {
+        let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(server_name_score(&[], Some("a.b")), Some(0));
+        assert_eq!(
+            server_name_score(&names(&["a.b.c"]), Some("A.b.c")),
+            Some(u32::MAX)
+        );
+        let short = server_name_score(&names(&["*.c"]), Some("a.b.c")).unwrap();
+        let long = server_name_score(&names(&["*.b.c"]), Some("a.b.c")).unwrap();
+        assert!(long > short);
+        assert_eq!(server_name_score(&names(&["*.b.c"]), Some("b.c")), None);
+        assert_eq!(server_name_score(&names(&["x.y"]), None), None);
+    }
+}
