@@ -616,7 +616,7 @@ fn streams_cut_by_an_upstream_goaway_are_sent_again_on_a_new_connection() {
 /// 2): the pool opens another connection only when the ones it has are full, and a
 /// connection being opened has room for all 3.
 #[test]
-#[ignore = "known bug: the HTTP/2 upstream pool opens one connection per stream that arrives while the first is being opened (see the session note)"]
+
 fn streams_sent_again_after_a_goaway_share_one_new_connection() {
     let Some((_peer, _p, g)) = goaway_scenario() else {
         return;

@@ -23,6 +23,10 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use tokio::time::Instant;
 
+/// How many times a stream the upstream never processed is sent again without a
+/// retry policy.
+const UNPROCESSED_RESENDS_MAX: u32 = 10;
+
 /// How one try on one host ended.
 pub(super) enum TryEnd<'c> {
     /// The client got the upstream's answer, or reset, or left: this is the end.
@@ -98,9 +102,10 @@ pub(super) async fn forward(
     };
     let mut retries = Retries::new(policy, &cluster, parts.method.as_str().as_bytes());
     let mut avoid: Option<SocketAddr> = None;
-    // A stream the upstream never processed is sent once more even without a policy:
-    // the GOAWAY race of a multiplexed connection, like HTTP/1's stale keep-alive.
-    let mut unprocessed_resent = false;
+    // A stream the upstream never processed is sent again even without a policy (the
+    // GOAWAY race of a multiplexed connection, like HTTP/1's stale keep-alive), a
+    // bounded number of times: an upstream that keeps refusing gets its answer.
+    let mut unprocessed_resends = 0u32;
     loop {
         let lb = LbContext {
             hash,
@@ -150,8 +155,8 @@ pub(super) async fn forward(
             failure,
             TryFailure::Refused | TryFailure::Reset { stale_pooled: true }
         );
-        if transparent && body.resendable() && !unprocessed_resent {
-            unprocessed_resent = true;
+        if transparent && body.resendable() && unprocessed_resends < UNPROCESSED_RESENDS_MAX {
+            unprocessed_resends += 1;
             avoid = None;
             cluster.stats.upstream_request_retry.inc();
             continue;

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 struct Entry {
     send: SendRequest<Bytes>,
@@ -23,6 +24,43 @@ struct Entry {
 
 thread_local! {
     static CONNS: RefCell<HashMap<SocketAddr, Vec<Entry>>> = RefCell::new(HashMap::new());
+    /// Connections being opened, per host: streams that find no room wait for one
+    /// instead of each opening their own, as many as it will take.
+    static OPENING: RefCell<HashMap<SocketAddr, Opening>> = RefCell::new(HashMap::new());
+    /// The peer's last seen SETTINGS_MAX_CONCURRENT_STREAMS per host: how many streams
+    /// a connection being opened is expected to take (1 until a connection has told).
+    static KNOWN_MAX: RefCell<HashMap<SocketAddr, usize>> = RefCell::new(HashMap::new());
+}
+
+/// A connection being opened to a host, and the streams waiting for it.
+#[derive(Clone)]
+struct Opening {
+    done: Rc<Notify>,
+    waiting: Rc<Cell<usize>>,
+}
+
+/// Unregisters the connection being opened when dropped, and wakes its waiters.
+struct OpeningGuard(SocketAddr, Rc<Notify>);
+
+impl Drop for OpeningGuard {
+    fn drop(&mut self) {
+        OPENING.with(|o| {
+            let mut o = o.borrow_mut();
+            if o.get(&self.0).is_some_and(|e| Rc::ptr_eq(&e.done, &self.1)) {
+                o.remove(&self.0);
+            }
+        });
+        self.1.notify_waiters();
+    }
+}
+
+/// Counts a stream as waiting for a connection being opened, while it lives.
+struct Waiting(Rc<Cell<usize>>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 /// A stream's place on a connection, given back when the stream is done.
@@ -49,13 +87,29 @@ pub async fn sender(
     loop {
         let candidate = CONNS.with(|c| {
             c.borrow().get(&host.addr).and_then(|list| {
+                if let Some(e) = list.last() {
+                    let max = e.send.current_max_send_streams();
+                    KNOWN_MAX.with(|k| k.borrow_mut().insert(host.addr, max));
+                }
                 list.iter()
                     .find(|e| e.active.get() < e.send.current_max_send_streams())
                     .map(|e| (e.send.clone(), e.active.clone()))
             })
         });
         let Some((send, active)) = candidate else {
-            break;
+            // A connection being opened takes this stream too if it has room for it
+            // (its opener holds one slot).
+            let opening = OPENING.with(|o| o.borrow().get(&host.addr).cloned());
+            let expected = KNOWN_MAX.with(|k| k.borrow().get(&host.addr).copied().unwrap_or(1));
+            match opening {
+                Some(o) if o.waiting.get() + 1 < expected => {
+                    o.waiting.set(o.waiting.get() + 1);
+                    let _waiting = Waiting(o.waiting.clone());
+                    o.done.notified().await;
+                    continue;
+                }
+                _ => break,
+            }
         };
         if !host.is_removed() {
             if let Ok(ready) = send.ready().await {
@@ -70,6 +124,14 @@ pub async fn sender(
             }
         });
     }
+    let done = Rc::new(Notify::new());
+    OPENING.with(|o| {
+        o.borrow_mut().entry(host.addr).or_insert_with(|| Opening {
+            done: done.clone(),
+            waiting: Rc::new(Cell::new(0)),
+        });
+    });
+    let _opening = OpeningGuard(host.addr, done);
     let conn = open_connection(cluster, host, true).await?;
     let (stream, guard) = conn.into_stream();
     let mut builder = h2::client::Builder::new();
