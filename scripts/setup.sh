@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: the real peers the
 # black-box tests drive (nginx as an upstream; curl, wrk, h2load and nghttp as
-# clients; openssl for test certificates and s_client) and a Python venv at .venv
+# clients; openssl for test certificates and s_client; iptables for the
+# original_dst test) and a Python venv at .venv
 # with grpcio for the gRPC peers in tests/peers/.
 # Idempotent, and silent when everything is already there.
 set -euo pipefail
@@ -23,6 +24,8 @@ need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# iptables: tests/original_dst.rs redirects in a private network namespace.
+[ -x /usr/sbin/iptables ] || need+=(iptables)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 if ! $venv_ok && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then

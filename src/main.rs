@@ -172,7 +172,7 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
     // Bind everything before any worker starts, so a taken port fails the start.
     let mut per_worker: Vec<Vec<WorkerSocket>> = (0..worker_count).map(|_| Vec::new()).collect();
     for l in snapshot.listeners.iter().filter(|l| l.bind) {
-        let sockets = mosn_net::bind_per_worker(l.addr, worker_count)
+        let sockets = mosn_net::bind_per_worker(l.addr, worker_count, l.transparent())
             .map_err(|e| format!("listener {:?}: {e}", l.name))?;
         for (i, socket) in sockets.into_iter().enumerate() {
             per_worker[i].push(WorkerSocket {

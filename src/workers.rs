@@ -84,11 +84,11 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let snap = snapshot.load();
+                    let snap = snapshot.load_full();
                     let Some(runtime) = snap.listener(&name).cloned() else {
                         continue;
                     };
-                    tokio::task::spawn_local(serve_connection(stream, peer, runtime, shutdown.clone()));
+                    tokio::task::spawn_local(serve_connection(stream, peer, runtime, snap, shutdown.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

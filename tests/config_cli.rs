@@ -344,10 +344,10 @@ fn start_with_a_bad_config_exits_2_without_listening() {
 fn start_warns_once_about_keys_it_does_not_apply() {
     let up = echo_upstream();
     let mut cfg = HttpConfig::new(&[up.addr]);
-    cfg.listener_extra = r#", "use_original_dst": true, "frobnicate": 1"#.into();
+    cfg.listener_extra = r#", "perconnection_buffer_limit_bytes": 1, "frobnicate": 1"#.into();
     let m = cfg.start();
     let log = m.log_text();
-    let mosn_key = "servers[0].listeners[0].use_original_dst";
+    let mosn_key = "servers[0].listeners[0].perconnection_buffer_limit_bytes";
     let unknown = "servers[0].listeners[0].frobnicate";
     let lines: Vec<&str> = log
         .lines()

@@ -1,7 +1,8 @@
 //! Test certificates made with the `openssl` command line, in a temp dir per test
 //! (removed when the [`Pki`] drops): a CA, server and client certificates it signs
 //! (EC P-256, with the subject alternative names a test chooses), wildcard, expired
-//! and self-signed ones, a second CA that signed none of them; and small runners for
+//! and self-signed ones, chains through an intermediate CA, a second CA that signed
+//! none of them; and small runners for
 //! `openssl s_client` and `curl` with a time limit.
 //!
 //! Nothing here is committed: every key is generated when a test runs.
@@ -176,6 +177,36 @@ impl Pki {
         )
     }
 
+    /// An intermediate CA signed by the CA (it signs end-entity certificates only).
+    pub fn intermediate(&self, name: &str, cn: &str) -> CertPair {
+        self.sign(
+            &self.ca,
+            name,
+            cn,
+            "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n\
+             subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+                .to_string(),
+            None,
+        )
+    }
+
+    /// A certificate signed by `issuer` (an [`Pki::intermediate`]); its `cert` file
+    /// holds the full chain, the certificate then the issuer's, as a server or a
+    /// client presents it. Only the CA itself is a trust anchor.
+    pub fn issued_by(
+        &self,
+        issuer: &CertPair,
+        name: &str,
+        cn: &str,
+        sans: &[&str],
+        usage: Usage,
+    ) -> CertPair {
+        let pair = self.sign(issuer, name, cn, leaf_extensions(sans, usage), None);
+        let chain = format!("{}{}", pair.cert_pem(), issuer.cert_pem());
+        std::fs::write(&pair.cert, chain).unwrap();
+        pair
+    }
+
     /// A self-signed end-entity certificate (no CA signed it), for server and client
     /// use.
     pub fn self_signed(&self, name: &str, cn: &str, sans: &[&str]) -> CertPair {
@@ -237,6 +268,19 @@ impl Pki {
         usage: Usage,
         dates: Option<(&str, &str)>,
     ) -> CertPair {
+        self.sign(&self.ca, name, cn, leaf_extensions(sans, usage), dates)
+    }
+
+    /// A new key and a certificate for it (`CN=cn`, `extensions` in openssl's
+    /// extfile syntax) signed by `issuer`, valid for 30 days or between `dates`.
+    fn sign(
+        &self,
+        issuer: &CertPair,
+        name: &str,
+        cn: &str,
+        extensions: String,
+        dates: Option<(&str, &str)>,
+    ) -> CertPair {
         let pair = self.pair(name);
         let csr = self.dir.path().join(format!("{name}.csr"));
         let ext = self.dir.path().join(format!("{name}.ext"));
@@ -257,17 +301,6 @@ impl Pki {
             "-subj",
             &format!("/CN={cn}"),
         ]);
-        let mut extensions = format!(
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-             extendedKeyUsage={}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
-            match usage {
-                Usage::Server => "serverAuth",
-                Usage::Client => "clientAuth",
-            }
-        );
-        if !sans.is_empty() {
-            extensions.push_str(&format!("subjectAltName={}\n", sans.join(",")));
-        }
         std::fs::write(&ext, extensions).unwrap();
         let mut args = vec![
             "ca",
@@ -276,9 +309,9 @@ impl Pki {
             "ca.cnf",
             "-notext",
             "-cert",
-            self.ca.cert.to_str().unwrap(),
+            issuer.cert.to_str().unwrap(),
             "-keyfile",
-            self.ca.key.to_str().unwrap(),
+            issuer.key.to_str().unwrap(),
             "-in",
             csr.to_str().unwrap(),
             "-out",
@@ -321,11 +354,14 @@ impl Pki {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `openssl verify -CAfile ca cert` succeeds.
+    /// `openssl verify -CAfile ca cert` succeeds (intermediates taken from the
+    /// certificate's own file).
     pub fn verifies(&self, ca: &Path, cert: &Path) -> bool {
         Command::new(&self.openssl)
             .args(["verify", "-CAfile"])
             .arg(ca)
+            .arg("-untrusted")
+            .arg(cert)
             .arg(cert)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -348,6 +384,22 @@ impl Pki {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
+
+/// Extensions of an end-entity certificate for `usage` with `sans`.
+fn leaf_extensions(sans: &[&str], usage: Usage) -> String {
+    let mut extensions = format!(
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage={}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+        match usage {
+            Usage::Server => "serverAuth",
+            Usage::Client => "clientAuth",
+        }
+    );
+    if !sans.is_empty() {
+        extensions.push_str(&format!("subjectAltName={}\n", sans.join(",")));
+    }
+    extensions
 }
 
 /// What `openssl s_client` printed.

@@ -63,8 +63,6 @@ const MOSN_KEYS_NOT_YET: &[&str] = &[
     "log_path",
     "log_level",
     "type",
-    "listener_filters",
-    "use_original_dst",
     "perconnection_buffer_limit_bytes",
     "per_connection_buffer_limit_bytes",
     "metadata",

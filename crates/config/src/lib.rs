@@ -6,6 +6,7 @@ pub mod duration;
 pub mod error;
 pub mod filters;
 pub mod keys;
+pub mod listener_filters;
 pub mod load;
 pub mod model;
 pub mod tls;

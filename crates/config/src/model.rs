@@ -92,6 +92,13 @@ pub struct ListenerConfig {
     /// that do not start with a TLS ClientHello, served without TLS.
     #[serde(skip_serializing_if = "is_false")]
     pub inspector: bool,
+    /// MOSN: `"redirect"` or `"tproxy"` (or the older `true`): hand connections to the
+    /// listener of their original destination.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub use_original_dst: Value,
+    /// `original_dst` (MOSN) and `proxy_protocol` (Envoy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listener_filters: Vec<FilterConfig>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stream_filters: Vec<FilterConfig>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

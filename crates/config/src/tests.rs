@@ -135,11 +135,11 @@ fn keys_match_case_insensitively_like_go() {
 fn unimplemented_and_unknown_keys_are_warned_with_paths() {
     let text = minimal(PROXY).replace(
         r#""bind_port": true"#,
-        r#""bind_port": true, "use_original_dst": true, "frobnicate": 1"#,
+        r#""bind_port": true, "perconnection_buffer_limit_bytes": 1, "frobnicate": 1"#,
     );
     let loaded = load_str(&text).expect("valid");
     let w: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
-    assert!(w.contains(&"servers[0].listeners[0].use_original_dst: valid MOSN key, not implemented by mosn-rs yet: ignored".to_string()), "{w:?}");
+    assert!(w.contains(&"servers[0].listeners[0].perconnection_buffer_limit_bytes: valid MOSN key, not implemented by mosn-rs yet: ignored".to_string()), "{w:?}");
     assert!(
         w.contains(&"servers[0].listeners[0].frobnicate: unknown key: ignored".to_string()),
         "{w:?}"

@@ -59,7 +59,7 @@ pub struct TlsConfig {
     #[serde(skip_serializing_if = "Value::is_null")]
     pub sds_source: Value,
     /// mosn-rs (Envoy's name): client certificates must carry one of these subject
-    /// alternative names (DNS, URI or IP), exactly. Empty: any verified certificate.
+    /// alternative names (DNS, URI or IP). Empty: any verified certificate.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub match_subject_alt_names: Vec<String>,
     /// mosn-rs: the handshake must finish within this (default 10s).

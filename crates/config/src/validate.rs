@@ -884,6 +884,7 @@ fn check_listener(
         // MOSN names an unnamed listener by its address.
         listener.name = listener.address.clone();
     }
+    crate::listener_filters::listener_filters(listener, path, problems);
     match listener.network.as_deref() {
         None | Some("") | Some("tcp") => {
             if let Err(e) = listener.address.parse::<SocketAddr>() {

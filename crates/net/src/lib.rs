@@ -12,9 +12,22 @@ pub const DEFAULT_BACKLOG: i32 = 1024;
 
 /// Opens a non-blocking listening TCP socket with SO_REUSEADDR and SO_REUSEPORT.
 pub fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    bind_with(addr, backlog, false)
+}
+
+/// Like [`bind_reuseport`]; `transparent` sets IP_TRANSPARENT (TPROXY: the socket
+/// accepts connections to addresses that are not the host's; needs CAP_NET_ADMIN).
+pub fn bind_with(
+    addr: SocketAddr,
+    backlog: i32,
+    transparent: bool,
+) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    if transparent {
+        socket.set_ip_transparent(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -26,10 +39,14 @@ pub fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<std::net::Tc
 
 /// Opens `count` sockets on one address, one per worker. If the address is taken by a
 /// socket without SO_REUSEPORT, the first bind fails and the error names the address.
-pub fn bind_per_worker(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+pub fn bind_per_worker(
+    addr: SocketAddr,
+    count: usize,
+    transparent: bool,
+) -> io::Result<Vec<std::net::TcpListener>> {
     (0..count.max(1))
         .map(|_| {
-            bind_reuseport(addr, DEFAULT_BACKLOG)
+            bind_with(addr, DEFAULT_BACKLOG, transparent)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
         })
         .collect()
@@ -43,7 +60,7 @@ mod tests {
     fn workers_share_a_port() {
         let first = bind_reuseport("127.0.0.1:0".parse().unwrap(), 16).unwrap();
         let addr = first.local_addr().unwrap();
-        let more = bind_per_worker(addr, 2).unwrap();
+        let more = bind_per_worker(addr, 2, false).unwrap();
         assert_eq!(more.len(), 2);
         assert_eq!(more[1].local_addr().unwrap(), addr);
     }
@@ -52,7 +69,7 @@ mod tests {
     fn a_taken_port_is_an_error_naming_it() {
         let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = plain.local_addr().unwrap();
-        let err = bind_per_worker(addr, 1).unwrap_err();
+        let err = bind_per_worker(addr, 1, false).unwrap_err();
         assert!(err.to_string().contains(&addr.to_string()));
     }
 }

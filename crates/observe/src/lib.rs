@@ -92,6 +92,7 @@ stats_group!(
             no_filter_chain,
             tls_handshake_success,
             tls_handshake_failure,
+            proxy_protocol_error,
         ],
         gauges: [downstream_connection_active, downstream_request_active]
     }

@@ -6,12 +6,13 @@
 //! MOSN's `inspector`: the first byte tells a TLS ClientHello (0x16) from plaintext,
 //! so both share the port; a TLS chain then also serves plaintext connections.
 
-use crate::snapshot::ListenerRuntime;
+use crate::client_hello;
+use crate::snapshot::{ListenerKind, ListenerRuntime};
 use crate::tcp::Cidr;
-use crate::Shutdown;
+use crate::{Accepted, Shutdown};
 use mosn_config::tls::FilterChainMatch;
 use mosn_tls::{ServerTlsSet, Stream};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -137,17 +138,39 @@ fn server_name_score(names: &[String], sni: Option<&str>) -> Option<u32> {
         .max()
 }
 
+/// TLS alert descriptions (RFC 8446 §6).
+const ALERT_HANDSHAKE_FAILURE: u8 = 40;
+const ALERT_UNRECOGNIZED_NAME: u8 = 112;
+
+/// Refuses a ClientHello with a fatal alert (plaintext: no keys exist yet), so the
+/// client reports why instead of an unexpected EOF.
+async fn send_alert(stream: &TcpStream, description: u8) {
+    let record = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let mut written = 0;
+        while written < record.len() {
+            if stream.writable().await.is_err() {
+                return;
+            }
+            match stream.try_write(&record[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+}
+
 /// Serves a connection on a listener with chains: see the module doc.
 pub(crate) async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
+    conn: Accepted,
     listener: &ListenerRuntime,
     shutdown: Shutdown,
 ) {
     let chains = &listener.chains;
-    let Ok(local) = stream.local_addr() else {
-        return;
-    };
+    let (peer, local) = (conn.peer, conn.local);
     let any_tls = chains.iter().any(|c| c.tls.is_some());
     let all_tls = chains.iter().all(|c| c.tls.is_some());
     let deadline = Instant::now() + listener.handshake_timeout;
@@ -181,8 +204,37 @@ pub(crate) async fn serve(
             listener.stats.no_filter_chain.inc();
             return;
         }
-        return crate::serve_chain(Stream::Plain(stream), peer, &chain.runtime, shutdown).await;
+        return crate::serve_chain(Stream::Plain(stream), conn, &chain.runtime, shutdown).await;
     }
+    // The ClientHello is read without consuming it: a chain without TLS (a tcp_proxy
+    // chosen by SNI) then gets the connection's bytes untouched.
+    let hello = client_hello::peek(&stream, deadline).await;
+    let (sni, alpn) = match &hello {
+        Some(h) => (h.sni.clone(), h.alpn.clone()),
+        None => (None, Vec::new()),
+    };
+    let alpn_refs: Vec<&[u8]> = alpn.iter().map(Vec::as_slice).collect();
+    let info = ConnInfo {
+        port: local.port(),
+        sni: sni.as_deref(),
+        tls: true,
+        alpn: &alpn_refs,
+        source: peer.ip(),
+    };
+    let Some(chain) = select(chains, &info) else {
+        listener.stats.no_filter_chain.inc();
+        tracing::debug!(%peer, sni = ?sni, "no filter chain for this TLS connection: closing");
+        return send_alert(&stream, ALERT_UNRECOGNIZED_NAME).await;
+    };
+    let Some(tls) = &chain.tls else {
+        if hello.is_some() && matches!(chain.runtime.kind, ListenerKind::Tcp(_)) {
+            // TLS passthrough: the upstream terminates it.
+            return crate::serve_chain(Stream::Plain(stream), conn, &chain.runtime, shutdown).await;
+        }
+        listener.stats.no_filter_chain.inc();
+        tracing::debug!(%peer, sni = ?sni, "TLS connection matched a chain that neither terminates nor passes TLS: closing");
+        return send_alert(&stream, ALERT_HANDSHAKE_FAILURE).await;
+    };
     let acceptor =
         tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let start = match tokio::time::timeout_at(deadline, acceptor).await {
@@ -198,28 +250,7 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let hello = start.client_hello();
-    let sni = hello.server_name().map(str::to_owned);
-    let alpn: Vec<&[u8]> = hello.alpn().map(|a| a.collect()).unwrap_or_default();
-    let info = ConnInfo {
-        port: local.port(),
-        sni: sni.as_deref(),
-        tls: true,
-        alpn: &alpn,
-        source: peer.ip(),
-    };
-    let Some(chain) = select(chains, &info) else {
-        listener.stats.no_filter_chain.inc();
-        tracing::debug!(%peer, sni = ?sni, "no filter chain for this TLS connection: closing");
-        return;
-    };
-    let Some(tls) = &chain.tls else {
-        // TLS passthrough (a plain chain chosen by SNI) would need the ClientHello's
-        // bytes replayed upstream; not supported yet.
-        listener.stats.no_filter_chain.inc();
-        tracing::debug!(%peer, sni = ?sni, "TLS connection matched a chain without TLS: closing");
-        return;
-    };
+    let sni = start.client_hello().server_name().map(str::to_owned);
     let config = tls.select(sni.as_deref()).config();
     let stream = match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
         Ok(Ok(s)) => s,
@@ -237,7 +268,7 @@ pub(crate) async fn serve(
     listener.stats.tls_handshake_success.inc();
     crate::serve_chain(
         Stream::Server(Box::new(stream)),
-        peer,
+        conn,
         &chain.runtime,
         shutdown,
     )

@@ -5,8 +5,11 @@
 //! accept a connection and keep it for that connection's life.
 
 mod chain;
+mod client_hello;
 pub mod http1;
 pub mod http2;
+mod listener_filter;
+pub mod proxy_protocol;
 pub(crate) mod retry;
 pub mod shutdown;
 pub mod snapshot;
@@ -21,35 +24,63 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
-/// Serves one accepted connection on `listener` until it closes.
+/// Serves one accepted connection on `listener` until it closes. `snapshot` is the
+/// config it was accepted under (an `original_dst` listener hands the connection to
+/// another of its listeners).
 pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     listener: Arc<ListenerRuntime>,
+    snapshot: Arc<Snapshot>,
     shutdown: Shutdown,
 ) {
-    let _guard = ConnectionGuard::new(&listener.stats);
+    // Counted on the accepting listener, whichever listener serves it.
+    let accepting_stats = listener.stats.clone();
+    let _guard = ConnectionGuard::new(&accepting_stats);
     let _ = stream.set_nodelay(true);
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let mut conn = Accepted { peer, local };
+    let mut listener = listener;
+    if !listener.listener_filters.is_empty() {
+        match Box::pin(listener_filter::run(&stream, conn, listener, &snapshot)).await {
+            Some((accepted, target)) => {
+                conn = accepted;
+                listener = target;
+            }
+            None => return,
+        }
+    }
     if listener.chains.is_empty() {
         // One plain chain: no inspection, no TLS.
-        return serve_chain(Stream::Plain(stream), peer, &listener, shutdown).await;
+        return serve_chain(Stream::Plain(stream), conn, &listener, shutdown).await;
     }
     // Boxed: TLS and chain selection must not enlarge every plain connection's task.
-    Box::pin(chain::serve(stream, peer, &listener, shutdown)).await
+    Box::pin(chain::serve(stream, conn, &listener, shutdown)).await
+}
+
+/// A connection's addresses as the proxy uses them: the client's (from a PROXY
+/// protocol header when there is one) and the destination (the original one of a
+/// redirected connection).
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
 }
 
 /// Serves a connection with the chain's network filter; a TLS connection's ALPN picks
 /// the HTTP version.
 pub(crate) async fn serve_chain(
     stream: Stream,
-    peer: SocketAddr,
+    conn: Accepted,
     runtime: &Arc<ListenerRuntime>,
     shutdown: Shutdown,
 ) {
     match &runtime.kind {
         ListenerKind::Http(http) => {
-            http1::serve(stream, peer, runtime, http, &runtime.stats, shutdown).await
+            http1::serve(stream, conn, runtime, http, &runtime.stats, shutdown).await
         }
-        ListenerKind::Tcp(tcp) => tcp::serve(stream, peer, tcp, &runtime.stats, &[]).await,
+        ListenerKind::Tcp(tcp) => tcp::serve(stream, conn, tcp, &runtime.stats, &[]).await,
     }
 }

@@ -4,6 +4,7 @@ use crate::chain::FilterChain;
 use crate::http1::{Detect, HttpListener};
 use crate::tcp::TcpProxyListener;
 use mosn_config::filters::ProxyProtocol;
+use mosn_config::listener_filters::{ListenerFilter, OriginalDstMode};
 use mosn_config::tls::DEFAULT_HANDSHAKE_TIMEOUT;
 use mosn_config::{
     FilterChainConfig, FilterConfig, MosnConfig, NetworkFilter, DEFAULT_CONNECTION_IDLE_TIMEOUT,
@@ -49,8 +50,26 @@ pub struct ListenerRuntime {
     pub chains: Vec<FilterChain>,
     /// MOSN's `inspector`: plaintext and TLS on one port.
     pub inspector: bool,
-    /// How long a connection may take to show its first byte and finish TLS.
+    /// How long a connection may take to show its first byte and finish TLS (and
+    /// send its PROXY protocol header).
     pub handshake_timeout: std::time::Duration,
+    /// Run on each accepted socket before a chain is chosen.
+    pub listener_filters: Vec<ListenerFilter>,
+}
+
+impl ListenerRuntime {
+    /// Its sockets need IP_TRANSPARENT (an `original_dst` filter in TPROXY mode).
+    pub fn transparent(&self) -> bool {
+        self.listener_filters.iter().any(|f| {
+            matches!(
+                f,
+                ListenerFilter::OriginalDst {
+                    mode: OriginalDstMode::Tproxy,
+                    ..
+                }
+            )
+        })
+    }
 }
 
 /// The immutable runtime form of a config, shared by every worker.
@@ -82,6 +101,12 @@ impl Snapshot {
                     .map(|d| d.0)
                     .unwrap_or(DEFAULT_CONNECTION_IDLE_TIMEOUT);
                 let lpath = format!("servers[{si}].listeners[{li}]");
+                // Validated already: the problems sink is only a formality here.
+                let listener_filters = mosn_config::listener_filters::listener_filters(
+                    l,
+                    &lpath,
+                    &mut mosn_config::error::Problems::default(),
+                );
                 let mut chains = Vec::new();
                 for (ci, c) in l.filter_chains.iter().enumerate() {
                     let kind = build_kind(&c.filters, &routers, &clusters, idle_timeout)
@@ -96,6 +121,7 @@ impl Snapshot {
                         chains: Vec::new(),
                         inspector: l.inspector,
                         handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+                        listener_filters: listener_filters.clone(),
                     });
                     let criteria = c.filter_chain_match.clone().unwrap_or_default();
                     chains.push(FilterChain::new(criteria, tls, runtime));
@@ -104,6 +130,7 @@ impl Snapshot {
                     .first()
                     .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
                 if chains.len() == 1 && first.tls.is_none() && !l.inspector {
+                    // (Its runtime already carries the listener filters.)
                     // One plain chain: its runtime is the listener.
                     listeners.push(first.runtime.clone());
                     continue;
@@ -131,6 +158,7 @@ impl Snapshot {
                     chains,
                     inspector: l.inspector,
                     handshake_timeout,
+                    listener_filters,
                 }));
             }
         }

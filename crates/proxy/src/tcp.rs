@@ -125,12 +125,12 @@ impl TcpProxyListener {
 /// protocol detection) that go upstream first.
 pub async fn serve(
     down: Stream,
-    peer: SocketAddr,
+    accepted: crate::Accepted,
     l: &TcpProxyListener,
     stats: &ListenerStats,
     prefix: &[u8],
 ) {
-    let Ok(local) = down.local_addr() else { return };
+    let (peer, local) = (accepted.peer, accepted.local);
     let Some(cluster) = l.cluster_for(peer, local) else {
         stats.no_route.inc();
         tracing::debug!(%peer, "tcp_proxy: no cluster matches; closing");

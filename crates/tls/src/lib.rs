@@ -5,6 +5,7 @@
 
 pub mod client;
 mod error;
+mod identity;
 mod material;
 pub mod reload;
 pub mod server;
@@ -13,6 +14,7 @@ mod verify;
 
 pub use client::ClientTls;
 pub use error::TlsError;
+pub use identity::Identity;
 pub use server::{ServerTls, ServerTlsSet};
 pub use stream::Stream;
 

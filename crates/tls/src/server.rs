@@ -3,7 +3,7 @@
 use crate::error::TlsError;
 use crate::material::{certified_key, roots};
 use crate::reload::{self, CertSlot};
-use crate::verify::{subject_name, AnyClientCert, SanAllowList};
+use crate::verify::{AnyClientCert, SanAllowList};
 use mosn_config::tls::{TlsConfig, TlsVersion};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -96,16 +96,7 @@ impl ServerTls {
         let mut config = builder
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(Arc::new(SlotResolver(cert.clone())));
-        let alpn: Vec<Vec<u8>> = {
-            let named: Vec<&str> = cfg.alpn_protocols().collect();
-            let list = if named.is_empty() {
-                default_alpn.to_vec()
-            } else {
-                named
-            };
-            list.iter().map(|p| p.as_bytes().to_vec()).collect()
-        };
-        config.alpn_protocols = alpn;
+        config.alpn_protocols = offered_alpn(cfg, default_alpn);
         if !cfg.ticket.is_empty() {
             // MOSN's `ticket` turns session tickets on; rustls draws its own keys.
             if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
@@ -133,6 +124,28 @@ impl ServerTls {
         webpki::EndEntityCert::try_from(leaf)
             .is_ok_and(|c| c.verify_is_valid_for_subject_name(name).is_ok())
     }
+}
+
+/// The context's own ALPN list narrowed to what the chain's filter speaks (an
+/// HTTP/1.1-only chain never offers h2); the filter's protocols when it names none
+/// (or none of its names is usable). A filter with no protocols (tcp_proxy) offers the
+/// context's list as written.
+fn offered_alpn(cfg: &TlsConfig, speaks: &[&str]) -> Vec<Vec<u8>> {
+    let named: Vec<&str> = cfg.alpn_protocols().collect();
+    let usable: Vec<&str> = if speaks.is_empty() {
+        named
+    } else {
+        named
+            .into_iter()
+            .filter(|p| speaks.iter().any(|d| d.eq_ignore_ascii_case(p)))
+            .collect()
+    };
+    let list = if usable.is_empty() {
+        speaks.to_vec()
+    } else {
+        usable
+    };
+    list.iter().map(|p| p.as_bytes().to_vec()).collect()
 }
 
 /// rustls's ring provider narrowed to the context's cipher suites and curves.
@@ -240,17 +253,16 @@ fn client_verifier(
     if cfg.match_subject_alt_names.is_empty() {
         return Ok(verifier);
     }
-    let mut names = Vec::new();
     for (i, n) in cfg.match_subject_alt_names.iter().enumerate() {
-        names.push(subject_name(n).ok_or_else(|| {
-            TlsError::new(
+        if n.trim().is_empty() {
+            return Err(TlsError::new(
                 format!("{at}.match_subject_alt_names[{i}]"),
-                "not a DNS name or IP address",
-            )
-        })?);
+                "an empty name",
+            ));
+        }
     }
     Ok(Arc::new(SanAllowList {
         inner: verifier,
-        names,
+        names: cfg.match_subject_alt_names.clone(),
     }))
 }

@@ -67,11 +67,12 @@ impl ClientCertVerifier for AnyClientCert {
     }
 }
 
-/// A verified client certificate must also carry one of these names (DNS or IP).
+/// A verified client certificate must also carry one of these names: a SAN equal to
+/// it (DNS, URI such as a SPIFFE ID, or IP), or a DNS SAN whose wildcard covers it.
 #[derive(Debug)]
 pub(crate) struct SanAllowList {
     pub inner: Arc<dyn ClientCertVerifier>,
-    pub names: Vec<ServerName<'static>>,
+    pub names: Vec<String>,
 }
 
 impl ClientCertVerifier for SanAllowList {
@@ -93,13 +94,15 @@ impl ClientCertVerifier for SanAllowList {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
+        let identity = crate::Identity::of(end_entity)
+            .ok_or_else(|| Error::General("client certificate does not parse".into()))?;
         let cert = webpki::EndEntityCert::try_from(end_entity)
             .map_err(|e| Error::General(format!("client certificate: {e}")))?;
-        if self
-            .names
-            .iter()
-            .any(|n| cert.verify_is_valid_for_subject_name(n).is_ok())
-        {
+        let covered = |n: &String| {
+            ServerName::try_from(n.as_str())
+                .is_ok_and(|sn| cert.verify_is_valid_for_subject_name(&sn).is_ok())
+        };
+        if self.names.iter().any(|n| identity.has_san(n) || covered(n)) {
             Ok(verified)
         } else {
             Err(Error::General(
@@ -174,9 +177,4 @@ impl ServerCertVerifier for NoServerVerification {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         schemes(&self.provider)
     }
-}
-
-/// A name of `match_subject_alt_names` as rustls names it.
-pub(crate) fn subject_name(name: &str) -> Option<ServerName<'static>> {
-    ServerName::try_from(name.to_string()).ok()
 }

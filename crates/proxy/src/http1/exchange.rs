@@ -282,7 +282,7 @@ fn original_destination(
                 Some(std::net::SocketAddr::new(ip, 80))
             })
         }
-        _ => conn.stream.local_addr().ok(),
+        _ => Some(conn.local),
     }
 }
 

@@ -139,6 +139,8 @@ struct Downstream<'a> {
     /// The client's IP, for source-IP hashing, and as text for X-Forwarded-For.
     peer: std::net::IpAddr,
     peer_ip: String,
+    /// The destination the client meant (its original one, when redirected).
+    local: SocketAddr,
     listener: &'a HttpListener,
     stats: &'a ListenerStats,
     /// Bytes read from the client and not yet consumed.
@@ -154,12 +156,13 @@ enum Next {
 
 pub async fn serve(
     mut stream: Stream,
-    peer: SocketAddr,
+    accepted: crate::Accepted,
     runtime: &Arc<crate::snapshot::ListenerRuntime>,
     listener: &HttpListener,
     stats: &ListenerStats,
     mut shutdown: Shutdown,
 ) {
+    let peer = accepted.peer;
     let mut buf = BytesMut::new();
     if listener.http2_only || stream.alpn() == Some(b"h2") {
         // Boxed: the HTTP/2 connection state must not enlarge every HTTP/1 connection task.
@@ -195,7 +198,7 @@ pub async fn serve(
                 (Some(false), Some(false)) => {
                     match &detect.fallback {
                         Some(tcp) => {
-                            Box::pin(crate::tcp::serve(stream, peer, tcp, stats, &buf)).await
+                            Box::pin(crate::tcp::serve(stream, accepted, tcp, stats, &buf)).await
                         }
                         None => {
                             stats.downstream_bad_request.inc();
@@ -220,6 +223,7 @@ pub async fn serve(
         stream,
         peer: peer.ip(),
         peer_ip: peer.ip().to_string(),
+        local: accepted.local,
         listener,
         stats,
         buf,
@@ -259,10 +263,13 @@ pub async fn serve(
 async fn wait_readable(conn: &mut Downstream<'_>) -> bool {
     match &conn.stream {
         Stream::Plain(s) => s.readable().await.is_ok(),
-        _ => matches!(
-            io::read_some(&mut conn.stream, &mut conn.buf, io::READ_CHUNK).await,
-            Ok(n) if n > 0
-        ),
+        _ => match io::read_some(&mut conn.stream, &mut conn.buf, io::READ_CHUNK).await {
+            Ok(n) if n > 0 => {
+                conn.stats.downstream_bytes_read_total.add(n as u64);
+                true
+            }
+            _ => false,
+        },
     }
 }
 

@@ -74,11 +74,14 @@ pub async fn serve(
             (o.max_local_error_reset_streams > 0).then_some(o.max_local_error_reset_streams),
         );
     let rapid_reset = Rc::new(Cell::new(false));
-    let io = FrameWatch::new(
+    let counted_prefix = prefix.len();
+    let mut io = FrameWatch::new(
         PrefixedIo::new(prefix, stream),
         ResetTracker::new(o.rapid_reset_min_streams, o.rapid_reset_window.0),
         rapid_reset.clone(),
+        runtime.stats.clone(),
     );
+    io.counted_prefix = counted_prefix;
     let handshake = tokio::time::timeout(
         listener.options.request_head_timeout.0,
         builder.handshake::<_, Bytes>(io),
@@ -256,14 +259,25 @@ struct FrameWatch<T> {
     /// Our side is shut down (FIN sent); lingering until `linger` fires.
     shut: bool,
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The listener's byte counters.
+    stats: Arc<mosn_observe::ListenerStats>,
+    /// Bytes at the start that protocol detection read (and counted) already.
+    counted_prefix: usize,
 }
 
 /// How long a closing connection keeps draining what the client still sends.
 const LINGER: Duration = Duration::from_secs(1);
 
 impl<T> FrameWatch<T> {
-    fn new(inner: T, tracker: ResetTracker, tripped: Rc<Cell<bool>>) -> Self {
+    fn new(
+        inner: T,
+        tracker: ResetTracker,
+        tripped: Rc<Cell<bool>>,
+        stats: Arc<mosn_observe::ListenerStats>,
+    ) -> Self {
         FrameWatch {
+            stats,
+            counted_prefix: 0,
             inner,
             scanner: FrameScanner::new(tracker),
             tripped,
@@ -290,6 +304,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for FrameWatch<T> {
         if let Poll::Ready(Ok(())) = ready {
             let this = &mut *self;
             let read = &buf.filled()[before..];
+            let counted = this.counted_prefix.min(read.len());
+            this.counted_prefix -= counted;
+            this.stats
+                .downstream_bytes_read_total
+                .add((read.len() - counted) as u64);
             this.eof |= read.is_empty() && room > 0;
             if this.scanner.scan(read) {
                 this.tripped.set(true);
@@ -306,7 +325,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FrameWatch<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            self.stats.downstream_bytes_write_total.add(n as u64);
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -352,7 +375,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FrameWatch<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = written {
+            self.stats.downstream_bytes_write_total.add(n as u64);
+        }
+        written
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

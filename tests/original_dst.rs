@@ -1,0 +1,83 @@
+//! MOSN's `use_original_dst` with iptables REDIRECT: a connection redirected to the
+//! proxy's capturing listener is handed to the listener (bind_port false) of its
+//! original destination, as an Istio sidecar's virtual listeners work; without one it
+//! stays on the capturing listener. Runs in a network namespace of its own
+//! (`unshare -n`, as root) so the iptables rule touches nothing else; needs root,
+//! `unshare` and `iptables` (scripts/setup.sh installs it), else it skips (fails in CI).
+
+mod common;
+
+use std::process::Command;
+
+fn can_run() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let tools = ["/usr/bin/unshare", "/usr/sbin/iptables", "/usr/bin/curl"]
+        .iter()
+        .all(|p| std::path::Path::new(p).exists());
+    if root && tools {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "original_dst test needs root, unshare, iptables and curl (scripts/setup.sh)"
+    );
+    eprintln!("skipping: needs root, unshare, iptables and curl");
+    false
+}
+
+#[test]
+fn redirected_connections_reach_the_listener_of_their_original_destination() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Fixed ports: the namespace is private.
+    let config = r#"{
+  "servers": [{"default_log_path": "stderr", "processor": 1,
+    "routers": [
+      {"router_config_name": "outbound", "virtual_hosts": [{"name": "h", "domains": ["*"], "routers": [
+        {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": "capturing-listener"}}]}]},
+      {"router_config_name": "virtual", "virtual_hosts": [{"name": "h", "domains": ["*"], "routers": [
+        {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": "virtual-listener"}}]}]}],
+    "listeners": [
+      {"name": "capture", "address": "127.0.0.1:15001", "bind_port": true, "use_original_dst": "redirect",
+       "filter_chains": [{"filters": [{"type": "proxy", "config": {"downstream_protocol": "Http1", "router_config_name": "outbound"}}]}]},
+      {"name": "svc", "address": "0.0.0.0:9080", "bind_port": false,
+       "filter_chains": [{"filters": [{"type": "proxy", "config": {"downstream_protocol": "Http1", "router_config_name": "virtual"}}]}]}]
+  }],
+  "cluster_manager": {"clusters": []}
+}"#;
+    std::fs::write(dir.path().join("c.json"), config).unwrap();
+    let script = format!(
+        r#"set -e
+ip link set lo up
+iptables -t nat -A OUTPUT -p tcp -d 127.0.0.1 -m multiport --dports 9080,9090 -j REDIRECT --to-ports 15001
+{bin} start -c {dir}/c.json 2>{dir}/mosn.log &
+pid=$!
+for i in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:15001/ && break; sleep 0.05; done
+echo "A=$(curl -s --max-time 5 http://127.0.0.1:9080/)"
+echo "B=$(curl -s --max-time 5 http://127.0.0.1:9090/)"
+kill $pid; wait $pid || true
+"#,
+        bin = env!("CARGO_BIN_EXE_mosn-rs"),
+        dir = dir.path().display()
+    );
+    let out = Command::new("timeout")
+        .args(["60", "unshare", "-n", "bash", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let log = std::fs::read_to_string(dir.path().join("mosn.log")).unwrap_or_default();
+    assert!(
+        text.contains("A=virtual-listener"),
+        "{text}\n{log}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No listener on :9090 (not even 0.0.0.0:9090): the capturing listener serves it.
+    assert!(text.contains("B=capturing-listener"), "{text}\n{log}");
+    eprintln!("{text}");
+}
