@@ -43,6 +43,43 @@ pub struct ProxyFilterConfig {
     pub http1: Http1Options,
     /// mosn-rs extension: limits of the HTTP/2 codec.
     pub http2: Http2Options,
+    /// Envoy's: what happens to X-Forwarded-Client-Cert (default SANITIZE: a client
+    /// cannot claim an identity through it).
+    pub forward_client_cert_details: ForwardClientCertDetails,
+    /// Envoy's: which fields of an mTLS client's certificate go into the header it
+    /// sets (the certificate's SHA-256 `Hash` always does).
+    pub set_current_client_cert_details: ClientCertDetails,
+}
+
+/// Envoy's `forward_client_cert_details` modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ForwardClientCertDetails {
+    /// Drop the header.
+    #[default]
+    #[serde(alias = "sanitize")]
+    Sanitize,
+    /// mTLS connections: forward the client's header as it is; others: drop it.
+    #[serde(alias = "forward_only")]
+    ForwardOnly,
+    /// mTLS connections: append this connection's certificate; others: drop it.
+    #[serde(alias = "append_forward")]
+    AppendForward,
+    /// mTLS connections: replace it with this connection's certificate; others: drop it.
+    #[serde(alias = "sanitize_set")]
+    SanitizeSet,
+    /// Forward it as it is, always.
+    #[serde(alias = "always_forward_only")]
+    AlwaysForwardOnly,
+}
+
+/// Envoy's `set_current_client_cert_details`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ClientCertDetails {
+    pub subject: bool,
+    pub uri: bool,
+    pub dns: bool,
 }
 
 impl ProxyFilterConfig {

@@ -14,6 +14,7 @@ pub(crate) mod retry;
 pub mod shutdown;
 pub mod snapshot;
 pub mod tcp;
+pub(crate) mod xfcc;
 
 pub use chain::FilterChain;
 pub use shutdown::{ConnectionGuard, Shutdown};

@@ -42,6 +42,39 @@ impl Identity {
         Some(id)
     }
 
+    /// This certificate as an X-Forwarded-Client-Cert element (Envoy's format):
+    /// `Hash=<sha256 hex of the DER>` and, as asked, `Subject="..."`, `URI=...` and
+    /// `DNS=...` (one per name).
+    pub fn xfcc_element(cert: &CertificateDer<'_>, subject: bool, uri: bool, dns: bool) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+        let mut out = String::with_capacity(96);
+        out.push_str("Hash=");
+        for b in digest.as_ref() {
+            out.push_str(&format!("{b:02x}"));
+        }
+        let Some(id) = Identity::of(cert) else {
+            return out;
+        };
+        if subject {
+            out.push_str(";Subject=\"");
+            out.push_str(&id.subject.replace('"', "\\\""));
+            out.push('"');
+        }
+        if uri {
+            for u in &id.uris {
+                out.push_str(";URI=");
+                out.push_str(u);
+            }
+        }
+        if dns {
+            for d in &id.dns {
+                out.push_str(";DNS=");
+                out.push_str(d);
+            }
+        }
+        out
+    }
+
     /// Does one of its SANs equal `name` (a DNS name, case-insensitively; a URI
     /// exactly; an IP address by value)?
     pub fn has_san(&self, name: &str) -> bool {

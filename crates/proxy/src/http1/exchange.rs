@@ -209,6 +209,7 @@ async fn forward(
                 drop_expect: answer_continue,
                 fallback_host: &host.authority,
                 upgrade: None,
+                xfcc: conn.client_cert.action(conn.listener.xfcc),
             },
         );
         let (failure, granted) = match try_once(

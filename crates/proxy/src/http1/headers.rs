@@ -2,8 +2,11 @@
 //! response, with hop-by-hop fields dropped (RFC 9110 §7.6.1), route header
 //! mutations applied, and framing chosen for the next hop.
 
+use crate::xfcc::Action;
 use mosn_protocol::http1::{HeadWriter, RequestHead, ResponseHead};
 use mosn_router::{HeaderAdd, RequestView};
+
+const XFCC: &[u8] = crate::xfcc::HEADER.as_bytes();
 
 /// Lets the router read a parsed request head (and the client's address).
 pub struct RouterView<'a>(pub &'a RequestHead, pub std::net::IpAddr);
@@ -70,6 +73,8 @@ pub struct UpstreamRequest<'a> {
     pub fallback_host: &'a str,
     /// An upgrade to pass on (`Upgrade: websocket`): Connection and Upgrade are kept.
     pub upgrade: Option<&'a [u8]>,
+    /// What happens to X-Forwarded-Client-Cert.
+    pub xfcc: crate::xfcc::Action<'a>,
 }
 
 pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &UpstreamRequest<'_>) {
@@ -78,6 +83,7 @@ pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &Upstre
     let mut saw_host = false;
     let mut xff: Option<&[u8]> = None;
     let mut xff_extra = Vec::new();
+    let mut xfcc_prior: Vec<&[u8]> = Vec::new();
     for h in &head.headers {
         let name = head.name(h);
         if head.is_hop_header(h) || is_overridden(name, up.remove, up.add) {
@@ -95,6 +101,14 @@ pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &Upstre
         if up.drop_expect && name.eq_ignore_ascii_case(b"expect") {
             continue;
         }
+        if name.len() == XFCC.len() && name.eq_ignore_ascii_case(XFCC) {
+            match up.xfcc {
+                Action::Keep => w.header(name, head.value(h)),
+                Action::Append(_) => xfcc_prior.push(head.value(h)),
+                Action::Remove | Action::Set(_) => {}
+            }
+            continue;
+        }
         if up.forwarded_for.is_some() && name.eq_ignore_ascii_case(b"x-forwarded-for") {
             // Several X-Forwarded-For lines merge into one list, in order.
             match xff {
@@ -109,6 +123,18 @@ pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &Upstre
         w.header(b"Host", up.host.unwrap_or(up.fallback_host.as_bytes()));
     }
     write_adds(&mut w, up.add);
+    match up.xfcc {
+        Action::Set(element) => w.header(XFCC, element.as_bytes()),
+        Action::Append(element) => {
+            let mut value = xfcc_prior.join(&b","[..]);
+            if !value.is_empty() {
+                value.push(b',');
+            }
+            value.extend_from_slice(element.as_bytes());
+            w.header(XFCC, &value);
+        }
+        Action::Keep | Action::Remove => {}
+    }
     if let Some(client) = up.forwarded_for {
         let mut value = Vec::with_capacity(64);
         for prior in xff.into_iter().chain(xff_extra) {

@@ -48,6 +48,7 @@ pub(super) fn spawn(
             drop_expect: true,
             fallback_host: "",
             upgrade: None,
+            xfcc: conn.client_cert.action(conn.listener.xfcc),
         },
     );
     let limits = conn.listener.upstream_limits;

@@ -16,7 +16,9 @@ mod upgrade;
 use crate::shutdown::Shutdown;
 use crate::tcp::TcpProxyListener;
 use bytes::BytesMut;
-use mosn_config::filters::{Http2Options, ProxyProtocol};
+use mosn_config::filters::{
+    ClientCertDetails, ForwardClientCertDetails, Http2Options, ProxyProtocol,
+};
 use mosn_config::{Http1Options, ProxyFilterConfig};
 use mosn_observe::ListenerStats;
 use mosn_protocol::http1::{parse_request, HeadLimits, RequestHead};
@@ -45,6 +47,9 @@ pub struct HttpListener {
     /// The upstream protocol; None: the same as the downstream request's.
     pub upstream: Option<ProxyProtocol>,
     pub http2: Http2Options,
+    /// X-Forwarded-Client-Cert handling (Envoy's modes).
+    pub xfcc: ForwardClientCertDetails,
+    pub xfcc_details: ClientCertDetails,
 }
 
 /// Protocol detection of an `Auto` listener (HTTP/1 only, for now).
@@ -129,6 +134,8 @@ impl HttpListener {
             http2_only: cfg.downstream() == ProxyProtocol::Http2,
             upstream: cfg.upstream(),
             http2: cfg.http2.clone(),
+            xfcc: cfg.forward_client_cert_details,
+            xfcc_details: cfg.set_current_client_cert_details.clone(),
         }
     }
 }
@@ -141,6 +148,8 @@ struct Downstream<'a> {
     peer_ip: String,
     /// The destination the client meant (its original one, when redirected).
     local: SocketAddr,
+    /// The client's certificate, for X-Forwarded-Client-Cert.
+    client_cert: crate::xfcc::ClientCert,
     listener: &'a HttpListener,
     stats: &'a ListenerStats,
     /// Bytes read from the client and not yet consumed.
@@ -219,11 +228,17 @@ pub async fn serve(
             }
         }
     }
+    let client_cert = if stream.is_tls() {
+        crate::xfcc::ClientCert::of(&stream, listener.xfcc, &listener.xfcc_details)
+    } else {
+        crate::xfcc::ClientCert::default()
+    };
     let mut conn = Downstream {
         stream,
         peer: peer.ip(),
         peer_ip: peer.ip().to_string(),
         local: accepted.local,
+        client_cert,
         listener,
         stats,
         buf,

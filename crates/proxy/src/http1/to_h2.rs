@@ -94,14 +94,9 @@ pub(super) async fn forward(
         &route.headers.request_add,
     );
     if conn.listener.options.add_x_forwarded_for {
-        let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {}", conn.peer_ip),
-            None => conn.peer_ip.clone(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert("x-forwarded-for", v);
-        }
+        crate::http2::append_forwarded_for(&mut headers, conn.peer);
     }
+    crate::xfcc::apply(&mut headers, conn.client_cert.action(conn.listener.xfcc));
     let mut builder = Request::builder()
         .method(head.method())
         .uri(uri)

@@ -76,6 +76,7 @@ pub(super) async fn forward(
             drop_expect: false,
             fallback_host: &host.authority,
             upgrade: Some(protocol),
+            xfcc: conn.client_cert.action(conn.listener.xfcc),
         },
     );
     let limit = conn.listener.options.body_timeout.0;

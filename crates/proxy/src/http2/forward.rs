@@ -106,6 +106,7 @@ pub(super) async fn forward(
     // GOAWAY race of a multiplexed connection, like HTTP/1's stale keep-alive), a
     // bounded number of times: an upstream that keeps refusing gets its answer.
     let mut unprocessed_resends = 0u32;
+    let mut stale_resent = false;
     loop {
         let lb = LbContext {
             hash,
@@ -151,12 +152,19 @@ pub(super) async fn forward(
             ),
             TryEnd::RetryStatus(status, permit) => (TryFailure::Status(status), Some(permit), None),
         };
-        let transparent = matches!(
-            failure,
-            TryFailure::Refused | TryFailure::Reset { stale_pooled: true }
-        );
-        if transparent && body.resendable() && unprocessed_resends < UNPROCESSED_RESENDS_MAX {
-            unprocessed_resends += 1;
+        // Refused streams may be resent up to the bound; a dropped connection once
+        // (the upstream may have acted on it: never a query-of-death amplifier).
+        let transparent = match failure {
+            TryFailure::Refused => unprocessed_resends < UNPROCESSED_RESENDS_MAX,
+            TryFailure::Reset { stale_pooled: true } => !stale_resent,
+            _ => false,
+        };
+        if transparent && body.resendable() {
+            if matches!(failure, TryFailure::Refused) {
+                unprocessed_resends += 1;
+            } else {
+                stale_resent = true;
+            }
             avoid = None;
             cluster.stats.upstream_request_retry.inc();
             continue;
@@ -222,7 +230,7 @@ async fn try_h2<'c>(
             Err(PipeError::Source(reason)) => up_send.send_reset(reason),
         }
     };
-    let response_side = relay_h2(up, response, respond, status_retry);
+    let response_side = relay_h2(up, &parts.method, response, respond, status_retry);
     tokio::pin!(request_side, response_side);
     let mut request_sent = false;
     let outcome = loop {
@@ -243,6 +251,7 @@ async fn try_h2<'c>(
 /// Awaits an HTTP/2 upstream's response head and relays the response.
 async fn relay_h2<'c>(
     up: &Upstream<'c>,
+    up_method: &http::Method,
     response: h2::client::ResponseFuture,
     respond: &mut SendResponse<Bytes>,
     status_retry: Option<&RetryPolicy>,
@@ -268,6 +277,15 @@ async fn relay_h2<'c>(
             if never_processed(&e) {
                 pool::forget(host.addr);
                 return TryEnd::Failed(TryFailure::Refused);
+            }
+            // The connection itself dropped (a closing upstream racing its GOAWAY, or
+            // a stale connection): like HTTP/1's stale keep-alive, an idempotent
+            // request is sent again on a new connection.
+            if e.is_io() {
+                pool::forget(host.addr);
+                return TryEnd::Failed(TryFailure::Reset {
+                    stale_pooled: crate::retry::is_idempotent(up_method.as_str().as_bytes()),
+                });
             }
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
             return match e

@@ -68,6 +68,7 @@ pub(super) fn spawn(
     if listener.options.add_x_forwarded_for {
         append_forwarded_for(&mut headers, ctx.peer);
     }
+    crate::xfcc::apply(&mut headers, ctx.client_cert.action(listener.xfcc));
     let copy = Copy {
         method: parts.method.clone(),
         authority: format!("{authority}-shadow"),

@@ -43,7 +43,7 @@ use tokio::time::Instant;
 
 pub(crate) use h1_upstream::parse_trailers as h1_trailers;
 pub use io::PrefixedIo;
-pub(crate) use stream::{apply as apply_header_ops, never_processed};
+pub(crate) use stream::{append_forwarded_for, apply as apply_header_ops, never_processed};
 
 /// The largest flow-control window HTTP/2 allows (2^31 - 1).
 const MAX_WINDOW: u32 = (1 << 31) - 1;
@@ -74,6 +74,11 @@ pub async fn serve(
             (o.max_local_error_reset_streams > 0).then_some(o.max_local_error_reset_streams),
         );
     let rapid_reset = Rc::new(Cell::new(false));
+    let client_cert = Rc::new(if stream.is_tls() {
+        crate::xfcc::ClientCert::of(&stream, listener.xfcc, &listener.xfcc_details)
+    } else {
+        crate::xfcc::ClientCert::default()
+    });
     let counted_prefix = prefix.len();
     let mut io = FrameWatch::new(
         PrefixedIo::new(prefix, stream),
@@ -96,6 +101,7 @@ pub async fn serve(
     let mut gate = Gate {
         runtime: &runtime,
         peer: peer.ip(),
+        client_cert: client_cert.clone(),
         options: o,
         shutdown: shutdown.clone(),
         error_resets: 0,
@@ -159,6 +165,8 @@ enum Admitted {
 struct Gate<'a> {
     runtime: &'a Arc<ListenerRuntime>,
     peer: IpAddr,
+    /// The client's certificate, for X-Forwarded-Client-Cert.
+    client_cert: Rc<crate::xfcc::ClientCert>,
     options: &'a Http2Options,
     shutdown: Shutdown,
     /// Streams this connection had reset for its protocol errors.
@@ -188,7 +196,8 @@ impl Gate<'_> {
             respond.send_reset(Reason::PROTOCOL_ERROR);
             return Admitted::Refused;
         }
-        let ctx = stream::StreamContext::new(self.runtime.clone(), self.peer);
+        let ctx =
+            stream::StreamContext::new(self.runtime.clone(), self.peer, self.client_cert.clone());
         // Header fields as the client sent them: every value, each cookie crumb.
         if request.headers().len() > self.options.max_headers {
             let grpc = grpc::is_grpc(request.headers());

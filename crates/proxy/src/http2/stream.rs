@@ -8,6 +8,7 @@ use crate::http1::reply::Active;
 use crate::http1::HttpListener;
 use crate::shutdown::Shutdown;
 use crate::snapshot::{ListenerKind, ListenerRuntime};
+use crate::xfcc::ClientCert;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::RecvStream;
@@ -16,6 +17,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use mosn_router::{ClusterAction, HeaderAdd, RequestView, Route, RouteAction};
 use mosn_upstream::{Cluster, Host};
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -23,11 +25,16 @@ use tokio::time::Instant;
 pub struct StreamContext {
     pub(super) runtime: Arc<ListenerRuntime>,
     pub(super) peer: IpAddr,
+    pub(super) client_cert: Rc<ClientCert>,
 }
 
 impl StreamContext {
-    pub fn new(runtime: Arc<ListenerRuntime>, peer: IpAddr) -> Self {
-        StreamContext { runtime, peer }
+    pub fn new(runtime: Arc<ListenerRuntime>, peer: IpAddr, client_cert: Rc<ClientCert>) -> Self {
+        StreamContext {
+            runtime,
+            peer,
+            client_cert,
+        }
     }
 
     pub(super) fn listener(&self) -> Option<&HttpListener> {
@@ -184,6 +191,10 @@ impl Upstream<'_> {
         if self.listener.options.add_x_forwarded_for {
             append_forwarded_for(&mut headers, self.ctx.peer);
         }
+        crate::xfcc::apply(
+            &mut headers,
+            self.ctx.client_cert.action(self.listener.xfcc),
+        );
         headers
     }
 
@@ -199,7 +210,7 @@ impl Upstream<'_> {
 }
 
 /// Appends the client's address to X-Forwarded-For.
-pub(super) fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
+pub(crate) fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
     let peer = peer.to_string();
     let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prior) => format!("{prior}, {peer}"),
