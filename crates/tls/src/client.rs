@@ -13,6 +13,15 @@ use std::sync::{Arc, OnceLock};
 /// A cluster's client context: one rustls config per ALPN offer (HTTP/1.1 pools
 /// offer http/1.1, HTTP/2 pools h2, unless the context names its own), sharing a
 /// session cache each, so reconnections resume.
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("server_name", &self.server_name)
+            .field("insecure", &self.insecure)
+            .finish_non_exhaustive()
+    }
+}
+
 pub struct ClientTls {
     http1: Arc<ClientConfig>,
     http2: Arc<ClientConfig>,

@@ -5,10 +5,11 @@
 //! `HealthCheckRequest { string service = 1; }`,
 //! `HealthCheckResponse { ServingStatus status = 1; }` (SERVING = 1).
 
+use crate::Host;
 use bytes::Bytes;
 use mosn_config::HealthCheckSessionConfig;
-use std::net::SocketAddr;
-use tokio::net::TcpStream;
+use mosn_tls::ClientTls;
+use std::sync::Arc;
 
 /// The longest response body read.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -32,11 +33,16 @@ impl GrpcCheck {
     }
 
     /// Runs one check against `addr` (the caller bounds it with the timeout).
-    pub async fn check(&self, addr: SocketAddr) -> Result<(), String> {
-        let tcp = TcpStream::connect(addr)
+    /// A plain check of a bare address (unit tests).
+    #[cfg(test)]
+    pub async fn check_addr(&self, addr: std::net::SocketAddr) -> Result<(), String> {
+        self.check(&Host::new(addr, "", 1, Default::default()), None)
             .await
-            .map_err(|e| format!("connect to {addr}: {e}"))?;
-        let _ = tcp.set_nodelay(true);
+    }
+
+    pub async fn check(&self, host: &Host, tls: Option<&Arc<ClientTls>>) -> Result<(), String> {
+        let addr = host.addr;
+        let tcp = super::connect(host, addr, tls, true).await?;
         let (client, conn) = h2::client::handshake(tcp)
             .await
             .map_err(|e| format!("HTTP/2 handshake: {e}"))?;

@@ -2,11 +2,13 @@
 //! connection with `Connection: close`; the host passes when the status line arrives
 //! and its status is expected. The body is not read.
 
+use crate::Host;
 use mosn_config::{HealthCheckSessionConfig, StatusRange};
+use mosn_tls::{ClientTls, Stream};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The longest status line read; longer answers fail the check.
 const MAX_STATUS_LINE: usize = 1024;
@@ -81,14 +83,12 @@ impl HttpCheck {
     }
 
     /// Runs one check against `addr` (the caller bounds it with the timeout).
-    pub async fn check(&self, addr: SocketAddr) -> Result<(), String> {
+    pub async fn check(&self, host: &Host, tls: Option<&Arc<ClientTls>>) -> Result<(), String> {
+        let addr = host.addr;
         let target = self
             .port
             .map_or(addr, |port| SocketAddr::new(addr.ip(), port));
-        let mut stream = TcpStream::connect(target)
-            .await
-            .map_err(|e| format!("connect to {target}: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        let mut stream = super::connect(host, target, tls, false).await?;
         let host = if self.host.is_empty() {
             target.to_string()
         } else {
@@ -118,7 +118,7 @@ impl HttpCheck {
 }
 
 /// Reads up to the end of the status line and parses it.
-async fn read_status(stream: &mut TcpStream) -> Result<u16, String> {
+async fn read_status(stream: &mut Stream) -> Result<u16, String> {
     let mut buf = [0u8; MAX_STATUS_LINE];
     let mut len = 0;
     loop {

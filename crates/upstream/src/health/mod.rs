@@ -20,6 +20,7 @@ use crate::host::{health, Host};
 use crate::manager::ClusterManager;
 use crate::task::AbortOnDrop;
 use mosn_config::{HealthCheckConfig, HealthCheckProtocol};
+use mosn_tls::{ClientTls, Stream};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -77,6 +78,13 @@ impl CheckSpec {
         }
     }
 
+    /// A plain check of a bare address (unit tests).
+    #[cfg(test)]
+    async fn check_addr(&self, addr: SocketAddr) -> Result<(), String> {
+        let host = Host::new(addr, "", 1, Default::default());
+        self.check(&host, None).await
+    }
+
     fn next_interval(&self) -> Duration {
         let jitter = self.jitter.as_nanos().min(u64::MAX as u128) as u64;
         let extra = if jitter > 0 {
@@ -87,16 +95,14 @@ impl CheckSpec {
         self.interval + Duration::from_nanos(extra)
     }
 
-    /// One check of `addr`, bounded by the timeout.
-    async fn check(&self, addr: SocketAddr) -> Result<(), String> {
+    /// One check of `host` (at `addr`, or the check's own port), over the cluster's
+    /// transport, bounded by the timeout. With TLS a TCP check is a full handshake.
+    async fn check(&self, host: &Host, tls: Option<&Arc<ClientTls>>) -> Result<(), String> {
         let run = async {
             match &self.kind {
-                CheckKind::Tcp => TcpStream::connect(addr)
-                    .await
-                    .map(drop)
-                    .map_err(|e| format!("connect to {addr}: {e}")),
-                CheckKind::Http(http) => http.check(addr).await,
-                CheckKind::Grpc(grpc) => grpc.check(addr).await,
+                CheckKind::Tcp => connect(host, host.addr, tls, false).await.map(drop),
+                CheckKind::Http(http) => http.check(host, tls).await,
+                CheckKind::Grpc(grpc) => grpc.check(host, tls).await,
             }
         };
         match tokio::time::timeout(self.timeout, run).await {
@@ -106,10 +112,35 @@ impl CheckSpec {
     }
 }
 
+/// A checker's connection to `target` (one of `host`'s ports): TLS with the cluster's
+/// context when it has one (ALPN h2 for gRPC checks), else plain TCP.
+pub(crate) async fn connect(
+    host: &Host,
+    target: SocketAddr,
+    tls: Option<&Arc<ClientTls>>,
+    h2: bool,
+) -> Result<Stream, String> {
+    let tcp = TcpStream::connect(target)
+        .await
+        .map_err(|e| format!("connect to {target}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let name = tls.server_name(&host.hostname, target.ip());
+    tls.connector(h2)
+        .connect(name, tcp)
+        .await
+        .map(|s| Stream::Client(Box::new(s)))
+        .map_err(|e| format!("TLS handshake with {target}: {e}"))
+}
+
 /// The checks running for one cluster.
 #[derive(Debug)]
 struct ClusterChecks {
     config: HealthCheckConfig,
+    /// The cluster's TLS context the checks were started with.
+    tls: Option<Arc<ClientTls>>,
     spec: Arc<CheckSpec>,
     /// The cluster object last seen under this name (replaced on config updates).
     cluster_ptr: usize,
@@ -160,7 +191,18 @@ fn scan(manager: &Arc<ClusterManager>, running: &mut HashMap<Arc<str>, ClusterCh
             continue;
         };
         let ptr = Arc::as_ptr(cluster) as usize;
-        let fresh = running.get(&cluster.name).is_none_or(|r| r.config != *cfg);
+        let tls = match &cluster.tls {
+            crate::cluster::UpstreamTls::On(t) => Some(t.clone()),
+            _ => None,
+        };
+        let same_tls = |r: &ClusterChecks| match (&r.tls, &tls) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        let fresh = running
+            .get(&cluster.name)
+            .is_none_or(|r| r.config != *cfg || !same_tls(r));
         if fresh {
             tracing::info!(
                 "[upstream] [health check] cluster {}: checking {} hosts ({})",
@@ -176,6 +218,7 @@ fn scan(manager: &Arc<ClusterManager>, running: &mut HashMap<Arc<str>, ClusterCh
                 cluster.name.clone(),
                 ClusterChecks {
                     config: cfg.clone(),
+                    tls: tls.clone(),
                     spec: Arc::new(CheckSpec::from_config(cfg)),
                     cluster_ptr: ptr,
                     hosts: HashMap::new(),
@@ -203,6 +246,7 @@ fn scan(manager: &Arc<ClusterManager>, running: &mut HashMap<Arc<str>, ClusterCh
                 manager.clone(),
                 cluster.name.clone(),
                 entry.spec.clone(),
+                entry.tls.clone(),
                 host.clone(),
             ));
             entry.hosts.insert(id, (host, AbortOnDrop(task)));
@@ -259,12 +303,13 @@ async fn run_host(
     manager: Arc<ClusterManager>,
     cluster: Arc<str>,
     spec: Arc<CheckSpec>,
+    tls: Option<Arc<ClientTls>>,
     host: Arc<Host>,
 ) {
     tokio::time::sleep(spec.initial_delay).await;
     let mut verdict = Verdict::default();
     while !host.is_removed() {
-        let result = spec.check(host.addr).await;
+        let result = spec.check(&host, tls.as_ref()).await;
         if let Err(why) = &result {
             tracing::debug!(
                 "[upstream] [health check] cluster {cluster} host {}: check failed: {why}",

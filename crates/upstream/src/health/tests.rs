@@ -214,9 +214,9 @@ async fn tcp_check_on_a_closed_port_fails() {
         ..Default::default()
     });
     assert_eq!(spec.kind, CheckKind::Tcp);
-    let err = spec.check(closed).await.unwrap_err();
+    let err = spec.check_addr(closed).await.unwrap_err();
     assert!(err.contains("connect"), "{err}");
-    assert!(spec.check(open_addr).await.is_ok());
+    assert!(spec.check_addr(open_addr).await.is_ok());
 
     // Through the runner, with MOSN's default thresholds (1): out after one failure.
     let hc = json!({"service_name": "svc", "timeout": "40ms", "interval": "50ms",
@@ -245,30 +245,34 @@ async fn http_check_fails_on_bad_answers() {
         })
     };
     let default = spec(json!({}));
-    assert!(default.check(s.addr).await.is_ok());
+    assert!(default.check_addr(s.addr).await.is_ok());
     s.set(FAIL);
-    assert!(default.check(s.addr).await.unwrap_err().contains("500"));
+    assert!(default
+        .check_addr(s.addr)
+        .await
+        .unwrap_err()
+        .contains("500"));
     // MOSN's codes, end inclusive.
     let mosn = spec(json!({"http_check_config": {"codes": [{"start": 500, "end": 500}]}}));
-    assert!(mosn.check(s.addr).await.is_ok());
+    assert!(mosn.check_addr(s.addr).await.is_ok());
     // Envoy's expected_statuses, end exclusive.
     let envoy = spec(json!({"expected_statuses": [{"start": 200, "end": 500}]}));
-    assert!(envoy.check(s.addr).await.is_err());
+    assert!(envoy.check_addr(s.addr).await.is_err());
     s.set(CLOSE);
-    let err = default.check(s.addr).await.unwrap_err();
+    let err = default.check_addr(s.addr).await.unwrap_err();
     assert!(err.contains("closed"), "{err}");
     s.set(GARBAGE);
-    let err = default.check(s.addr).await.unwrap_err();
+    let err = default.check_addr(s.addr).await.unwrap_err();
     assert!(err.contains("malformed"), "{err}");
     s.set(SILENT);
     let started = Instant::now();
-    let err = default.check(s.addr).await.unwrap_err();
+    let err = default.check_addr(s.addr).await.unwrap_err();
     assert!(err.contains("timed out"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(2));
     // MOSN's check port: the host's IP, another port.
     s.set(OK);
     let other_port = spec(json!({"http_check_config": {"port": s.addr.port()}}));
-    assert!(other_port.check(closed_port()).await.is_ok());
+    assert!(other_port.check_addr(closed_port()).await.is_ok());
 }
 
 /// A gRPC health server on h2: service "" and "up" are SERVING, "down" NOT_SERVING,
@@ -351,7 +355,9 @@ async fn grpc_health_check_over_h2() {
     };
     let timeout = Duration::from_secs(2);
     let run = |c: grpc::GrpcCheck| async move {
-        tokio::time::timeout(timeout, c.check(addr)).await.unwrap()
+        tokio::time::timeout(timeout, c.check_addr(addr))
+            .await
+            .unwrap()
     };
     assert_eq!(run(check("")).await, Ok(()));
     assert_eq!(run(check("up")).await, Ok(()));
@@ -361,12 +367,12 @@ async fn grpc_health_check_over_h2() {
     assert!(err.contains("grpc-status 14"), "{err}");
     // An HTTP/1.1 server is no gRPC server.
     let http1 = http_server().await;
-    let err = tokio::time::timeout(timeout, check("").check(http1.addr))
+    let err = tokio::time::timeout(timeout, check("").check_addr(http1.addr))
         .await
         .unwrap()
         .unwrap_err();
     assert!(!err.is_empty());
-    assert!(check("").check(closed_port()).await.is_err());
+    assert!(check("").check_addr(closed_port()).await.is_err());
 
     // Through the runner: "down" takes the host out.
     let hc = json!({
