@@ -111,23 +111,9 @@ fn h2c_upgrade_is_stripped() {
 #[test]
 fn websocket_echo_with_a_real_client_and_server() {
     use common::peers::{peers_dir, venv_python};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let Some(python) = venv_python() else { return };
-    let ws_port = free_port();
-    let mut server = Command::new(&python)
-        .arg(peers_dir().join("ws_echo.py"))
-        .args(["server", &ws_port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "READY");
+    let (mut server, ws_port) = ws_echo_server(&python);
     let cfg = HttpConfig::new(&[format!("127.0.0.1:{ws_port}").parse().unwrap()]);
     let _m = cfg.start();
     let out = Command::new(&python)
@@ -181,4 +167,99 @@ fn connect_tunnels_through_a_matching_route_only() {
         b"CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n",
     );
     assert_eq!(r.status, 404);
+}
+
+/// Starts tests/peers/ws_echo.py as a WebSocket echo server; returns it and its port.
+fn ws_echo_server(python: &std::path::Path) -> (std::process::Child, u16) {
+    use common::peers::peers_dir;
+    use std::process::{Command, Stdio};
+    let ws_port = free_port();
+    let mut server = Command::new(python)
+        .arg(peers_dir().join("ws_echo.py"))
+        .args(["server", &ws_port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "READY");
+    (server, ws_port)
+}
+
+/// RFC 8441: a WebSocket opened with extended CONNECT over HTTP/2 (Python `h2` client,
+/// frames built by tests/peers/h2_websocket.py) reaches a real HTTP/1.1 WebSocket
+/// server (Python `websockets`) as an Upgrade, and messages echo both ways.
+#[test]
+fn websocket_over_http2_to_an_http1_server() {
+    use common::peers::{peers_dir, venv_python};
+    use std::process::Command;
+    let Some(python) = venv_python() else { return };
+    let (mut server, ws_port) = ws_echo_server(&python);
+    let mut cfg = HttpConfig::new(&[format!("127.0.0.1:{ws_port}").parse().unwrap()]);
+    cfg.proxy_extra = r#", "http2": {"allow_connect": true}"#.into();
+    let text = cfg.render().replace(
+        r#""downstream_protocol": "Http1""#,
+        r#""downstream_protocol": "Http2""#,
+    );
+    let _m = Mosn::start(&text, &[cfg.port, cfg.admin_port]);
+    let out = Command::new(&python)
+        .arg(peers_dir().join("h2_websocket.py"))
+        .args([&cfg.port.to_string(), "/chat", "20"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"sent\": 20"), "{stdout}");
+    assert!(stdout.contains("\"status\": 200"), "{stdout}");
+
+    // Without allow_connect the proxy does not advertise extended CONNECT.
+    let plain = HttpConfig::new(&[format!("127.0.0.1:{ws_port}").parse().unwrap()]);
+    let text = plain.render().replace(
+        r#""downstream_protocol": "Http1""#,
+        r#""downstream_protocol": "Http2""#,
+    );
+    let _m2 = Mosn::start(&text, &[plain.port, plain.admin_port]);
+    let out = Command::new(&python)
+        .arg(peers_dir().join("h2_websocket.py"))
+        .args([&plain.port.to_string(), "/chat", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("\"connect_enabled\": false"), "{stdout}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// RFC 8441 to an upstream that does not switch protocols: its answer (not 101) goes
+/// back as a plain HTTP/2 response and no tunnel is made.
+#[test]
+fn websocket_over_http2_gets_the_upstreams_refusal() {
+    use common::peers::{peers_dir, venv_python};
+    use std::process::Command;
+    let Some(python) = venv_python() else { return };
+    let up = fixed_upstream(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", true);
+    let mut cfg = HttpConfig::new(&[up.addr]);
+    cfg.proxy_extra = r#", "http2": {"allow_connect": true}"#.into();
+    let text = cfg.render().replace(
+        r#""downstream_protocol": "Http1""#,
+        r#""downstream_protocol": "Http2""#,
+    );
+    let _m = Mosn::start(&text, &[cfg.port, cfg.admin_port]);
+    let out = Command::new(&python)
+        .arg(peers_dir().join("h2_websocket.py"))
+        .args([&cfg.port.to_string(), "/chat", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"status\": 403"), "{stdout}");
 }

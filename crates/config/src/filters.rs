@@ -121,6 +121,9 @@ pub struct Http2Options {
     pub rapid_reset_min_streams: usize,
     /// How soon after opening a client's reset counts as rapid.
     pub rapid_reset_window: GoDuration,
+    /// RFC 8441: advertise SETTINGS_ENABLE_CONNECT_PROTOCOL so clients can open
+    /// WebSockets with extended CONNECT (Envoy's `allow_connect`); off by default.
+    pub allow_connect: bool,
 }
 
 impl Default for Http2Options {
@@ -135,6 +138,7 @@ impl Default for Http2Options {
             max_local_error_reset_streams: 1024,
             rapid_reset_min_streams: 500,
             rapid_reset_window: GoDuration(Duration::from_secs(1)),
+            allow_connect: false,
         }
     }
 }

@@ -67,7 +67,17 @@ pub(super) async fn forward(
         cluster.stats.upstream_request_overflow.inc();
         return local_reply(ctx, &mut respond, LocalReply::Overflow, grpc);
     };
-    let policy = action.retry.as_ref();
+    // RFC 8441: a WebSocket goes to an HTTP/1.1 upstream as an Upgrade, unretried.
+    let websocket = super::websocket::requested(parts);
+    if websocket && listener.upstream == Some(ProxyProtocol::Http2) {
+        return local_reply(
+            ctx,
+            &mut respond,
+            LocalReply::BadRequest(501, "WebSocket over HTTP/2 needs an HTTP/1.1 upstream"),
+            grpc,
+        );
+    }
+    let policy = action.retry.as_ref().filter(|_| !websocket);
     let mirrors: Vec<_> = action.mirrors_for(fastrand::u64(..)).collect();
     let content_length = parts
         .headers
@@ -131,6 +141,17 @@ pub(super) async fn forward(
             deadline,
             try_deadline: retry::try_deadline(policy, deadline),
         };
+        if websocket {
+            let body = match std::mem::replace(&mut body, ClientBody::Stream(None)) {
+                ClientBody::Stream(Some(s)) => s,
+                _ => return,
+            };
+            let idle = action
+                .idle_timeout
+                .filter(|d| !d.is_zero())
+                .unwrap_or(listener.idle_timeout);
+            return super::websocket::forward(&up, parts, body, respond, idle).await;
+        }
         let status_retry = retries.status_retry(body.resendable());
         let end = match listener.upstream.unwrap_or(ProxyProtocol::Http2) {
             ProxyProtocol::Http1 => {

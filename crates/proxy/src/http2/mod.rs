@@ -20,6 +20,7 @@ mod io;
 mod mirror;
 pub(crate) mod pool;
 mod stream;
+mod websocket;
 
 use crate::http1::local_reply::LocalReply;
 use crate::shutdown::Shutdown;
@@ -73,6 +74,9 @@ pub async fn serve(
         .max_local_error_reset_streams(
             (o.max_local_error_reset_streams > 0).then_some(o.max_local_error_reset_streams),
         );
+    if o.allow_connect {
+        builder.enable_connect_protocol();
+    }
     let rapid_reset = Rc::new(Cell::new(false));
     let client_cert = Rc::new(if stream.is_tls() {
         crate::xfcc::ClientCert::of(&stream, listener.xfcc, &listener.xfcc_details)
