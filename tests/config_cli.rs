@@ -3,6 +3,7 @@
 //! config, warnings for keys not applied, SIGINT, and MOSN's own example configs.
 
 mod common;
+use common::cli::{run_on_config, run_on_file, validate_fails_with};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -21,19 +22,6 @@ fn run(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `mosn-rs validate -c FILE` on `config`: (exit code, stdout, stderr).
-fn validate_text(config: &str) -> (Option<i32>, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.json");
-    std::fs::write(&path, config).unwrap();
-    validate_file(&path)
-}
-
-fn validate_file(path: &Path) -> (Option<i32>, String, String) {
-    let out = run(&["validate", "-c", path.to_str().unwrap()]);
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
 
 /// The issue lines of a validate/start failure (each printed as `  path: message`).
@@ -57,24 +45,37 @@ fn at<'a>(v: &'a mut Value, pointer: &str) -> &'a mut Value {
         .unwrap_or_else(|| panic!("no {pointer}"))
 }
 
+/// Appends to the array at `pointer` a copy of its first element, changed by `change`.
+fn push_copy_of_first(v: &mut Value, pointer: &str, change: impl FnOnce(&mut Value)) {
+    let array = at(v, pointer).as_array_mut().unwrap();
+    let mut copy = array[0].clone();
+    change(&mut copy);
+    array.push(copy);
+}
+
 const FILTER: &str = "/servers/0/listeners/0/filter_chains/0/filters/0";
 const ROUTE: &str = "/servers/0/routers/0/virtual_hosts/0/routers/0";
 
 /// Asserts that `config` fails validation with exactly one issue, `expected` (the
 /// path and the start of the message).
+#[track_caller]
 fn assert_single_issue(config: &Value, expected: &str) {
-    let (code, stdout, stderr) = validate_text(&config.to_string());
-    assert_eq!(
-        code,
-        Some(2),
-        "{expected}\nstdout: {stdout}\nstderr: {stderr}"
-    );
+    let stderr = validate_fails_with(&config.to_string());
     let list = issues(&stderr);
     assert_eq!(list.len(), 1, "{expected}: {stderr}");
     assert!(
         list[0].starts_with(expected),
         "expected {expected:?}, got:\n{stderr}"
     );
+}
+
+/// Asserts that the valid [`base`] config with `value` at `pointer` fails validation
+/// with exactly one issue, `expected`.
+#[track_caller]
+fn assert_single_issue_when_set(pointer: &str, value: Value, expected: &str) {
+    let (_, mut v) = base();
+    *at(&mut v, pointer) = value;
+    assert_single_issue(&v, expected);
 }
 
 #[test]
@@ -104,37 +105,32 @@ fn version_and_help() {
 #[test]
 fn validate_accepts_a_valid_config() {
     let (cfg, _) = base();
-    let (code, stdout, stderr) = validate_text(&cfg.render());
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(stdout.trim_end().ends_with(": valid"), "{stdout}");
+    let run = run_on_config("validate", &cfg.render());
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.trim_end().ends_with(": valid"), "{}", run.stdout);
 }
 
 #[test]
 fn validate_names_path_and_problem_for_each_error_class() {
     // Unknown router name.
-    let (_, mut v) = base();
-    *at(&mut v, &format!("{FILTER}/config/router_config_name")) = json!("x");
-    assert_single_issue(
-        &v,
+    assert_single_issue_when_set(
+        &format!("{FILTER}/config/router_config_name"),
+        json!("x"),
         "servers[0].listeners[0].filter_chains[0].filters[0].config.router_config_name: no router named \"x\"",
     );
 
     // Unknown cluster in a route.
-    let (_, mut v) = base();
-    *at(&mut v, &format!("{ROUTE}/route/cluster_name")) = json!("nope");
-    assert_single_issue(
-        &v,
+    assert_single_issue_when_set(
+        &format!("{ROUTE}/route/cluster_name"),
+        json!("nope"),
         "servers[0].routers[0].virtual_hosts[0].routers[0].route.cluster_name: no cluster named \"nope\"",
     );
 
     // Duplicate listener name (on another address).
     let (_, mut v) = base();
-    let mut second = at(&mut v, "/servers/0/listeners/0").clone();
-    second["address"] = json!(format!("127.0.0.1:{}", free_port()));
-    at(&mut v, "/servers/0/listeners")
-        .as_array_mut()
-        .unwrap()
-        .push(second);
+    push_copy_of_first(&mut v, "/servers/0/listeners", |l| {
+        l["address"] = json!(format!("127.0.0.1:{}", free_port()))
+    });
     assert_single_issue(
         &v,
         "servers[0].listeners[1].name: duplicate listener name \"l\"",
@@ -142,12 +138,7 @@ fn validate_names_path_and_problem_for_each_error_class() {
 
     // Duplicate listener address (under another name).
     let (cfg, mut v) = base();
-    let mut second = at(&mut v, "/servers/0/listeners/0").clone();
-    second["name"] = json!("l2");
-    at(&mut v, "/servers/0/listeners")
-        .as_array_mut()
-        .unwrap()
-        .push(second);
+    push_copy_of_first(&mut v, "/servers/0/listeners", |l| l["name"] = json!("l2"));
     assert_single_issue(
         &v,
         &format!(
@@ -157,28 +148,22 @@ fn validate_names_path_and_problem_for_each_error_class() {
     );
 
     // Bad listener address.
-    let (_, mut v) = base();
-    *at(&mut v, "/servers/0/listeners/0/address") = json!("localhost:80");
-    assert_single_issue(
-        &v,
+    assert_single_issue_when_set(
+        "/servers/0/listeners/0/address",
+        json!("localhost:80"),
         "servers[0].listeners[0].address: bad address \"localhost:80\"",
     );
 
     // Bad host address.
-    let (_, mut v) = base();
-    *at(&mut v, "/cluster_manager/clusters/0/hosts/0/address") = json!("10.0.0.1");
-    assert_single_issue(
-        &v,
+    assert_single_issue_when_set(
+        "/cluster_manager/clusters/0/hosts/0/address",
+        json!("10.0.0.1"),
         "cluster_manager.clusters[0].hosts[0].address: bad address \"10.0.0.1\"",
     );
 
     // Duplicate cluster name.
     let (_, mut v) = base();
-    let cluster = at(&mut v, "/cluster_manager/clusters/0").clone();
-    at(&mut v, "/cluster_manager/clusters")
-        .as_array_mut()
-        .unwrap()
-        .push(cluster);
+    push_copy_of_first(&mut v, "/cluster_manager/clusters", |_| {});
     assert_single_issue(
         &v,
         "cluster_manager.clusters[1].name: duplicate cluster name \"up\"",
@@ -193,42 +178,37 @@ fn validate_names_path_and_problem_for_each_error_class() {
     );
 
     // Bad regex.
-    let (_, mut v) = base();
-    *at(&mut v, &format!("{ROUTE}/match")) = json!({"regex": "(unclosed"});
-    assert_single_issue(
-        &v,
+    assert_single_issue_when_set(
+        &format!("{ROUTE}/match"),
+        json!({"regex": "(unclosed"}),
         "servers[0].routers[0].virtual_hosts[0].routers[0].match.regex: bad regex",
     );
 
     // Wrong JSON type.
-    let (_, mut v) = base();
-    *at(&mut v, "/servers/0/listeners/0/bind_port") = json!("yes");
-    assert_single_issue(
-        &v,
+    assert_single_issue_when_set(
+        "/servers/0/listeners/0/bind_port",
+        json!("yes"),
         "servers[0].listeners[0].bind_port: invalid type: string \"yes\", expected a boolean",
     );
 
     // Unknown network filter type.
-    let (_, mut v) = base();
-    *at(&mut v, &format!("{FILTER}/type")) = json!("frobnicator");
-    assert_single_issue(
-        &v,
+    assert_single_issue_when_set(
+        &format!("{FILTER}/type"),
+        json!("frobnicator"),
         "servers[0].listeners[0].filter_chains[0].filters[0].type: unknown network filter \"frobnicator\"",
     );
 
     // A MOSN protocol not implemented yet.
-    let (_, mut v) = base();
-    *at(&mut v, &format!("{FILTER}/config/downstream_protocol")) = json!("bolt");
-    assert_single_issue(
-        &v,
+    assert_single_issue_when_set(
+        &format!("{FILTER}/config/downstream_protocol"),
+        json!("bolt"),
         "servers[0].listeners[0].filter_chains[0].filters[0].config.downstream_protocol: protocol \"bolt\" is valid MOSN but not supported by mosn-rs yet",
     );
 }
 
 #[test]
 fn validate_reports_malformed_json_with_line_and_column() {
-    let (code, _, stderr) = validate_text("{\n  \"servers\": [\n    {\"name\": }\n  ]\n}\n");
-    assert_eq!(code, Some(2), "{stderr}");
+    let stderr = validate_fails_with("{\n  \"servers\": [\n    {\"name\": }\n  ]\n}\n");
     let list = issues(&stderr);
     assert_eq!(list.len(), 1, "{stderr}");
     assert!(
@@ -258,8 +238,7 @@ fn validate_prints_every_issue_of_a_config() {
   ]}}
 }}"#
     );
-    let (code, _, stderr) = validate_text(&config);
-    assert_eq!(code, Some(2), "{stderr}");
+    let stderr = validate_fails_with(&config);
     let expected = [
         "cluster_manager.clusters[0].hosts[0].address: bad address \"10.0.0.1\"",
         "cluster_manager.clusters[1].name: duplicate cluster name \"up\"",
@@ -287,8 +266,7 @@ fn validate_prints_every_issue_of_a_config() {
 fn every_issue_is_one_line() {
     let (_, mut v) = base();
     *at(&mut v, &format!("{ROUTE}/match")) = json!({"regex": "(unclosed"});
-    let (code, _, stderr) = validate_text(&v.to_string());
-    assert_eq!(code, Some(2));
+    let stderr = validate_fails_with(&v.to_string());
     let lines: Vec<&str> = stderr.lines().collect();
     assert!(lines[0].starts_with("mosn-rs: config "), "{stderr}");
     assert_eq!(
@@ -421,20 +399,6 @@ fn signals_right_after_listening_are_handled() {
 
 // ---- MOSN's example configs ----------------------------------------------------
 
-/// The corpus folder; None when absent outside CI (the test then does nothing).
-fn corpus() -> Option<PathBuf> {
-    match mosn_corpus() {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("the MOSN config corpus (../shared/mosn-configs) is missing")
-        }
-        None => {
-            eprintln!("MOSN config corpus not found; skipping");
-            None
-        }
-    }
-}
-
 fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -459,17 +423,20 @@ fn corpus_files(root: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn corpus_configs_validate_or_are_not_supported_yet() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = require_mosn_corpus() else {
+        return;
+    };
     let mut valid = Vec::new();
     let mut not_yet = Vec::new();
     let mut wrong = Vec::new();
     for file in corpus_files(&root) {
         let name = file.strip_prefix(&root).unwrap().display().to_string();
-        let (code, stdout, stderr) = validate_file(&file);
-        match code {
+        let run = run_on_file("validate", &file);
+        let (stdout, stderr) = (&run.stdout, &run.stderr);
+        match run.code {
             Some(0) => valid.push(name),
             Some(2) => {
-                let list = issues(&stderr);
+                let list = issues(stderr);
                 if !list.is_empty()
                     && list
                         .iter()
@@ -638,12 +605,14 @@ fn rewrite_ports_is_consistent() {
 
 #[test]
 fn corpus_configs_that_validate_start_and_serve() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = require_mosn_corpus() else {
+        return;
+    };
     let mut started = Vec::new();
     let mut welcome_checked = false;
     for file in corpus_files(&root) {
         let name = file.strip_prefix(&root).unwrap().to_path_buf();
-        if validate_file(&file).0 != Some(0) {
+        if run_on_file("validate", &file).code != Some(0) {
             continue;
         }
         let original = std::fs::read_to_string(&file).unwrap();

@@ -2,6 +2,7 @@
 //! to HTTP/2 and HTTP/1.1 upstreams, driven by curl.
 
 mod common;
+use common::nginx::{nginx_program, Nginx};
 use common::*;
 use std::process::Command;
 
@@ -31,27 +32,34 @@ fn config(port: u16, down: &str, up_proto: &str, cluster_host: &str, routes: &st
 
 const TO_UP: &str = r#"[{"match": {"prefix": "/"}, "route": {"cluster_name": "up"}}]"#;
 
+/// A mosn-rs with one listener ([`config`]: `down` in, `up_proto` out, `routes` to
+/// cluster `up` of one host, `upstream`); its port.
+fn start_proxy(down: &str, up_proto: &str, upstream: &str, routes: &str) -> (Mosn, u16) {
+    let port = free_port();
+    let m = Mosn::start(&config(port, down, up_proto, upstream, routes), &[port]);
+    (m, port)
+}
+
+/// `curl -sS --http2-prior-knowledge ARGS URL`: h2c without an upgrade.
+fn h2c(curl: &str, args: &[&str], url: String) -> std::process::Output {
+    Command::new(curl)
+        .args(["-sS", "--http2-prior-knowledge"])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn h2c_client_to_http1_upstream() {
     let Some(curl) = curl() else { return };
     let up = echo_upstream();
-    let port = free_port();
-    let _m = Mosn::start(
-        &config(port, "Http2", "Http1", &up.addr.to_string(), TO_UP),
-        &[port],
+    let (_m, port) = start_proxy("Http2", "Http1", &up.addr.to_string(), TO_UP);
+    let out = h2c(
+        curl,
+        &["-d", "hello h2", "-H", "X-Test: 1"],
+        format!("http://127.0.0.1:{port}/p?q=1"),
     );
-    let out = Command::new(curl)
-        .args([
-            "-sS",
-            "--http2-prior-knowledge",
-            "-d",
-            "hello h2",
-            "-H",
-            "X-Test: 1",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/p?q=1"))
-        .output()
-        .unwrap();
     let seen = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         seen.starts_with("POST /p?q=1 HTTP/1.1\r\n"),
@@ -81,11 +89,7 @@ fn h2c_chain_through_an_http2_upstream() {
         &[front],
     );
     for _ in 0..3 {
-        let out = Command::new(curl)
-            .args(["-sS", "--http2-prior-knowledge"])
-            .arg(format!("http://127.0.0.1:{front}/x"))
-            .output()
-            .unwrap();
+        let out = h2c(curl, &[], format!("http://127.0.0.1:{front}/x"));
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "from h2 app",
@@ -99,11 +103,7 @@ fn h2c_chain_through_an_http2_upstream() {
 fn auto_listener_serves_http1_and_h2c_on_one_port() {
     let Some(curl) = curl() else { return };
     let up = tagged_upstream("up");
-    let port = free_port();
-    let _m = Mosn::start(
-        &config(port, "Auto", "Http1", &up.addr.to_string(), TO_UP),
-        &[port],
-    );
+    let (_m, port) = start_proxy("Auto", "Http1", &up.addr.to_string(), TO_UP);
     for version in ["--http2-prior-knowledge", "--http1.1"] {
         let out = Command::new(curl)
             .args([
@@ -141,30 +141,22 @@ fn h2_local_replies_and_large_bodies() {
         &config(port, "Http2", "Http1", &up.addr.to_string(), routes),
         &[port],
     );
-    let out = Command::new(curl)
-        .args([
-            "-sS",
-            "--http2-prior-knowledge",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/nope"))
-        .output()
-        .unwrap();
+    let out = h2c(
+        curl,
+        &["-o", "/dev/null", "-w", "%{http_code}"],
+        format!("http://127.0.0.1:{port}/nope"),
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
     // 3 MiB through HTTP/2 flow control (64 KiB stream windows) and back.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("body");
     let payload: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&file, &payload).unwrap();
-    let out = Command::new(curl)
-        .args(["-sS", "--http2-prior-knowledge", "--data-binary"])
-        .arg(format!("@{}", file.display()))
-        .arg(format!("http://127.0.0.1:{port}/echo"))
-        .output()
-        .unwrap();
+    let out = h2c(
+        curl,
+        &["--data-binary", &format!("@{}", file.display())],
+        format!("http://127.0.0.1:{port}/echo"),
+    );
     assert!(
         out.stdout.ends_with(&payload),
         "echoed {} bytes: {}",
@@ -220,23 +212,12 @@ fn http1_client_through_an_http2_hop_and_back_to_http1() {
 fn cookie_crumbs_are_joined_for_http1_upstreams() {
     let Some(curl) = curl() else { return };
     let up = echo_upstream();
-    let port = free_port();
-    let _m = Mosn::start(
-        &config(port, "Http2", "Http1", &up.addr.to_string(), TO_UP),
-        &[port],
+    let (_m, port) = start_proxy("Http2", "Http1", &up.addr.to_string(), TO_UP);
+    let out = h2c(
+        curl,
+        &["-H", "Cookie: a=1", "-H", "Cookie: b=2"],
+        format!("http://127.0.0.1:{port}/c"),
     );
-    let out = Command::new(curl)
-        .args([
-            "-sS",
-            "--http2-prior-knowledge",
-            "-H",
-            "Cookie: a=1",
-            "-H",
-            "Cookie: b=2",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/c"))
-        .output()
-        .unwrap();
     let seen = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(seen.contains("Cookie: a=1; b=2\r\n"), "{seen}");
 }
@@ -290,40 +271,18 @@ fn upstream_goaway_loses_no_bodyless_request() {
     let Some(h2load) = common::peers::peer_program("h2load") else {
         return;
     };
-    let nginx = "/usr/sbin/nginx";
-    if !std::path::Path::new(nginx).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "nginx missing; scripts/setup.sh installs it"
-        );
+    let Some(nginx_bin) = nginx_program() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    };
     let up_port = free_port();
-    let d = dir.path().display();
-    std::fs::write(
-        dir.path().join("nginx.conf"),
-        format!(
-            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{ access_log off; keepalive_requests 7;
-  client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
-  server {{ listen 127.0.0.1:{up_port} http2; location / {{ return 200 \"nginx h2\"; }} }} }}"
+    let nginx = Nginx::start(
+        &nginx_bin,
+        &format!(
+            "access_log off; keepalive_requests 7;
+  server {{ listen 127.0.0.1:{up_port} http2; location / {{ return 200 \"nginx h2\"; }} }}"
         ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(nginx)
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-p")
-        .arg(dir.path())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", up_port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+        &[up_port],
+    );
     let port = free_port();
     let _m = Mosn::start(
         &config(
@@ -340,8 +299,7 @@ http {{ access_log off; keepalive_requests 7;
         .arg(format!("http://127.0.0.1:{port}/"))
         .output()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(nginx);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("300 succeeded, 0 failed"), "{text}");
 }
@@ -367,17 +325,12 @@ fn a_slow_h2_reader_keeps_proxy_memory_bounded() {
             }
         }
     });
-    let port = free_port();
-    let m = Mosn::start(
-        &config(port, "Http2", "Http1", &up.addr.to_string(), TO_UP),
-        &[port],
-    );
+    let (m, port) = start_proxy("Http2", "Http1", &up.addr.to_string(), TO_UP);
     let before = m.rss_kib();
     // 2 MiB/s for 3 s: about 6 MiB of 64 read, the rest held back by flow control.
-    let out = Command::new(curl)
-        .args([
-            "-sS",
-            "--http2-prior-knowledge",
+    let out = h2c(
+        curl,
+        &[
             "--limit-rate",
             "2M",
             "--max-time",
@@ -386,10 +339,9 @@ fn a_slow_h2_reader_keeps_proxy_memory_bounded() {
             "/dev/null",
             "-w",
             "%{size_download}",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/big"))
-        .output()
-        .unwrap();
+        ],
+        format!("http://127.0.0.1:{port}/big"),
+    );
     let downloaded: u64 = String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -405,28 +357,29 @@ fn a_slow_h2_reader_keeps_proxy_memory_bounded() {
     );
 }
 
-/// An upstream that dies mid-body: the client's stream is reset (not ended cleanly).
-#[test]
-fn an_upstream_failing_mid_body_resets_the_client_stream() {
-    let Some(curl) = curl() else { return };
-    let up = Upstream::start(|mut s| {
+/// An HTTP/1.1 upstream that promises 100 bytes of body, sends 3 and closes.
+fn upstream_dying_mid_body() -> Upstream {
+    Upstream::start(|mut s| {
         if read_request(&mut s).is_some() {
             let _ = std::io::Write::write_all(
                 &mut s,
                 b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
             );
         }
-    });
-    let port = free_port();
-    let _m = Mosn::start(
-        &config(port, "Http2", "Http1", &up.addr.to_string(), TO_UP),
-        &[port],
+    })
+}
+
+/// An upstream that dies mid-body: the client's stream is reset (not ended cleanly).
+#[test]
+fn an_upstream_failing_mid_body_resets_the_client_stream() {
+    let Some(curl) = curl() else { return };
+    let up = upstream_dying_mid_body();
+    let (_m, port) = start_proxy("Http2", "Http1", &up.addr.to_string(), TO_UP);
+    let out = h2c(
+        curl,
+        &["--max-time", "5"],
+        format!("http://127.0.0.1:{port}/"),
     );
-    let out = Command::new(curl)
-        .args(["-sS", "--http2-prior-knowledge", "--max-time", "5"])
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -444,14 +397,7 @@ fn an_h2_upstream_reset_mid_response_reaches_the_client() {
     let Some(curl) = curl() else { return };
     // client -> front (h2 -> h2) -> mid (h2 -> h1) -> a server that dies mid-body;
     // mid resets its stream, and front must pass that reset on.
-    let up = Upstream::start(|mut s| {
-        if read_request(&mut s).is_some() {
-            let _ = std::io::Write::write_all(
-                &mut s,
-                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
-            );
-        }
-    });
+    let up = upstream_dying_mid_body();
     let (front, mid) = (free_port(), free_port());
     let _mid = Mosn::start(
         &config(mid, "Http2", "Http1", &up.addr.to_string(), TO_UP),
@@ -461,11 +407,11 @@ fn an_h2_upstream_reset_mid_response_reaches_the_client() {
         &config(front, "Http2", "Http2", &format!("127.0.0.1:{mid}"), TO_UP),
         &[front],
     );
-    let out = Command::new(curl)
-        .args(["-sS", "--http2-prior-knowledge", "--max-time", "5"])
-        .arg(format!("http://127.0.0.1:{front}/"))
-        .output()
-        .unwrap();
+    let out = h2c(
+        curl,
+        &["--max-time", "5"],
+        format!("http://127.0.0.1:{front}/"),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),

@@ -9,10 +9,10 @@
 //! and h2load.
 
 mod common;
-use common::peers::{peer_program, peers_dir, venv_python};
+use common::peers::{peer_program, peers_dir, start_ready_peer, venv_python};
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,80 +115,31 @@ struct H2Peer {
     _stdin: ChildStdin,
     port: u16,
     events: Arc<Mutex<Vec<Value>>>,
-    stderr: Arc<Mutex<String>>,
 }
 
 impl H2Peer {
     fn start(args: &[&str]) -> H2Peer {
         let python = venv_python().expect("the venv of scripts/setup.sh (h2)");
-        let mut child = Command::new(python)
-            .arg(peers_dir().join("h2_upstream.py"))
+        let mut cmd = Command::new(python);
+        cmd.arg(peers_dir().join("h2_upstream.py"))
             .arg("0")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn h2_upstream.py");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr_pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+            .args(args);
         let events = Arc::new(Mutex::new(Vec::new()));
         let log = events.clone();
-        let (ready_tx, ready_rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            let mut ready = Some(ready_tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match ready.take() {
-                    Some(tx) => {
-                        let _ = tx.send(line);
-                    }
-                    None => match serde_json::from_str::<Value>(&line) {
-                        Ok(v) => log.lock().unwrap().push(v),
-                        Err(_) => eprintln!("h2_upstream.py: {line}"),
-                    },
-                }
-            }
-        });
-        let mut peer = H2Peer {
-            child,
-            _stdin: stdin,
-            port: 0,
+        let peer = start_ready_peer(
+            cmd,
+            "h2_upstream.py",
+            move |line| match serde_json::from_str::<Value>(&line) {
+                Ok(v) => log.lock().unwrap().push(v),
+                Err(_) => eprintln!("h2_upstream.py: {line}"),
+            },
+        );
+        H2Peer {
+            child: peer.child,
+            _stdin: peer.stdin,
+            port: peer.port,
             events,
-            stderr,
-        };
-        match ready_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => {
-                peer.port = line
-                    .strip_prefix("READY ")
-                    .and_then(|p| p.trim().parse().ok())
-                    .unwrap_or_else(|| panic!("h2_upstream.py said {line:?}, not READY"));
-            }
-            Err(_) => {
-                let _ = peer.child.kill();
-                let _ = peer.child.wait();
-                std::thread::sleep(Duration::from_millis(50));
-                panic!(
-                    "h2_upstream.py did not get ready:\n{}",
-                    peer.stderr.lock().unwrap()
-                );
-            }
         }
-        peer
     }
 
     fn events(&self) -> Vec<Value> {

@@ -2,84 +2,40 @@
 //! upstream, both installed by scripts/setup.sh.
 
 mod common;
+use common::nginx::{nginx_program, Nginx};
+use common::peers::peer_program;
 use common::*;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-/// Finds a peer program, or skips the test outside CI (CI must have it installed).
-fn require(program: &str) -> Option<String> {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
-        let p = format!("{dir}/{program}");
-        if std::path::Path::new(&p).exists() {
-            return Some(p);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{program} is not installed; scripts/setup.sh installs it");
-    }
-    eprintln!("skipping: {program} not installed (run scripts/setup.sh)");
-    None
-}
-
-struct Nginx {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// nginx in the foreground, one process, everything under a temp dir. Serves files
-/// from `root/` and logs requests with their X-Forwarded-For.
-fn start_nginx(bin: &str) -> Nginx {
+/// nginx serving files from `root/` (index.html, and big.bin: [`big_file`]) and
+/// logging each request with its X-Forwarded-For in `xff.log`; its port.
+fn start_file_server(bin: &Path) -> (Nginx, u16) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("index.html"), "hello from nginx\n").unwrap();
-    let big: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
-    std::fs::write(root.join("big.bin"), &big).unwrap();
+    std::fs::write(root.join("big.bin"), big_file()).unwrap();
     let port = free_port();
     let d = dir.path().display();
-    let conf = format!(
-        r#"daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  access_log {d}/access.log;
-  log_format xff '$request $http_x_forwarded_for';
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    let http = format!(
+        r#"log_format xff '$request $http_x_forwarded_for';
   server {{
     listen 127.0.0.1:{port};
     access_log {d}/xff.log xff;
     root {d}/root;
     location /status {{ return 418 "teapot\n"; }}
-  }}
-}}"#
+  }}"#
     );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-p")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nginx { child, port, dir }
+    (Nginx::start_in(dir, bin, &http, &[port]), port)
 }
 
-fn curl(bin: &str, args: &[&str]) -> std::process::Output {
+/// The 5 MiB that nginx serves as big.bin.
+fn big_file() -> Vec<u8> {
+    (0..5 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect()
+}
+
+fn curl(bin: &Path, args: &[&str]) -> std::process::Output {
     Command::new(bin)
         .args(["-sS", "--max-time", "20"])
         .args(args)
@@ -89,11 +45,11 @@ fn curl(bin: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn curl_through_mosn_to_nginx() {
-    let (Some(nginx_bin), Some(curl_bin)) = (require("nginx"), require("curl")) else {
+    let (Some(nginx_bin), Some(curl_bin)) = (nginx_program(), peer_program("curl")) else {
         return;
     };
-    let nginx = start_nginx(&nginx_bin);
-    let cfg = HttpConfig::new(&[format!("127.0.0.1:{}", nginx.port).parse().unwrap()]);
+    let (nginx, nginx_port) = start_file_server(&nginx_bin);
+    let cfg = HttpConfig::new(&[format!("127.0.0.1:{nginx_port}").parse().unwrap()]);
     let _m = cfg.start();
     let base = format!("http://127.0.0.1:{}", cfg.port);
 
@@ -102,9 +58,8 @@ fn curl_through_mosn_to_nginx() {
 
     // A 5 MiB file arrives byte for byte.
     let out = curl(&curl_bin, &[&format!("{base}/big.bin")]);
-    let expected: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
     assert!(
-        out.stdout == expected,
+        out.stdout == big_file(),
         "big.bin differs ({} bytes)",
         out.stdout.len()
     );
@@ -137,7 +92,7 @@ fn curl_through_mosn_to_nginx() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from nginx\n");
 
     // nginx saw the client address appended to X-Forwarded-For.
-    let log = std::fs::read_to_string(nginx.dir.path().join("xff.log")).unwrap();
+    let log = std::fs::read_to_string(nginx.path().join("xff.log")).unwrap();
     assert!(
         log.lines()
             .any(|l| l == "GET /index.html HTTP/1.1 127.0.0.1"),
@@ -171,13 +126,13 @@ fn example_with_ports(name: &str, listen: u16, upstream: u16) -> String {
 
 #[test]
 fn http_and_tcp_proxy_examples_front_nginx() {
-    let (Some(nginx_bin), Some(curl_bin)) = (require("nginx"), require("curl")) else {
+    let (Some(nginx_bin), Some(curl_bin)) = (nginx_program(), peer_program("curl")) else {
         return;
     };
-    let nginx = start_nginx(&nginx_bin);
+    let (_nginx, nginx_port) = start_file_server(&nginx_bin);
     for example in ["http_proxy.json", "tcp_proxy.json"] {
         let port = free_port();
-        let _m = Mosn::start(&example_with_ports(example, port, nginx.port), &[port]);
+        let _m = Mosn::start(&example_with_ports(example, port, nginx_port), &[port]);
         let out = curl(&curl_bin, &[&format!("http://127.0.0.1:{port}/index.html")]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),

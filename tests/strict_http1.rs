@@ -279,12 +279,13 @@ fn header_section_limits_get_431() {
     expect_ok(cfg.port, &request_with_headers(10), "10 headers, max 10");
 }
 
-#[test]
-fn incomplete_head_times_out_with_408() {
-    let (_m, cfg, up) = proxy_to_echo(r#", "http1": {"request_head_timeout": "300ms"}"#);
-    let mut c = Client::new(cfg.port);
+/// Sends `partial` (a request cut short) to `port` and asserts that a 408 comes after
+/// a 300 ms timeout (not before 250 ms, within [`PROMPT`]) and the connection closes.
+#[track_caller]
+fn assert_408_after_300ms_timeout(port: u16, partial: &[u8]) {
+    let mut c = Client::new(port);
     let started = Instant::now();
-    c.send(b"GET / HTTP/1.1\r\nHost: a\r\nX-Partial: ");
+    c.send(partial);
     let resp = c.response().expect("a 408");
     let waited = started.elapsed();
     assert_eq!(resp.status, 408, "{}", resp.head);
@@ -294,6 +295,12 @@ fn incomplete_head_times_out_with_408() {
     );
     assert!(waited < PROMPT, "too late: {waited:?}");
     assert!(c.closed_within(PROMPT));
+}
+
+#[test]
+fn incomplete_head_times_out_with_408() {
+    let (_m, cfg, up) = proxy_to_echo(r#", "http1": {"request_head_timeout": "300ms"}"#);
+    assert_408_after_300ms_timeout(cfg.port, b"GET / HTTP/1.1\r\nHost: a\r\nX-Partial: ");
     assert_eq!(up.connections(), 0);
 }
 
@@ -328,18 +335,10 @@ fn idle_keep_alive_connection_is_closed_after_connection_idle_timeout() {
 #[test]
 fn stalled_body_times_out_with_408() {
     let (_m, cfg, _up) = proxy_to_echo(r#", "http1": {"body_timeout": "300ms"}"#);
-    let mut c = Client::new(cfg.port);
-    let started = Instant::now();
-    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
-    let resp = c.response().expect("a 408");
-    let waited = started.elapsed();
-    assert_eq!(resp.status, 408, "{}", resp.head);
-    assert!(
-        waited >= Duration::from_millis(250),
-        "too early: {waited:?}"
+    assert_408_after_300ms_timeout(
+        cfg.port,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
     );
-    assert!(waited < PROMPT, "too late: {waited:?}");
-    assert!(c.closed_within(PROMPT));
 }
 
 /// Malformed heads, each refused with 400 before anything is sent upstream; the
@@ -539,16 +538,10 @@ fn interim_upstream(interim: &'static [u8]) -> Upstream {
     })
 }
 
-#[test]
-fn early_hints_are_relayed_before_the_final_response() {
-    let up = interim_upstream(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
-    let cfg = HttpConfig::new(&[up.addr]);
-    let _m = cfg.start();
-    let mut c = Client::new(cfg.port);
-    c.send(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
-    let hints = c.response().expect("the 103");
-    assert_eq!(hints.status, 103, "{}", hints.head);
-    assert_eq!(hints.header("link").as_deref(), Some("</a>"));
+/// Asserts that the next response on `c` is the final 200 "ok", and that a second
+/// request on `c` gets 200 "ok" too, over the same connection to `up`.
+#[track_caller]
+fn assert_final_ok_then_reused(c: &mut Client, up: &Upstream) {
     let fin = c.response().expect("the 200");
     assert_eq!(fin.status, 200, "{}", fin.head);
     assert_eq!(fin.body, b"ok");
@@ -564,24 +557,26 @@ fn early_hints_are_relayed_before_the_final_response() {
 }
 
 #[test]
+fn early_hints_are_relayed_before_the_final_response() {
+    let up = interim_upstream(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
+    let cfg = HttpConfig::new(&[up.addr]);
+    let _m = cfg.start();
+    let mut c = Client::new(cfg.port);
+    c.send(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
+    let hints = c.response().expect("the 103");
+    assert_eq!(hints.status, 103, "{}", hints.head);
+    assert_eq!(hints.header("link").as_deref(), Some("</a>"));
+    assert_final_ok_then_reused(&mut c, &up);
+}
+
+#[test]
 fn unsolicited_100_continue_is_dropped() {
     let up = interim_upstream(b"HTTP/1.1 100 Continue\r\n\r\n");
     let cfg = HttpConfig::new(&[up.addr]);
     let _m = cfg.start();
     let mut c = Client::new(cfg.port);
     c.send(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
-    let fin = c.response().expect("the 200");
-    assert_eq!(fin.status, 200, "{}", fin.head);
-    assert_eq!(fin.body, b"ok");
-    c.send(b"GET /second HTTP/1.1\r\nHost: a\r\n\r\n");
-    let second = c.response().expect("the second 200");
-    assert_eq!(second.status, 200, "{}", second.head);
-    assert_eq!(second.body, b"ok");
-    assert_eq!(
-        up.connections(),
-        1,
-        "the upstream connection was not reused"
-    );
+    assert_final_ok_then_reused(&mut c, &up);
 }
 
 #[test]

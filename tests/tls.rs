@@ -7,17 +7,20 @@
 //! certificate reload, config errors, and MOSN's own TLS example configs.
 //!
 //! Certificates are made per test by tests/common/tls.rs (openssl). Clients: curl,
-//! `openssl s_client`, h2load; upstreams: the harness's HTTP/1 servers and nginx.
+//! `openssl s_client`, h2load; upstreams: the harness's HTTP/1 servers and nginx
+//! (tests/common/nginx.rs).
 
 mod common;
+use common::cli::{refused_with_exit_2, run_on_config};
+use common::nginx::{nginx_program, Nginx};
 use common::peers::peer_program;
-use common::tls::{curl, run_limited, CertPair, CurlOut, Pki, Usage};
+use common::tls::{curl, run_limited, CertPair, CurlOut, Pki, SClient, Usage};
 use common::*;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 // ---- configs ---------------------------------------------------------------------
@@ -73,6 +76,24 @@ fn config(
     })
 }
 
+/// [`config`] with one chain (`down` in, over `tls` when given) sending every path to
+/// cluster `up` of one host, `upstream`.
+fn one_chain_config(
+    port: u16,
+    admin: u16,
+    down: &str,
+    tls: Option<Value>,
+    upstream: SocketAddr,
+) -> Value {
+    config(
+        port,
+        admin,
+        vec![chain("r", down, tls, None)],
+        vec![router_to("r", "up")],
+        vec![cluster("up", upstream)],
+    )
+}
+
 /// A running proxy and its listener port.
 struct Proxy {
     port: u16,
@@ -101,24 +122,58 @@ impl Proxy {
         let text = self.log();
         text.get(from..).unwrap_or(&text).to_string()
     }
+
+    /// [`Proxy::log_since`] once `wanted` holds for it, or when `limit` has passed.
+    fn log_since_when(
+        &self,
+        from: usize,
+        limit: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let log = self.log_since(from);
+            if wanted(&log) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// One listener, one chain (`down` in) with `tls`, proxying to `upstream`.
 fn single(upstream: SocketAddr, down: &str, tls: Value) -> Proxy {
     let (port, admin) = (free_port(), free_port());
-    let cfg = config(
+    Proxy::start(
+        &one_chain_config(port, admin, down, Some(tls), upstream),
         port,
-        admin,
-        vec![chain("r", down, Some(tls), None)],
-        vec![router_to("r", "up")],
-        vec![cluster("up", upstream)],
-    );
-    Proxy::start(&cfg, port)
+    )
 }
 
 /// A listener `tls_context` serving `pair`.
 fn server_tls(pair: &CertPair) -> Value {
     json!({"status": true, "cert_chain": pair.cert_path(), "private_key": pair.key_path()})
+}
+
+/// [`server_tls`] that requires a client certificate signed by the test CA.
+fn mtls_server_tls(pki: &Pki, pair: &CertPair) -> Value {
+    let mut tls = server_tls(pair);
+    tls["ca_cert"] = json!(pki.ca_cert_path());
+    tls["verify_client"] = json!(true);
+    tls["require_client_cert"] = json!(true);
+    tls
+}
+
+/// A cluster `tls_context` that verifies the upstream's certificate against `ca` for
+/// `server_name`.
+fn verifying_tls(ca: &str, server_name: &str) -> Value {
+    json!({"status": true, "ca_cert": ca, "server_name": server_name})
+}
+
+/// `tls` with `key` set to `value`.
+fn with(mut tls: Value, key: &str, value: impl Into<Value>) -> Value {
+    tls[key] = value.into();
+    tls
 }
 
 // ---- clients ---------------------------------------------------------------------
@@ -128,6 +183,19 @@ fn tools() -> Option<Pki> {
     let pki = Pki::new()?;
     peer_program("curl")?;
     Some(pki)
+}
+
+/// [`tools`] and nginx, or None (the test skips itself outside CI).
+fn tools_and_nginx() -> Option<(Pki, PathBuf)> {
+    let pki = tools()?;
+    Some((pki, nginx_program()?))
+}
+
+/// Asserts that less than `limit` has passed since `started`.
+#[track_caller]
+fn assert_took_less_than(started: Instant, limit: Duration) {
+    let took = started.elapsed();
+    assert!(took < limit, "took {took:?}");
 }
 
 /// What `curl https://NAME:PORT/` (trusting the test CA, NAME resolved to 127.0.0.1)
@@ -140,9 +208,72 @@ struct Got {
     curl: CurlOut,
 }
 
+/// Checks of what curl got. Each panics with `context` (what was asked, a log) and
+/// everything curl got.
 impl Got {
     fn ok(&self) -> bool {
         self.curl.ok()
+    }
+
+    /// A 200, whatever the body.
+    #[track_caller]
+    fn assert_200(&self, context: &str) {
+        assert_eq!(self.status, 200, "{context}\n{self:?}");
+    }
+
+    /// A 200 with `body`.
+    #[track_caller]
+    fn assert_body(&self, body: &str, context: &str) {
+        assert_eq!(
+            (self.status, self.body.as_str()),
+            (200, body),
+            "{context}\n{self:?}"
+        );
+    }
+
+    /// A 200 over HTTP `version` ("1.1", "2"), whatever the body.
+    #[track_caller]
+    fn assert_200_over(&self, version: &str) {
+        assert_eq!(
+            (self.status, self.version.as_str()),
+            (200, version),
+            "{self:?}"
+        );
+    }
+
+    /// A 200 over HTTP `version` with `body`.
+    #[track_caller]
+    fn assert_body_over(&self, version: &str, body: &str, context: &str) {
+        assert_eq!(
+            (self.status, self.version.as_str(), self.body.as_str()),
+            (200, version, body),
+            "{context}\n{self:?}"
+        );
+    }
+
+    /// Refused: curl failed and no 200 came (the handshake failed, or the request
+    /// after it).
+    #[track_caller]
+    fn assert_refused(&self, context: &str) {
+        assert!(
+            !self.ok() && self.status != 200,
+            "{context}: not refused\n{self:?}"
+        );
+    }
+
+    /// Refused before any HTTP response: curl failed, no status at all.
+    #[track_caller]
+    fn assert_no_response(&self) {
+        assert!(!self.ok() && self.status == 0, "{self:?}");
+    }
+
+    /// A 502 or 503: the proxy could not use its upstream.
+    #[track_caller]
+    fn assert_upstream_failed(&self, context: &str) {
+        assert!(
+            matches!(self.status, 502 | 503),
+            "{context}: 502 or 503 expected\n{self:?}"
+        );
     }
 }
 
@@ -183,6 +314,14 @@ fn https(ca: &Path, name: &str, port: u16, path: &str, extra: &[&str]) -> Got {
     parse_curl(curl(&args).expect("curl"))
 }
 
+/// `GET /` of server.test on `port` over TLS (trusting the test CA), presenting
+/// `client`'s certificate.
+fn https_with_cert(pki: &Pki, port: u16, client: &CertPair) -> Got {
+    let (cert, key) = (client.cert_path(), client.key_path());
+    let args = ["--cert", &cert, "--key", &key];
+    https(pki.ca_cert(), "server.test", port, "/", &args)
+}
+
 /// curl over plaintext to 127.0.0.1:`port`.
 fn http(port: u16, path: &str, extra: &[&str]) -> Got {
     let url = format!("http://127.0.0.1:{port}{path}");
@@ -192,18 +331,34 @@ fn http(port: u16, path: &str, extra: &[&str]) -> Got {
     parse_curl(curl(&args).expect("curl"))
 }
 
-/// curl's arguments to present `c` as the client certificate.
-fn cert_args(c: &CertPair) -> Vec<String> {
-    vec!["--cert".into(), c.cert_path(), "--key".into(), c.key_path()]
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 /// `CN = name` as openssl prints a subject.
 fn cn(name: &str) -> String {
     format!("CN = {name}")
+}
+
+/// `openssl s_client` to `port` with `args` completes no handshake.
+#[track_caller]
+fn assert_no_handshake(pki: &Pki, port: u16, args: &[&str], what: &str) {
+    let s = pki.s_client(port, args);
+    assert!(!s.handshake_done(), "{what}: {}", s.text());
+}
+
+/// `openssl s_client` to `port` with `args` completes a handshake with `protocol`
+/// (e.g. "TLSv1.3"); what it printed.
+#[track_caller]
+fn assert_handshake_with(pki: &Pki, port: u16, args: &[&str], protocol: &str) -> SClient {
+    let s = pki.s_client(port, args);
+    assert_eq!(s.protocol().as_deref(), Some(protocol), "{}", s.text());
+    s
+}
+
+/// `openssl s_client` to `port` with SNI `sni` is shown the certificate of subject
+/// `CN = subject_cn`; what it printed.
+#[track_caller]
+fn assert_certificate_for_sni(pki: &Pki, port: u16, sni: &str, subject_cn: &str) -> SClient {
+    let s = pki.s_client(port, &["-servername", sni]);
+    assert_eq!(s.subject(), Some(cn(subject_cn)), "SNI {sni}: {}", s.text());
+    s
 }
 
 // ---- the certificates themselves -------------------------------------------------
@@ -301,16 +456,13 @@ fn curl_over_tls_through_the_proxy_to_a_plain_upstream() {
     // The certificate names 127.0.0.1 too.
     let url = format!("https://127.0.0.1:{}/ip", p.port);
     let out = curl(&["--cacert", &pki.ca_cert_path(), "-w", WRITE_OUT, &url]).unwrap();
-    let got = parse_curl(out);
-    assert_eq!(got.status, 200, "{got:?}");
+    parse_curl(out).assert_200("");
 
     // A client that does not trust the test CA refuses the proxy's certificate.
     let other = pki.new_ca("other-ca", "another CA");
-    let got = https(&other.cert, "server.test", p.port, "/", &[]);
-    assert!(!got.ok() && got.status == 0, "{got:?}");
+    https(&other.cert, "server.test", p.port, "/", &[]).assert_no_response();
     // ... and the proxy still serves.
-    let got = https(pki.ca_cert(), "server.test", p.port, "/again", &[]);
-    assert_eq!(got.status, 200, "{got:?}");
+    https(pki.ca_cert(), "server.test", p.port, "/again", &[]).assert_200("");
 }
 
 #[test]
@@ -327,24 +479,12 @@ fn certificate_paths_relative_to_the_config_file_and_inline_pem() {
     std::fs::copy(&pair.cert, conf.join("certs/server.pem")).unwrap();
     let tls =
         json!({"status": true, "cert_chain": "certs/server.pem", "private_key": pair.key_pem()});
-    let cfg = config(
-        port,
-        admin,
-        vec![chain("r", "Http1", Some(tls), None)],
-        vec![router_to("r", "up")],
-        vec![cluster("up", up.addr)],
-    );
+    let cfg = one_chain_config(port, admin, "Http1", Some(tls), up.addr);
     let file = conf.join("config.json");
     std::fs::write(&file, cfg.to_string()).unwrap();
     // Started from another working directory.
     let m = Mosn::start_file(&file, dir, &[port, admin]);
-    let got = https(pki.ca_cert(), "server.test", port, "/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "relative"),
-        "{got:?}\n{}",
-        m.log_text()
-    );
+    https(pki.ca_cert(), "server.test", port, "/", &[]).assert_body("relative", &m.log_text());
 }
 
 #[test]
@@ -357,8 +497,7 @@ fn sni_picks_the_certificate_of_tls_context_set_and_the_first_is_the_default() {
     let up = tagged_upstream("sni");
     let (port, admin) = (free_port(), free_port());
     let mut ch = chain("r", "Http1", None, None);
-    let mut ctx_c = server_tls(&c);
-    ctx_c["server_name"] = json!("alias.test");
+    let ctx_c = with(server_tls(&c), "server_name", "alias.test");
     ch["tls_context_set"] = json!([server_tls(&a), server_tls(&b), ctx_c]);
     let cfg = config(
         port,
@@ -370,24 +509,18 @@ fn sni_picks_the_certificate_of_tls_context_set_and_the_first_is_the_default() {
     let p = Proxy::start(&cfg, port);
 
     for (sni, subject) in [
-        ("a.example.com", cn("a.example.com")),
-        ("x.b.example.com", cn("*.b.example.com")),
-        ("other.b.example.com", cn("*.b.example.com")),
-        ("c.example.com", cn("c-cert")),
-        ("alias.test", cn("c-cert")),
-        ("A.EXAMPLE.COM", cn("a.example.com")),
-        ("ALIAS.test", cn("c-cert")),
+        ("a.example.com", "a.example.com"),
+        ("x.b.example.com", "*.b.example.com"),
+        ("other.b.example.com", "*.b.example.com"),
+        ("c.example.com", "c-cert"),
+        ("alias.test", "c-cert"),
+        ("A.EXAMPLE.COM", "a.example.com"),
+        ("ALIAS.test", "c-cert"),
         // Unknown names and no SNI at all: the first context.
-        ("unknown.test", cn("a.example.com")),
-        ("b.example.com", cn("a.example.com")),
+        ("unknown.test", "a.example.com"),
+        ("b.example.com", "a.example.com"),
     ] {
-        let s = pki.s_client(p.port, &["-servername", sni]);
-        assert_eq!(
-            s.subject().as_deref(),
-            Some(subject.as_str()),
-            "SNI {sni}: {}",
-            s.text()
-        );
+        let s = assert_certificate_for_sni(&pki, p.port, sni, subject);
         assert!(s.handshake_done(), "SNI {sni}: {}", s.text());
     }
     let s = pki.s_client(p.port, &["-noservername"]);
@@ -395,12 +528,7 @@ fn sni_picks_the_certificate_of_tls_context_set_and_the_first_is_the_default() {
 
     // curl verifies each name against the certificate it gets.
     for name in ["a.example.com", "x.b.example.com", "c.example.com"] {
-        let got = https(pki.ca_cert(), name, p.port, "/", &[]);
-        assert_eq!(
-            (got.status, got.body.as_str()),
-            (200, "sni"),
-            "{name}: {got:?}"
-        );
+        https(pki.ca_cert(), name, p.port, "/", &[]).assert_body("sni", name);
     }
 }
 
@@ -413,57 +541,26 @@ fn alpn_gives_http2_or_http1_with_auto_and_h2load_succeeds() {
         &["DNS:server.test", "IP:127.0.0.1"],
     );
     let up = tagged_upstream("alpn");
+    let get = |port: u16, extra: &[&str]| https(pki.ca_cert(), "server.test", port, "/", extra);
 
     let auto = single(up.addr, "Auto", server_tls(&pair));
-    let got = https(pki.ca_cert(), "server.test", auto.port, "/", &["--http2"]);
-    assert_eq!(
-        (got.status, got.version.as_str(), got.body.as_str()),
-        (200, "2", "alpn"),
-        "{got:?}"
-    );
-    let got = https(pki.ca_cert(), "server.test", auto.port, "/", &["--http1.1"]);
-    assert_eq!(
-        (got.status, got.version.as_str(), got.body.as_str()),
-        (200, "1.1", "alpn"),
-        "{got:?}"
-    );
+    get(auto.port, &["--http2"]).assert_body_over("2", "alpn", "");
+    get(auto.port, &["--http1.1"]).assert_body_over("1.1", "alpn", "");
 
     // Http2 downstream: h2 by ALPN.
     let h2 = single(up.addr, "Http2", server_tls(&pair));
-    let got = https(pki.ca_cert(), "server.test", h2.port, "/", &["--http2"]);
-    assert_eq!((got.status, got.version.as_str()), (200, "2"), "{got:?}");
+    get(h2.port, &["--http2"]).assert_200_over("2");
 
     // An Http1 chain never offers h2: curl --http2 falls back to HTTP/1.1.
     let h1 = single(up.addr, "Http1", server_tls(&pair));
-    let got = https(pki.ca_cert(), "server.test", h1.port, "/", &["--http2"]);
-    assert_eq!((got.status, got.version.as_str()), (200, "1.1"), "{got:?}");
+    get(h1.port, &["--http2"]).assert_200_over("1.1");
 
     // The context's own alpn list limits what is offered.
-    let mut tls = server_tls(&pair);
-    tls["alpn"] = json!("http/1.1");
-    let only_h1 = single(up.addr, "Auto", tls);
-    let got = https(
-        pki.ca_cert(),
-        "server.test",
-        only_h1.port,
-        "/",
-        &["--http2"],
-    );
-    assert_eq!((got.status, got.version.as_str()), (200, "1.1"), "{got:?}");
+    let only_h1 = single(up.addr, "Auto", with(server_tls(&pair), "alpn", "http/1.1"));
+    get(only_h1.port, &["--http2"]).assert_200_over("1.1");
 
     // A client that offers no ALPN: Auto tells HTTP/1.1 by its first bytes.
-    let got = https(
-        pki.ca_cert(),
-        "server.test",
-        auto.port,
-        "/",
-        &["--no-alpn", "--http1.1"],
-    );
-    assert_eq!(
-        (got.status, got.version.as_str(), got.body.as_str()),
-        (200, "1.1", "alpn"),
-        "{got:?}"
-    );
+    get(auto.port, &["--no-alpn", "--http1.1"]).assert_body_over("1.1", "alpn", "");
 
     // h2load over TLS: h2 and (--h1) HTTP/1.1, every request 2xx.
     let Some(h2load) = peer_program("h2load") else {
@@ -495,8 +592,7 @@ fn an_http1_chain_does_not_negotiate_h2_even_when_its_alpn_names_it() {
     let pair = pki.server("server", "server.test", &["DNS:server.test"]);
     let up = tagged_upstream("alpn");
     // An Http1 chain does not offer h2 even when its context's alpn names it.
-    let mut tls = server_tls(&pair);
-    tls["alpn"] = json!("h2,http/1.1");
+    let tls = with(server_tls(&pair), "alpn", "h2,http/1.1");
     let h1_named = single(up.addr, "Http1", tls);
     let got = https(
         pki.ca_cert(),
@@ -505,18 +601,16 @@ fn an_http1_chain_does_not_negotiate_h2_even_when_its_alpn_names_it() {
         "/",
         &["--http2"],
     );
-    assert_eq!(
-        (got.status, got.version.as_str(), got.body.as_str()),
-        (200, "1.1", "alpn"),
-        "Http1 chain with alpn \"h2,http/1.1\": {got:?}\n{}",
-        h1_named.log()
+    got.assert_body_over(
+        "1.1",
+        "alpn",
+        &format!("Http1 chain with alpn \"h2,http/1.1\"\n{}", h1_named.log()),
     );
 }
 
 #[test]
 fn certificate_chains_through_an_intermediate_ca() {
-    let Some(pki) = tools() else { return };
-    let Some(nginx) = peer_program("nginx") else {
+    let Some((pki, nginx)) = tools_and_nginx() else {
         return;
     };
     let inter = pki.intermediate("inter", "mosn-rs test intermediate");
@@ -545,80 +639,58 @@ fn certificate_chains_through_an_intermediate_ca() {
 
     // Downstream: the proxy sends its chain; the client trusts the root only, and
     // presents its own chain to a listener that verifies against the root.
-    let mut tls = server_tls(&server);
-    tls["ca_cert"] = json!(pki.ca_cert_path());
-    tls["verify_client"] = json!(true);
-    tls["require_client_cert"] = json!(true);
-    let p = single(up.addr, "Http1", tls);
-    let got = https(
-        pki.ca_cert(),
-        "server.test",
-        p.port,
-        "/",
-        &strs(&cert_args(&client)),
-    );
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "chained"),
-        "{got:?}\n{}",
-        p.log()
-    );
+    let p = single(up.addr, "Http1", mtls_server_tls(&pki, &server));
+    https_with_cert(&pki, p.port, &client).assert_body("chained", &p.log());
 
     // Upstream: nginx sends a chain; a cluster trusting the root verifies it, and a
     // cluster presents its chain to the proxy above.
-    let nginx_port = free_port();
-    let _nginx = start_nginx(
-        &nginx,
-        &nginx_tls_server(nginx_port, &upstream, ""),
-        &[nginx_port],
-    );
+    let (_nginx, nginx_port) = start_nginx_tls(&nginx, &upstream);
+    let ca = pki.ca_cert_path();
     let outer = upstream_tls_proxy(
         vec![
             tls_cluster(
                 "nginx",
                 local(nginx_port),
                 None,
-                json!({"status": true, "ca_cert": pki.ca_cert_path(), "server_name": "upstream.test"}),
+                verifying_tls(&ca, "upstream.test"),
             ),
             tls_cluster(
                 "mtls",
                 local(p.port),
                 None,
-                json!({"status": true, "ca_cert": pki.ca_cert_path(), "server_name": "server.test",
-                    "cert_chain": client.cert_path(), "private_key": client.key_path()}),
+                with_client_cert(verifying_tls(&ca, "server.test"), &client),
             ),
         ],
         "Http1",
     );
-    let got = http(outer.port, "/nginx/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "nginx-tls HTTP/1.1 client=\n"),
-        "{got:?}\n{}",
-        outer.log()
-    );
-    let got = http(outer.port, "/mtls/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "chained"),
-        "{got:?}\n{}",
-        outer.log()
-    );
+    http(outer.port, "/nginx/", &[]).assert_body(NGINX_TLS_H1, &outer.log());
+    http(outer.port, "/mtls/", &[]).assert_body("chained", &outer.log());
 }
 
-/// The listener's byte counters after one request.
-fn bytes_after_one_request(p: &Proxy, got: &Got) -> (u64, u64) {
-    assert_eq!(got.status, 200, "{got:?}");
+/// Asserts that `got` was a 200 and that the listener's byte counters (within 2 s)
+/// count its connection both ways.
+#[track_caller]
+fn assert_bytes_counted(p: &Proxy, got: &Got, what: &str) {
+    got.assert_200("");
     // Counters are added when a connection's traffic is accounted; give it a moment.
+    let counters = || {
+        (
+            listener_stat(p.admin, "downstream_bytes_read_total"),
+            listener_stat(p.admin, "downstream_bytes_write_total"),
+        )
+    };
     let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let read = listener_stat(p.admin, "downstream_bytes_read_total");
-        let written = listener_stat(p.admin, "downstream_bytes_write_total");
+    let (read, written) = loop {
+        let (read, written) = counters();
         if (read > 0 && written > 0) || Instant::now() > deadline {
-            return (read, written);
+            break (read, written);
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    assert!(
+        read > 0 && written > 0,
+        "{what}: downstream_bytes_read_total {read}, downstream_bytes_write_total {written}"
+    );
 }
 
 #[test]
@@ -628,37 +700,16 @@ fn listener_byte_counters_count_tls_connections() {
     let up = tagged_upstream("counted");
     // Plaintext HTTP/1.1 counts both ways: the reference.
     let (port, admin) = (free_port(), free_port());
-    let plain = Proxy::start(
-        &config(
-            port,
-            admin,
-            vec![chain("r", "Http1", None, None)],
-            vec![router_to("r", "up")],
-            vec![cluster("up", up.addr)],
-        ),
-        port,
-    );
-    let (read, written) = bytes_after_one_request(&plain, &http(plain.port, "/", &[]));
-    assert!(
-        read > 0 && written > 0,
-        "plaintext: read {read}, written {written}"
-    );
+    let plain = Proxy::start(&one_chain_config(port, admin, "Http1", None, up.addr), port);
+    assert_bytes_counted(&plain, &http(plain.port, "/", &[]), "plaintext");
 
     let p = single(up.addr, "Http1", server_tls(&pair));
     let got = https(pki.ca_cert(), "server.test", p.port, "/", &[]);
-    let (read, written) = bytes_after_one_request(&p, &got);
-    assert!(
-        read > 0 && written > 0,
-        "HTTP/1.1 over TLS: downstream_bytes_read_total {read}, downstream_bytes_write_total {written}"
-    );
+    assert_bytes_counted(&p, &got, "HTTP/1.1 over TLS");
 
     let p = single(up.addr, "Auto", server_tls(&pair));
     let got = https(pki.ca_cert(), "server.test", p.port, "/", &["--http2"]);
-    let (read, written) = bytes_after_one_request(&p, &got);
-    assert!(
-        read > 0 && written > 0,
-        "HTTP/2 over TLS: downstream_bytes_read_total {read}, downstream_bytes_write_total {written}"
-    );
+    assert_bytes_counted(&p, &got, "HTTP/2 over TLS");
 }
 
 // ---- client certificates ---------------------------------------------------------
@@ -672,97 +723,44 @@ fn mtls_requires_a_client_certificate_from_the_ca() {
     let expired = pki.expired("old", "client", &["DNS:client.example.com"], Usage::Client);
     let other_san = pki.client("other", "other", &["DNS:other.example.com"]);
     let up = tagged_upstream("mtls");
-    let mut tls = server_tls(&pair);
-    tls["ca_cert"] = json!(pki.ca_cert_path());
-    tls["verify_client"] = json!(true);
-    tls["require_client_cert"] = json!(true);
+    let tls = mtls_server_tls(&pki, &pair);
     let p = single(up.addr, "Http1", tls.clone());
-    let ca = pki.ca_cert();
-    let (g, s_args, o) = (
-        cert_args(&good),
-        cert_args(&selfsigned),
-        cert_args(&other_san),
-    );
-    let (g, s_args, o) = (strs(&g), strs(&s_args), strs(&o));
+    let without_cert = |port: u16| https(pki.ca_cert(), "server.test", port, "/", &[]);
 
-    let got = https(ca, "server.test", p.port, "/", &[]);
-    assert!(
-        !got.ok() && got.status != 200,
-        "no client certificate: {got:?}"
-    );
-
-    let got = https(ca, "server.test", p.port, "/", &g);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "mtls"),
-        "{got:?}\n{}",
-        p.log()
-    );
+    without_cert(p.port).assert_refused("no client certificate");
+    https_with_cert(&pki, p.port, &good).assert_body("mtls", &p.log());
 
     for (what, bad) in [("self-signed", &selfsigned), ("expired", &expired)] {
         let from = p.log().len();
-        let b = cert_args(bad);
-        let got = https(ca, "server.test", p.port, "/", &strs(&b));
-        assert!(
-            !got.ok() && got.status != 200,
-            "{what} client certificate: {got:?}"
-        );
+        https_with_cert(&pki, p.port, bad).assert_refused(&format!("{what} client certificate"));
         // Rejected with a log line that says why.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let log = loop {
-            let log = p.log_since(from);
-            if log.to_ascii_lowercase().contains("certificate") || Instant::now() > deadline {
-                break log;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let mentions_certificate = |log: &str| log.to_ascii_lowercase().contains("certificate");
+        let log = p.log_since_when(from, Duration::from_secs(2), mentions_certificate);
         assert!(
-            log.to_ascii_lowercase().contains("certificate"),
+            mentions_certificate(&log),
             "{what} client certificate: no log line about it:\n{log}"
         );
     }
     // Still serving the good one.
-    let got = https(ca, "server.test", p.port, "/", &g);
-    assert_eq!(got.status, 200, "{got:?}");
+    https_with_cert(&pki, p.port, &good).assert_200("");
 
     // match_subject_alt_names: a CA-signed certificate with another SAN is refused.
-    let mut tls_san = tls.clone();
-    tls_san["match_subject_alt_names"] = json!(["client.example.com"]);
+    let tls_san = with(
+        tls.clone(),
+        "match_subject_alt_names",
+        json!(["client.example.com"]),
+    );
     let p2 = single(up.addr, "Http1", tls_san);
-    let got = https(ca, "server.test", p2.port, "/", &g);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "mtls"),
-        "{got:?}\n{}",
-        p2.log()
-    );
-    let got = https(ca, "server.test", p2.port, "/", &o);
-    assert!(
-        !got.ok() && got.status != 200,
-        "SAN other.example.com: {got:?}"
-    );
+    https_with_cert(&pki, p2.port, &good).assert_body("mtls", &p2.log());
+    https_with_cert(&pki, p2.port, &other_san).assert_refused("SAN other.example.com");
     // Without the allow-list that certificate is fine.
-    let got = https(ca, "server.test", p.port, "/", &o);
-    assert_eq!(got.status, 200, "{got:?}");
+    https_with_cert(&pki, p.port, &other_san).assert_200("");
 
     // verify_client alone: a certificate is optional, but verified when given.
-    let mut optional = tls.clone();
-    optional["require_client_cert"] = json!(false);
-    let p3 = single(up.addr, "Http1", optional);
-    let got = https(ca, "server.test", p3.port, "/", &[]);
-    assert_eq!(
-        got.status,
-        200,
-        "optional, none given: {got:?}\n{}",
-        p3.log()
-    );
-    let got = https(ca, "server.test", p3.port, "/", &g);
-    assert_eq!(got.status, 200, "optional, good one: {got:?}");
-    let got = https(ca, "server.test", p3.port, "/", &s_args);
-    assert!(
-        !got.ok() && got.status != 200,
-        "optional, self-signed: {got:?}"
-    );
+    let p3 = single(up.addr, "Http1", with(tls, "require_client_cert", false));
+    without_cert(p3.port).assert_200(&format!("optional, none given\n{}", p3.log()));
+    https_with_cert(&pki, p3.port, &good).assert_200("optional, good one");
+    https_with_cert(&pki, p3.port, &selfsigned).assert_refused("optional, self-signed");
 }
 
 #[test]
@@ -778,52 +776,23 @@ fn match_subject_alt_names_takes_ip_and_uri_sans() {
         &["URI:spiffe://cluster.local/ns/default/sa/other"],
     );
     let up = tagged_upstream("san");
-    let mut tls = server_tls(&pair);
-    tls["ca_cert"] = json!(pki.ca_cert_path());
-    tls["verify_client"] = json!(true);
-    tls["require_client_cert"] = json!(true);
+    let allowing = |sans: Value| {
+        let tls = with(
+            mtls_server_tls(&pki, &pair),
+            "match_subject_alt_names",
+            sans,
+        );
+        single(up.addr, "Http1", tls)
+    };
 
-    tls["match_subject_alt_names"] = json!(["127.0.0.1"]);
-    let p = single(up.addr, "Http1", tls.clone());
-    let got = https(
-        pki.ca_cert(),
-        "server.test",
-        p.port,
-        "/",
-        &strs(&cert_args(&by_ip)),
-    );
-    assert_eq!(got.status, 200, "IP SAN: {got:?}\n{}", p.log());
-    let got = https(
-        pki.ca_cert(),
-        "server.test",
-        p.port,
-        "/",
-        &strs(&cert_args(&by_uri)),
-    );
-    assert!(
-        !got.ok() && got.status != 200,
-        "URI SAN against an IP: {got:?}"
-    );
+    let p = allowing(json!(["127.0.0.1"]));
+    https_with_cert(&pki, p.port, &by_ip).assert_200(&format!("IP SAN\n{}", p.log()));
+    https_with_cert(&pki, p.port, &by_uri).assert_refused("URI SAN against an IP");
 
     // Istio's identities are URI SANs (SPIFFE IDs).
-    tls["match_subject_alt_names"] = json!([spiffe]);
-    let p = single(up.addr, "Http1", tls);
-    let got = https(
-        pki.ca_cert(),
-        "server.test",
-        p.port,
-        "/",
-        &strs(&cert_args(&by_uri)),
-    );
-    assert_eq!(got.status, 200, "URI SAN: {got:?}\n{}", p.log());
-    let got = https(
-        pki.ca_cert(),
-        "server.test",
-        p.port,
-        "/",
-        &strs(&cert_args(&other_uri)),
-    );
-    assert!(!got.ok() && got.status != 200, "another URI SAN: {got:?}");
+    let p = allowing(json!([spiffe]));
+    https_with_cert(&pki, p.port, &by_uri).assert_200(&format!("URI SAN\n{}", p.log()));
+    https_with_cert(&pki, p.port, &other_uri).assert_refused("another URI SAN");
 }
 
 // ---- versions, ciphers, curves -------------------------------------------------------
@@ -838,62 +807,42 @@ fn min_and_max_version_ciphers_and_curves_are_enforced() {
     );
     let up = tagged_upstream("v");
 
-    let mut tls = server_tls(&pair);
-    tls["min_version"] = json!("tlsv1_3");
-    let p = single(up.addr, "Http1", tls);
-    let s = pki.s_client(p.port, &["-tls1_2"]);
-    assert!(
-        !s.handshake_done(),
-        "TLS 1.2 against min tlsv1_3: {}",
-        s.text()
+    let p = single(
+        up.addr,
+        "Http1",
+        with(server_tls(&pair), "min_version", "tlsv1_3"),
     );
-    let s = pki.s_client(p.port, &["-tls1_3"]);
-    assert_eq!(s.protocol().as_deref(), Some("TLSv1.3"), "{}", s.text());
+    assert_no_handshake(&pki, p.port, &["-tls1_2"], "TLS 1.2 against min tlsv1_3");
+    assert_handshake_with(&pki, p.port, &["-tls1_3"], "TLSv1.3");
     // curl too.
-    let got = https(
-        pki.ca_cert(),
-        "server.test",
-        p.port,
-        "/",
-        &["--tls-max", "1.2"],
-    );
-    assert!(!got.ok() && got.status == 0, "{got:?}");
-    let got = https(pki.ca_cert(), "server.test", p.port, "/", &["--tlsv1.3"]);
-    assert_eq!(got.status, 200, "{got:?}");
+    let get = |extra: &[&str]| https(pki.ca_cert(), "server.test", p.port, "/", extra);
+    get(&["--tls-max", "1.2"]).assert_no_response();
+    get(&["--tlsv1.3"]).assert_200("");
 
     let mut tls = server_tls(&pair);
     tls["max_version"] = json!("tlsv1_2");
     tls["cipher_suites"] = json!("ECDHE-ECDSA-AES128-GCM-SHA256");
     tls["ecdh_curves"] = json!("p256");
     let p = single(up.addr, "Http1", tls);
-    let s = pki.s_client(p.port, &["-tls1_3"]);
-    assert!(
-        !s.handshake_done(),
-        "TLS 1.3 against max tlsv1_2: {}",
-        s.text()
-    );
-    let s = pki.s_client(p.port, &["-tls1_2"]);
-    assert_eq!(s.protocol().as_deref(), Some("TLSv1.2"), "{}", s.text());
+    assert_no_handshake(&pki, p.port, &["-tls1_3"], "TLS 1.3 against max tlsv1_2");
+    let s = assert_handshake_with(&pki, p.port, &["-tls1_2"], "TLSv1.2");
     assert!(
         s.stdout.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
         "{}",
         s.text()
     );
     // A cipher not in the list, a curve not in the list: no handshake.
-    let s = pki.s_client(
+    assert_no_handshake(
+        &pki,
         p.port,
         &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"],
+        "cipher outside cipher_suites",
     );
-    assert!(
-        !s.handshake_done(),
-        "cipher outside cipher_suites: {}",
-        s.text()
-    );
-    let s = pki.s_client(p.port, &["-tls1_2", "-groups", "X25519"]);
-    assert!(
-        !s.handshake_done(),
-        "curve outside ecdh_curves: {}",
-        s.text()
+    assert_no_handshake(
+        &pki,
+        p.port,
+        &["-tls1_2", "-groups", "X25519"],
+        "curve outside ecdh_curves",
     );
     let s = pki.s_client(p.port, &["-tls1_2", "-groups", "P-256"]);
     assert!(s.handshake_done(), "{}", s.text());
@@ -901,14 +850,31 @@ fn min_and_max_version_ciphers_and_curves_are_enforced() {
 
 // ---- plaintext on a TLS port, handshake timeout ----------------------------------
 
+/// Asserts that the proxy closes `s`, opened at `started`, after its 1 s handshake
+/// timeout: not before 800 ms, within 4 s.
+#[track_caller]
+fn assert_closed_by_the_1s_handshake_timeout(s: &mut TcpStream, started: Instant, what: &str) {
+    assert!(
+        closed_within(s, Duration::from_secs(5)),
+        "{what} still open after 5 s"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "{what}: closed after {took:?}, handshake_timeout is 1s"
+    );
+}
+
 #[test]
 fn plaintext_to_a_tls_port_is_closed_at_once_and_a_silent_client_times_out() {
     let Some(pki) = tools() else { return };
     let pair = pki.server("server", "server.test", &["DNS:server.test"]);
     let up = tagged_upstream("after");
-    let mut tls = server_tls(&pair);
-    tls["handshake_timeout"] = json!("1s");
-    let p = single(up.addr, "Http1", tls);
+    let p = single(
+        up.addr,
+        "Http1",
+        with(server_tls(&pair), "handshake_timeout", "1s"),
+    );
 
     let started = Instant::now();
     let mut s = connect(p.port);
@@ -917,41 +883,20 @@ fn plaintext_to_a_tls_port_is_closed_at_once_and_a_silent_client_times_out() {
         closed_within(&mut s, Duration::from_secs(3)),
         "plaintext on a TLS port: not closed"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert_took_less_than(started, Duration::from_secs(2));
 
     // A client that says nothing is closed after the handshake timeout (1 s).
     let started = Instant::now();
     let mut s = connect(p.port);
-    assert!(
-        closed_within(&mut s, Duration::from_secs(5)),
-        "silent client still open after 5 s"
-    );
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
-        "closed after {took:?}, handshake_timeout is 1s"
-    );
+    assert_closed_by_the_1s_handshake_timeout(&mut s, started, "silent client");
 
     // The start of a ClientHello, then nothing: the same timeout.
     let started = Instant::now();
     let mut s = connect(p.port);
     s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
-    assert!(
-        closed_within(&mut s, Duration::from_secs(5)),
-        "half a ClientHello still open after 5 s"
-    );
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
-        "closed after {took:?}, handshake_timeout is 1s"
-    );
+    assert_closed_by_the_1s_handshake_timeout(&mut s, started, "half a ClientHello");
 
-    let got = https(pki.ca_cert(), "server.test", p.port, "/", &[]);
-    assert_eq!((got.status, got.body.as_str()), (200, "after"), "{got:?}");
+    https(pki.ca_cert(), "server.test", p.port, "/", &[]).assert_body("after", "");
     // Counted (docs/tls.md): the three failures above, one success at least.
     assert!(listener_stat(p.admin, "tls_handshake_failure") >= 3);
     assert!(listener_stat(p.admin, "tls_handshake_success") >= 1);
@@ -1020,81 +965,57 @@ fn large_bodies_both_ways_and_keep_alive_over_tls() {
     let up_len = 3 * 1024 * 1024 + 17;
     std::fs::write(&upload, pattern(up_len)).unwrap();
     let out = dir.path().join("out.bin");
+    let out = out.to_str().unwrap();
+    let ca = pki.ca_cert_path();
     let resolve = format!("server.test:{}:127.0.0.1", p.port);
     let url = format!("https://server.test:{}/big", p.port);
     for proto in ["--http1.1", "--http2"] {
-        let got = curl(&[
-            proto,
-            "--cacert",
-            &pki.ca_cert_path(),
-            "--resolve",
-            &resolve,
-            "-o",
-            out.to_str().unwrap(),
-            "-w",
-            "%{http_code} %{size_download}",
-            &url,
-        ])
-        .unwrap();
+        // curl with `proto` to server.test, trusting the test CA.
+        let tls_curl = |args: &[&str]| {
+            let mut all = vec![proto, "--cacert", &ca, "--resolve", &resolve];
+            all.extend_from_slice(args);
+            curl(&all).unwrap()
+        };
+        let got = tls_curl(&["-o", out, "-w", "%{http_code} %{size_download}", &url]);
         assert_eq!(
             got.stdout,
             format!("200 {BIG}"),
             "{proto} download: {got:?}"
         );
         assert!(
-            std::fs::read(&out).unwrap() == pattern(BIG),
+            std::fs::read(out).unwrap() == pattern(BIG),
             "{proto}: the download differs"
         );
 
         let data = format!("@{}", upload.display());
-        let got = curl(&[
-            proto,
-            "--cacert",
-            &pki.ca_cert_path(),
-            "--resolve",
-            &resolve,
+        let got = tls_curl(&[
             "--data-binary",
             &data,
             "-H",
             "Content-Type: application/octet-stream",
             "-o",
-            out.to_str().unwrap(),
+            out,
             "-w",
             "%{http_code} %{size_download}",
             &url,
-        ])
-        .unwrap();
+        ]);
         assert_eq!(
             got.stdout,
             format!("200 {up_len}"),
             "{proto} upload: {got:?}"
         );
         assert!(
-            std::fs::read(&out).unwrap() == pattern(up_len),
+            std::fs::read(out).unwrap() == pattern(up_len),
             "{proto}: the upload came back different"
         );
 
         // Several requests on one TLS connection.
         let small = format!("https://server.test:{}/small", p.port);
-        let got = curl(&[
-            proto,
-            "--cacert",
-            &pki.ca_cert_path(),
-            "--resolve",
-            &resolve,
-            "-o",
-            "/dev/null",
-            "-o",
-            "/dev/null",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{num_connects}\n",
-            &small,
-            &small,
-            &small,
-        ])
-        .unwrap();
+        let mut args = vec!["-w", "%{http_code} %{num_connects}\n"];
+        for _ in 0..3 {
+            args.extend(["-o", "/dev/null", &small]);
+        }
+        let got = tls_curl(&args);
         assert_eq!(
             got.stdout, "200 1\n200 0\n200 0\n",
             "{proto} keep-alive: {got:?}"
@@ -1196,17 +1117,10 @@ fn sigterm_lets_a_tls_request_finish_and_closes_idle_tls_connections() {
 fn inspector_serves_plaintext_and_tls_on_one_port() {
     let Some(pki) = tools() else { return };
     let pair = pki.server("server", "server.test", &["DNS:server.test"]);
-    let mut tls = server_tls(&pair);
-    tls["handshake_timeout"] = json!("1s");
+    let tls = with(server_tls(&pair), "handshake_timeout", "1s");
     let up = tagged_upstream("both");
     let (port, admin) = (free_port(), free_port());
-    let mut cfg = config(
-        port,
-        admin,
-        vec![chain("r", "Auto", Some(tls), None)],
-        vec![router_to("r", "up")],
-        vec![cluster("up", up.addr)],
-    );
+    let mut cfg = one_chain_config(port, admin, "Auto", Some(tls), up.addr);
     cfg["servers"][0]["listeners"][0]["inspector"] = json!(true);
     let p = Proxy::start(&cfg, port);
 
@@ -1223,31 +1137,11 @@ fn inspector_serves_plaintext_and_tls_on_one_port() {
         started.elapsed()
     );
 
-    let got = http(p.port, "/", &[]);
-    assert_eq!(
-        (got.status, got.version.as_str(), got.body.as_str()),
-        (200, "1.1", "both"),
-        "{got:?}\n{}",
-        p.log()
-    );
-    let got = http(p.port, "/", &["--http2-prior-knowledge"]);
-    assert_eq!(
-        (got.status, got.version.as_str(), got.body.as_str()),
-        (200, "2", "both"),
-        "{got:?}"
-    );
-    let got = https(pki.ca_cert(), "server.test", p.port, "/", &["--http1.1"]);
-    assert_eq!(
-        (got.status, got.version.as_str(), got.body.as_str()),
-        (200, "1.1", "both"),
-        "{got:?}"
-    );
-    let got = https(pki.ca_cert(), "server.test", p.port, "/", &["--http2"]);
-    assert_eq!(
-        (got.status, got.version.as_str(), got.body.as_str()),
-        (200, "2", "both"),
-        "{got:?}"
-    );
+    http(p.port, "/", &[]).assert_body_over("1.1", "both", &p.log());
+    http(p.port, "/", &["--http2-prior-knowledge"]).assert_body_over("2", "both", "");
+    let get = |extra: &[&str]| https(pki.ca_cert(), "server.test", p.port, "/", extra);
+    get(&["--http1.1"]).assert_body_over("1.1", "both", "");
+    get(&["--http2"]).assert_body_over("2", "both", "");
 }
 
 #[test]
@@ -1278,28 +1172,18 @@ fn filter_chain_match_by_server_names_routes_to_different_upstreams() {
         vec![cluster("ca", up_a.addr), cluster("cb", up_b.addr)],
     );
     let p = Proxy::start(&cfg, port);
-    let got = https(pki.ca_cert(), "a.example.com", p.port, "/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "A"),
-        "{got:?}\n{}",
-        p.log()
-    );
+    let get = |name: &str| https(pki.ca_cert(), name, p.port, "/", &[]);
+    get("a.example.com").assert_body("A", &p.log());
     for name in ["x.b.example.com", "y.b.example.com"] {
-        let got = https(pki.ca_cert(), name, p.port, "/", &[]);
-        assert_eq!(
-            (got.status, got.body.as_str()),
-            (200, "B"),
-            "{name}: {got:?}"
-        );
+        get(name).assert_body("B", name);
     }
-    let got = https(pki.ca_cert(), "a.example.com", p.port, "/", &[]);
+    let got = get("a.example.com");
     assert_eq!(got.body, "A", "{got:?}");
     // No chain for this name and none without criteria: refused with a TLS alert,
     // no certificate.
     let s = pki.s_client(p.port, &["-servername", "unknown.test"]);
     assert!(!s.handshake_done() && s.subject().is_none(), "{}", s.text());
-    let got = https(pki.ca_cert(), "a.example.com", p.port, "/", &[]);
+    let got = get("a.example.com");
     assert_eq!(got.body, "A", "still serving: {got:?}");
     assert!(
         s.stderr.contains("alert"),
@@ -1366,20 +1250,14 @@ fn filter_chain_match_server_names_most_specific_wins_case_insensitively() {
         ("A.Example.COM", "A", "a.example.com"),
         ("X.B.EXAMPLE.COM", "B", "*.b.example.com"),
     ] {
-        let s = pki.s_client(p.port, &["-servername", sni]);
-        assert_eq!(s.subject(), Some(cn(subject)), "SNI {sni}: {}", s.text());
+        assert_certificate_for_sni(&pki, p.port, sni, subject);
         // Routed to that chain's upstream (the name need not be on the certificate).
         let resolve = format!("{sni}:{}:127.0.0.1", p.port);
         let url = format!("https://{sni}:{}/", p.port);
         let got = parse_curl(
             curl(&["--insecure", "--resolve", &resolve, "-w", WRITE_OUT, &url]).unwrap(),
         );
-        assert_eq!(
-            (got.status, got.body.as_str()),
-            (200, body),
-            "SNI {sni}: {got:?}\n{}",
-            p.log()
-        );
+        got.assert_body(body, &format!("SNI {sni}\n{}", p.log()));
     }
 }
 
@@ -1429,26 +1307,11 @@ fn filter_chain_match_by_transport_and_application_protocol() {
     );
     cfg["servers"][0]["listeners"][0]["inspector"] = json!(true);
     let p = Proxy::start(&cfg, port);
-    let got = http(p.port, "/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "PLAIN"),
-        "{got:?}\n{}",
-        p.log()
-    );
-    let got = https(pki.ca_cert(), "server.test", p.port, "/", &["--http1.1"]);
-    assert_eq!(
-        (got.status, got.body.as_str(), got.version.as_str()),
-        (200, "TLS", "1.1"),
-        "{got:?}"
-    );
+    http(p.port, "/", &[]).assert_body("PLAIN", &p.log());
+    let get = |extra: &[&str]| https(pki.ca_cert(), "server.test", p.port, "/", extra);
+    get(&["--http1.1"]).assert_body_over("1.1", "TLS", "");
     // curl --http2 offers h2: the h2 chain, which speaks HTTP/2.
-    let got = https(pki.ca_cert(), "server.test", p.port, "/", &["--http2"]);
-    assert_eq!(
-        (got.status, got.body.as_str(), got.version.as_str()),
-        (200, "H2", "2"),
-        "{got:?}"
-    );
+    get(&["--http2"]).assert_body_over("2", "H2", "");
 }
 
 #[test]
@@ -1493,87 +1356,22 @@ fn filter_chain_match_by_source_prefix_and_destination_port_most_specific_wins()
             cluster("c_dst", dst.addr),
         ]
     };
+    // A request from 127.0.0.1 to a proxy with those chains is answered by `body`.
+    let assert_served_by = |with_dst: bool, body: &str| {
+        let (port, admin) = (free_port(), free_port());
+        let p = Proxy::start(
+            &config(port, admin, chains(port, with_dst), routers(), clusters()),
+            port,
+        );
+        http(p.port, "/", &[]).assert_body(body, &p.log());
+    };
     // From 127.0.0.1: the /32 beats the catch-all, 10/8 does not match.
-    let (port, admin) = (free_port(), free_port());
-    let p = Proxy::start(
-        &config(port, admin, chains(port, false), routers(), clusters()),
-        port,
-    );
-    let got = http(p.port, "/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "loopback"),
-        "{got:?}\n{}",
-        p.log()
-    );
+    assert_served_by(false, "loopback");
     // Envoy checks the destination port first: a chain naming the port wins.
-    let (port, admin) = (free_port(), free_port());
-    let p = Proxy::start(
-        &config(port, admin, chains(port, true), routers(), clusters()),
-        port,
-    );
-    let got = http(p.port, "/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "dst"),
-        "{got:?}\n{}",
-        p.log()
-    );
+    assert_served_by(true, "dst");
 }
 
 // ---- TLS to upstreams (nginx) ----------------------------------------------------
-
-struct Nginx {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// nginx in the foreground, one process, under a temp dir, with the given `server`
-/// blocks; waits until every port in `ports` accepts connections.
-fn start_nginx(bin: &Path, servers: &str, ports: &[u16]) -> Nginx {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    let conf = format!(
-        r#"daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-  access_log {d}/access.log;
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  {servers}
-}}"#
-    );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-p")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut n = Nginx { child, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for &port in ports {
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline || n.child.try_wait().unwrap().is_some() {
-                let log =
-                    std::fs::read_to_string(n.dir.path().join("error.log")).unwrap_or_default();
-                panic!("nginx did not start:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    n
-}
 
 /// An nginx `server` block over TLS on `port` with `pair`; its answer names the
 /// protocol and the client certificate's subject.
@@ -1590,6 +1388,16 @@ fn nginx_tls_server(port: u16, pair: &CertPair, extra: &str) -> String {
     )
 }
 
+/// What [`nginx_tls_server`] answers over HTTP/1.1 to a client without a certificate.
+const NGINX_TLS_H1: &str = "nginx-tls HTTP/1.1 client=\n";
+
+/// nginx with one [`nginx_tls_server`] serving `pair`, and its port.
+fn start_nginx_tls(bin: &Path, pair: &CertPair) -> (Nginx, u16) {
+    let port = free_port();
+    let nginx = Nginx::start(bin, &nginx_tls_server(port, pair, ""), &[port]);
+    (nginx, port)
+}
+
 /// A cluster `name` of one host (`addr`, optionally with a `hostname`) whose
 /// connections use `tls` (a cluster `tls_context`).
 fn tls_cluster(name: &str, addr: SocketAddr, hostname: Option<&str>, tls: Value) -> Value {
@@ -1599,6 +1407,13 @@ fn tls_cluster(name: &str, addr: SocketAddr, hostname: Option<&str>, tls: Value)
     }
     c["tls_context"] = tls;
     c
+}
+
+/// A cluster `tls_context` that also presents `client`'s certificate.
+fn with_client_cert(mut tls: Value, client: &CertPair) -> Value {
+    tls["cert_chain"] = json!(client.cert_path());
+    tls["private_key"] = json!(client.key_path());
+    tls
 }
 
 /// A proxy listener routing `/NAME/...` to cluster NAME (HTTP/1.1 in, `up_proto`
@@ -1634,8 +1449,7 @@ fn local(port: u16) -> SocketAddr {
 
 #[test]
 fn upstream_tls_to_nginx_verifies_the_certificate() {
-    let Some(pki) = tools() else { return };
-    let Some(nginx) = peer_program("nginx") else {
+    let Some((pki, nginx)) = tools_and_nginx() else {
         return;
     };
     let good = pki.server("up", "upstream.test", &["DNS:upstream.test"]);
@@ -1660,8 +1474,8 @@ fn upstream_tls_to_nginx_verifies_the_certificate() {
         ),
     ]
     .join("\n  ");
-    let _nginx = start_nginx(&nginx, &servers, &[p_good, p_mtls, p_old, p_plain]);
-    let verified = json!({"status": true, "ca_cert": ca, "server_name": "upstream.test"});
+    let _nginx = Nginx::start(&nginx, &servers, &[p_good, p_mtls, p_old, p_plain]);
+    let verified = verifying_tls(&ca, "upstream.test");
     let p = upstream_tls_proxy(
         vec![
             tls_cluster("good", local(p_good), None, verified.clone()),
@@ -1669,20 +1483,23 @@ fn upstream_tls_to_nginx_verifies_the_certificate() {
                 "wrongca",
                 local(p_good),
                 None,
-                json!({"status": true, "ca_cert": other_ca.cert_path(), "server_name": "upstream.test"}),
+                verifying_tls(&other_ca.cert_path(), "upstream.test"),
             ),
             tls_cluster(
                 "skip",
                 local(p_good),
                 None,
-                json!({"status": true, "ca_cert": other_ca.cert_path(), "server_name": "upstream.test",
-                    "insecure_skip": true}),
+                with(
+                    verifying_tls(&other_ca.cert_path(), "upstream.test"),
+                    "insecure_skip",
+                    true,
+                ),
             ),
             tls_cluster(
                 "wrongname",
                 local(p_good),
                 None,
-                json!({"status": true, "ca_cert": ca, "server_name": "other.test"}),
+                verifying_tls(&ca, "other.test"),
             ),
             tls_cluster(
                 "sysroots",
@@ -1694,7 +1511,7 @@ fn upstream_tls_to_nginx_verifies_the_certificate() {
                 "expired",
                 local(p_old),
                 None,
-                json!({"status": true, "ca_cert": ca, "server_name": "old.test"}),
+                verifying_tls(&ca, "old.test"),
             ),
             // No server_name: the host's hostname is the SNI and the name verified.
             tls_cluster(
@@ -1714,8 +1531,7 @@ fn upstream_tls_to_nginx_verifies_the_certificate() {
                 "mtls",
                 local(p_mtls),
                 None,
-                json!({"status": true, "ca_cert": ca, "server_name": "upstream.test",
-                    "cert_chain": client.cert_path(), "private_key": client.key_path()}),
+                with_client_cert(verified.clone(), &client),
             ),
             tls_cluster("nocert", local(p_mtls), None, verified.clone()),
             // TLS to a port that answers plaintext.
@@ -1725,9 +1541,7 @@ fn upstream_tls_to_nginx_verifies_the_certificate() {
     );
 
     for _ in 0..3 {
-        let got = http(p.port, "/good/", &[]);
-        assert_eq!(got.status, 200, "{got:?}\n{}", p.log());
-        assert_eq!(got.body, "nginx-tls HTTP/1.1 client=\n");
+        http(p.port, "/good/", &[]).assert_body(NGINX_TLS_H1, &p.log());
     }
 
     for (path, why) in [
@@ -1747,12 +1561,7 @@ fn upstream_tls_to_nginx_verifies_the_certificate() {
         ("/ip/", "the host's IP, which the certificate does not name"),
     ] {
         let from = p.log().len();
-        let got = http(p.port, path, &[]);
-        assert!(
-            matches!(got.status, 502 | 503),
-            "{why}: {got:?}\n{}",
-            p.log()
-        );
+        http(p.port, path, &[]).assert_upstream_failed(&format!("{why}\n{}", p.log()));
         let log = p.log_since(from).to_ascii_lowercase();
         assert!(
             log.contains("certificate"),
@@ -1760,19 +1569,11 @@ fn upstream_tls_to_nginx_verifies_the_certificate() {
         );
     }
 
-    let got = http(p.port, "/skip/", &[]);
-    assert_eq!(got.status, 200, "insecure_skip: {got:?}\n{}", p.log());
-    let got = http(p.port, "/hostname/", &[]);
-    assert_eq!(
-        got.status,
-        200,
-        "SNI from the hostname: {got:?}\n{}",
-        p.log()
-    );
+    http(p.port, "/skip/", &[]).assert_200(&format!("insecure_skip\n{}", p.log()));
+    http(p.port, "/hostname/", &[]).assert_200(&format!("SNI from the hostname\n{}", p.log()));
 
-    let got = http(p.port, "/mtls/", &[]);
-    assert_eq!(got.status, 200, "{got:?}\n{}", p.log());
-    assert_eq!(got.body, "nginx-tls HTTP/1.1 client=CN=proxy-client\n");
+    http(p.port, "/mtls/", &[])
+        .assert_body("nginx-tls HTTP/1.1 client=CN=proxy-client\n", &p.log());
     let got = http(p.port, "/nocert/", &[]);
     assert_eq!(
         (got.status, got.body.as_str()),
@@ -1782,43 +1583,31 @@ fn upstream_tls_to_nginx_verifies_the_certificate() {
 
     // A plaintext server behind a TLS cluster: a quick failure, not a hang.
     let started = Instant::now();
-    let got = http(p.port, "/plainport/", &[]);
-    assert!(matches!(got.status, 502 | 503), "{got:?}\n{}", p.log());
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    http(p.port, "/plainport/", &[]).assert_upstream_failed(&p.log());
+    assert_took_less_than(started, Duration::from_secs(3));
 }
 
 #[test]
 fn upstream_tls_with_alpn_h2_speaks_http2_to_nginx() {
-    let Some(pki) = tools() else { return };
-    let Some(nginx) = peer_program("nginx") else {
+    let Some((pki, nginx)) = tools_and_nginx() else {
         return;
     };
     let good = pki.server("up", "upstream.test", &["DNS:upstream.test"]);
-    let port = free_port();
-    let _nginx = start_nginx(&nginx, &nginx_tls_server(port, &good, ""), &[port]);
+    let (_nginx, port) = start_nginx_tls(&nginx, &good);
+    let cluster_tls = with(
+        verifying_tls(&pki.ca_cert_path(), "upstream.test"),
+        "alpn",
+        "h2",
+    );
     let p = upstream_tls_proxy(
-        vec![tls_cluster(
-            "h2",
-            local(port),
-            None,
-            json!({"status": true, "ca_cert": pki.ca_cert_path(),
-                "server_name": "upstream.test", "alpn": "h2"}),
-        )],
+        vec![tls_cluster("h2", local(port), None, cluster_tls.clone())],
         "Http2",
     );
     for _ in 0..3 {
-        let got = http(p.port, "/h2/", &[]);
-        assert_eq!(got.status, 200, "{got:?}\n{}", p.log());
-        assert_eq!(got.body, "nginx-tls HTTP/2.0 client=\n");
+        http(p.port, "/h2/", &[]).assert_body("nginx-tls HTTP/2.0 client=\n", &p.log());
     }
     // TLS on both sides: h2 or HTTP/1.1 in (by ALPN), h2 out.
     let front = pki.server("front", "front.test", &["DNS:front.test"]);
-    let cluster_tls = json!({"status": true, "ca_cert": pki.ca_cert_path(),
-        "server_name": "upstream.test", "alpn": "h2"});
     let p = upstream_tls_proxy_behind(
         vec![tls_cluster("h2", local(port), None, cluster_tls)],
         "Auto",
@@ -1827,72 +1616,48 @@ fn upstream_tls_with_alpn_h2_speaks_http2_to_nginx() {
     );
     for (proto, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
         let got = https(pki.ca_cert(), "front.test", p.port, "/h2/", &[proto]);
-        assert_eq!(
-            (got.status, got.version.as_str(), got.body.as_str()),
-            (200, version, "nginx-tls HTTP/2.0 client=\n"),
-            "{got:?}\n{}",
-            p.log()
-        );
+        got.assert_body_over(version, "nginx-tls HTTP/2.0 client=\n", &p.log());
     }
 }
 
 #[test]
 fn tls_terminated_in_front_of_tcp_proxy_and_originated_by_it() {
-    let Some(pki) = tools() else { return };
-    let Some(nginx) = peer_program("nginx") else {
+    let Some((pki, nginx)) = tools_and_nginx() else {
         return;
     };
     let front = pki.server("front", "front.test", &["DNS:front.test"]);
     let back = pki.server("up", "upstream.test", &["DNS:upstream.test"]);
     let plain = tagged_upstream("plain behind tcp_proxy");
-    let nginx_port = free_port();
-    let _nginx = start_nginx(
-        &nginx,
-        &nginx_tls_server(nginx_port, &back, ""),
-        &[nginx_port],
-    );
+    let (_nginx, nginx_port) = start_nginx_tls(&nginx, &back);
+    // A listener whose only chain is `tcp_chain`, to `cluster`.
+    let tcp_proxy = |tcp_chain: Value, cluster: Value| {
+        let (port, admin) = (free_port(), free_port());
+        Proxy::start(
+            &config(port, admin, vec![tcp_chain], vec![], vec![cluster]),
+            port,
+        )
+    };
 
     // TLS in, plain TCP out.
-    let (port, admin) = (free_port(), free_port());
-    let cfg = config(
-        port,
-        admin,
-        vec![json!({"tls_context": server_tls(&front),
-            "filters": [{"type": "tcp_proxy", "config": {"cluster": "plain"}}]})],
-        vec![],
-        vec![cluster("plain", plain.addr)],
+    let p = tcp_proxy(
+        json!({"tls_context": server_tls(&front),
+            "filters": [{"type": "tcp_proxy", "config": {"cluster": "plain"}}]}),
+        cluster("plain", plain.addr),
     );
-    let p = Proxy::start(&cfg, port);
     let got = https(pki.ca_cert(), "front.test", p.port, "/", &["--http1.1"]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "plain behind tcp_proxy"),
-        "{got:?}\n{}",
-        p.log()
-    );
+    got.assert_body("plain behind tcp_proxy", &p.log());
 
     // Plain TCP in, TLS out (the cluster's tls_context).
-    let (port, admin) = (free_port(), free_port());
-    let cfg = config(
-        port,
-        admin,
-        vec![json!({"filters": [{"type": "tcp_proxy", "config": {"cluster": "tls"}}]})],
-        vec![],
-        vec![tls_cluster(
+    let p = tcp_proxy(
+        json!({"filters": [{"type": "tcp_proxy", "config": {"cluster": "tls"}}]}),
+        tls_cluster(
             "tls",
             local(nginx_port),
             None,
-            json!({"status": true, "ca_cert": pki.ca_cert_path(), "server_name": "upstream.test"}),
-        )],
+            verifying_tls(&pki.ca_cert_path(), "upstream.test"),
+        ),
     );
-    let p = Proxy::start(&cfg, port);
-    let got = http(p.port, "/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "nginx-tls HTTP/1.1 client=\n"),
-        "{got:?}\n{}",
-        p.log()
-    );
+    http(p.port, "/", &[]).assert_body(NGINX_TLS_H1, &p.log());
 }
 
 #[test]
@@ -1903,16 +1668,9 @@ fn an_upstream_that_refuses_the_missing_client_certificate_fails_fast() {
     let up = tagged_upstream("behind mTLS");
     // The inner proxy requires a client certificate (TLS 1.3: it refuses one only
     // after the client has finished its handshake).
-    let mut tls = server_tls(&server);
-    tls["ca_cert"] = json!(pki.ca_cert_path());
-    tls["verify_client"] = json!(true);
-    tls["require_client_cert"] = json!(true);
-    let inner = single(up.addr, "Http1", tls);
-    let verified =
-        json!({"status": true, "ca_cert": pki.ca_cert_path(), "server_name": "server.test"});
-    let mut with_cert = verified.clone();
-    with_cert["cert_chain"] = json!(client.cert_path());
-    with_cert["private_key"] = json!(client.key_path());
+    let inner = single(up.addr, "Http1", mtls_server_tls(&pki, &server));
+    let verified = verifying_tls(&pki.ca_cert_path(), "server.test");
+    let with_cert = with_client_cert(verified.clone(), &client);
     let outer = upstream_tls_proxy(
         vec![
             tls_cluster("nocert", local(inner.port), None, verified),
@@ -1922,25 +1680,13 @@ fn an_upstream_that_refuses_the_missing_client_certificate_fails_fast() {
     );
     for _ in 0..2 {
         let started = Instant::now();
-        let got = http(outer.port, "/nocert/", &[]);
-        assert!(
-            matches!(got.status, 502 | 503),
-            "{got:?}\nouter:\n{}\ninner:\n{}",
+        http(outer.port, "/nocert/", &[]).assert_upstream_failed(&format!(
+            "outer:\n{}\ninner:\n{}",
             outer.log(),
             inner.log()
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "took {:?}",
-            started.elapsed()
-        );
-        let got = http(outer.port, "/cert/", &[]);
-        assert_eq!(
-            (got.status, got.body.as_str()),
-            (200, "behind mTLS"),
-            "{got:?}\n{}",
-            outer.log()
-        );
+        ));
+        assert_took_less_than(started, Duration::from_secs(3));
+        http(outer.port, "/cert/", &[]).assert_body("behind mTLS", &outer.log());
     }
 }
 
@@ -1965,23 +1711,27 @@ fn a_changed_certificate_is_served_without_restart_and_a_bad_one_is_refused() {
         pki.s_client(p.port, &["-servername", "server.test"])
             .subject()
     };
+    // The proxy serves the certificate of subject `CN = want` within 10 s of `what`.
+    let wait_for_subject = |want: &str, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while subject() != Some(cn(want)) {
+            assert!(
+                Instant::now() < deadline,
+                "still {:?} 10 s after {what}\n{}",
+                subject(),
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    let get = || https(pki.ca_cert(), "server.test", p.port, "/", &[]);
     assert_eq!(subject(), Some(cn("first.test")));
 
     // Overwritten in place, certificate first, then key.
     std::fs::write(&live.cert, second.cert_pem()).unwrap();
     std::fs::write(&live.key, second.key_pem()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while subject() != Some(cn("second.test")) {
-        assert!(
-            Instant::now() < deadline,
-            "still {:?} 10 s after the files changed\n{}",
-            subject(),
-            p.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let got = https(pki.ca_cert(), "server.test", p.port, "/", &[]);
-    assert_eq!((got.status, got.body.as_str()), (200, "reload"), "{got:?}");
+    wait_for_subject("second.test", "the files changed");
+    get().assert_body("reload", "");
 
     // A key that does not match the certificate: logged, the old pair stays.
     let from = p.log().len();
@@ -1994,22 +1744,14 @@ fn a_changed_certificate_is_served_without_restart_and_a_bad_one_is_refused() {
                     || l.contains("servers[0].listeners[0].filter_chains[0].tls_context"))
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let log = loop {
-        let log = p.log_since(from);
-        if names_the_context(&log) || Instant::now() > deadline {
-            break log;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let log = p.log_since_when(from, Duration::from_secs(10), names_the_context);
     assert!(
         names_the_context(&log),
         "a bad pair was not logged (naming the file or the context) within 10 s:\n{log}"
     );
     for _ in 0..3 {
         assert_eq!(subject(), Some(cn("second.test")));
-        let got = https(pki.ca_cert(), "server.test", p.port, "/", &[]);
-        assert_eq!(got.status, 200, "{got:?}");
+        get().assert_200("");
         std::thread::sleep(Duration::from_millis(300));
     }
 
@@ -2019,46 +1761,18 @@ fn a_changed_certificate_is_served_without_restart_and_a_bad_one_is_refused() {
     std::fs::rename(&staged, &live.key).unwrap();
     std::fs::write(&staged, third.cert_pem()).unwrap();
     std::fs::rename(&staged, &live.cert).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while subject() != Some(cn("third.test")) {
-        assert!(
-            Instant::now() < deadline,
-            "still {:?} 10 s after the files were renamed into place\n{}",
-            subject(),
-            p.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let got = https(pki.ca_cert(), "server.test", p.port, "/", &[]);
-    assert_eq!((got.status, got.body.as_str()), (200, "reload"), "{got:?}");
+    wait_for_subject("third.test", "the files were renamed into place");
+    get().assert_body("reload", "");
 }
 
 // ---- config errors ---------------------------------------------------------------
 
-/// `mosn-rs ARGS -c FILE` on `config`: (exit code, stderr and stdout).
-fn run_on(verb: &str, config: &Value) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.args([verb, "-c", path.to_str().unwrap()]);
-    let out = run_limited(cmd, Duration::from_secs(10));
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        ),
-    )
-}
-
 /// Both `validate` and `start` refuse `config` with exit code 2 and an issue line
 /// that starts with one of `paths` followed by ": ".
+#[track_caller]
 fn assert_refused(config: &Value, paths: &[&str]) {
     for verb in ["validate", "start"] {
-        let (code, text) = run_on(verb, config);
-        assert_eq!(code, Some(2), "{verb}: {text}");
+        let text = refused_with_exit_2(verb, &config.to_string()).output();
         let named = text.lines().any(|l| {
             let l = l.trim();
             paths.iter().any(|p| l.starts_with(&format!("{p}: ")))
@@ -2073,33 +1787,23 @@ fn bad_certificates_are_config_errors_naming_the_json_path() {
     let a = pki.server("a", "a.test", &["DNS:a.test"]);
     let b = pki.server("b", "b.test", &["DNS:b.test"]);
     let up: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let base = |tls: Value| {
-        config(
-            free_port(),
-            free_port(),
-            vec![chain("r", "Http1", Some(tls), None)],
-            vec![router_to("r", "up")],
-            vec![cluster("up", up)],
-        )
-    };
+    let base = |tls: Value| one_chain_config(free_port(), free_port(), "Http1", Some(tls), up);
     const CTX: &str = "servers[0].listeners[0].filter_chains[0].tls_context";
 
     // Sanity: the good pair is accepted.
-    let (code, text) = run_on("validate", &base(server_tls(&a)));
-    assert_eq!(code, Some(0), "{text}");
+    let run = run_on_config("validate", &base(server_tls(&a)).to_string());
+    assert_eq!(run.code, Some(0), "{}", run.output());
 
     let missing = pki.path().join("missing.pem").display().to_string();
-    let mut tls = server_tls(&a);
-    tls["cert_chain"] = json!(missing);
+    let tls = with(server_tls(&a), "cert_chain", missing.as_str());
     assert_refused(&base(tls), &[&format!("{CTX}.cert_chain")]);
 
-    let mut tls = server_tls(&a);
-    tls["private_key"] = json!(pki.path().join("missing.key").display().to_string());
+    let missing_key = pki.path().join("missing.key").display().to_string();
+    let tls = with(server_tls(&a), "private_key", missing_key);
     assert_refused(&base(tls), &[&format!("{CTX}.private_key")]);
 
     // A key that is not the certificate's.
-    let mut tls = server_tls(&a);
-    tls["private_key"] = json!(b.key_path());
+    let tls = with(server_tls(&a), "private_key", b.key_path());
     assert_refused(
         &base(tls),
         &[&format!("{CTX}.cert_chain"), &format!("{CTX}.private_key")],
@@ -2108,8 +1812,7 @@ fn bad_certificates_are_config_errors_naming_the_json_path() {
     // A file that holds no certificate.
     let junk = pki.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate\n").unwrap();
-    let mut tls = server_tls(&a);
-    tls["cert_chain"] = json!(junk.display().to_string());
+    let tls = with(server_tls(&a), "cert_chain", junk.display().to_string());
     assert_refused(&base(tls), &[&format!("{CTX}.cert_chain")]);
 
     // A missing CA file for client certificates.
@@ -2122,8 +1825,7 @@ fn bad_certificates_are_config_errors_naming_the_json_path() {
     let mut cfg = base(server_tls(&a));
     let chain0 = &mut cfg["servers"][0]["listeners"][0]["filter_chains"][0];
     chain0.as_object_mut().unwrap().remove("tls_context");
-    let mut bad = server_tls(&b);
-    bad["cert_chain"] = json!(missing);
+    let bad = with(server_tls(&b), "cert_chain", missing.as_str());
     chain0["tls_context_set"] = json!([server_tls(&a), bad]);
     assert_refused(
         &cfg,
@@ -2131,15 +1833,8 @@ fn bad_certificates_are_config_errors_naming_the_json_path() {
     );
 
     // A cluster's CA file.
-    let mut cfg = config(
-        free_port(),
-        free_port(),
-        vec![chain("r", "Http1", None, None)],
-        vec![router_to("r", "up")],
-        vec![cluster("up", up)],
-    );
-    cfg["cluster_manager"]["clusters"][0]["tls_context"] =
-        json!({"status": true, "ca_cert": missing, "server_name": "x.test"});
+    let mut cfg = one_chain_config(free_port(), free_port(), "Http1", None, up);
+    cfg["cluster_manager"]["clusters"][0]["tls_context"] = verifying_tls(&missing, "x.test");
     assert_refused(&cfg, &["cluster_manager.clusters[0].tls_context.ca_cert"]);
     // A cluster's client certificate whose key is another's.
     cfg["cluster_manager"]["clusters"][0]["tls_context"] = json!({"status": true,
@@ -2158,9 +1853,10 @@ fn bad_certificates_are_config_errors_naming_the_json_path() {
         ("cipher_suites", "NOT-A-CIPHER"),
         ("ecdh_curves", "curve9"),
     ] {
-        let mut tls = server_tls(&a);
-        tls[key] = json!(value);
-        assert_refused(&base(tls), &[&format!("{CTX}.{key}")]);
+        assert_refused(
+            &base(with(server_tls(&a), key, value)),
+            &[&format!("{CTX}.{key}")],
+        );
     }
     let mut cfg = base(server_tls(&a));
     cfg["servers"][0]["listeners"][0]["filter_chains"][0]["filter_chain_match"] =
@@ -2182,25 +1878,13 @@ fn bad_certificates_are_config_errors_naming_the_json_path() {
 
 // ---- MOSN's example configs ------------------------------------------------------
 
-/// The corpus folder; None when absent outside CI.
-fn corpus() -> Option<std::path::PathBuf> {
-    match mosn_corpus() {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("the MOSN config corpus (../shared/mosn-configs) is missing")
-        }
-        None => {
-            eprintln!("MOSN config corpus not found; skipping");
-            None
-        }
-    }
-}
-
 /// MOSN's `SAMPLE/tls_server_config.json` and `tls_client_config.json`, unchanged but
 /// for their ports, chained: a plain request to the client's listener goes over TLS
 /// (mutual, with ../certs) to the server's listener and on to a plain upstream.
 fn corpus_tls_pair_serves(sample: &str) {
-    let Some(root) = corpus() else { return };
+    let Some(root) = require_mosn_corpus() else {
+        return;
+    };
     let up = tagged_upstream("through MOSN's TLS samples");
     let (client_port, server_port) = (free_port(), free_port());
     let (client_admin, server_admin) = (free_port(), free_port());
@@ -2307,20 +1991,10 @@ fn a_tcp_proxy_chain_chosen_by_sni_passes_tls_through() {
         ],
     );
     let front = Proxy::start(&cfg, port);
-    let got = https(pki.ca_cert(), "pass.test", front.port, "/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "behind-passthrough"),
-        "{got:?}\n{}",
-        front.log()
-    );
+    let get = |name: &str| https(pki.ca_cert(), name, front.port, "/", &[]);
+    get("pass.test").assert_body("behind-passthrough", &front.log());
     // Other names are terminated by the front proxy itself.
-    let got = https(pki.ca_cert(), "front.test", front.port, "/", &[]);
-    assert_eq!(
-        (got.status, got.body.as_str()),
-        (200, "behind-passthrough"),
-        "{got:?}"
-    );
+    get("front.test").assert_body("behind-passthrough", "");
     let s = pki.s_client(front.port, &["-servername", "pass.test"]);
     assert!(
         s.subject().is_some_and(|subj| subj.contains("pass.test")),

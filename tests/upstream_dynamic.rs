@@ -10,21 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// An upstream that names itself in every response body.
-fn tagged(tag: &'static str) -> Upstream {
-    Upstream::start(move |mut s| {
-        while read_request(&mut s).is_some() {
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{tag}",
-                tag.len()
-            );
-            if s.write_all(resp.as_bytes()).is_err() {
-                return;
-            }
-        }
-    })
-}
-
 fn post(admin: u16, path: &str, body: &str) -> Response {
     let req = format!("POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
     http_exchange(admin, req.as_bytes())
@@ -42,18 +27,23 @@ fn hosts_json(addrs: &[SocketAddr]) -> String {
     format!("[{}]", list.join(", "))
 }
 
+/// POSTs to the admin API on `admin` that cluster `up`'s hosts are now `addrs`.
+fn update_hosts(admin: u16, addrs: &[SocketAddr]) -> Response {
+    post(
+        admin,
+        "/api/v1/update_hosts",
+        &format!(r#"{{"cluster": "up", "hosts": {}}}"#, hosts_json(addrs)),
+    )
+}
+
 #[test]
 fn hosts_are_replaced_at_runtime_and_bad_updates_are_refused_whole() {
-    let (a, b) = (tagged("A"), tagged("B"));
+    let (a, b) = (tagged_upstream("A"), tagged_upstream("B"));
     let cfg = HttpConfig::new(&[a.addr]);
     let _m = cfg.start();
     assert_eq!(get_body(cfg.port), "A");
 
-    let r = post(
-        cfg.admin_port,
-        "/api/v1/update_hosts",
-        &format!(r#"{{"cluster": "up", "hosts": {}}}"#, hosts_json(&[b.addr])),
-    );
+    let r = update_hosts(cfg.admin_port, &[b.addr]);
     assert_eq!(r.status, 200, "{}", r.body_text());
     for _ in 0..5 {
         assert_eq!(get_body(cfg.port), "B");
@@ -91,7 +81,7 @@ fn hosts_are_replaced_at_runtime_and_bad_updates_are_refused_whole() {
 
 #[test]
 fn clusters_are_updated_and_deleted_at_runtime() {
-    let (a, b) = (tagged("A"), tagged("B"));
+    let (a, b) = (tagged_upstream("A"), tagged_upstream("B"));
     let cfg = HttpConfig::new(&[a.addr]);
     let _m = cfg.start();
     let body = format!(
@@ -141,16 +131,12 @@ fn pooled_connections_to_removed_hosts_are_closed() {
         }
         let _ = tx.send(());
     });
-    let b = tagged("B");
+    let b = tagged_upstream("B");
     let mut cfg = HttpConfig::new(&[a.addr]);
     cfg.server_extra = r#", "processor": 1"#.into();
     let _m = cfg.start();
     assert_eq!(get_body(cfg.port), "A");
-    let r = post(
-        cfg.admin_port,
-        "/api/v1/update_hosts",
-        &format!(r#"{{"cluster": "up", "hosts": {}}}"#, hosts_json(&[b.addr])),
-    );
+    let r = update_hosts(cfg.admin_port, &[b.addr]);
     assert_eq!(r.status, 200);
     assert_eq!(get_body(cfg.port), "B");
     rx.recv_timeout(Duration::from_secs(5))
@@ -170,7 +156,7 @@ fn hosts_replaced_under_load_lose_no_request() {
         eprintln!("skipping: wrk not installed");
         return;
     };
-    let (a, b) = (tagged("A"), tagged("B"));
+    let (a, b) = (tagged_upstream("A"), tagged_upstream("B"));
     let cfg = HttpConfig::new(&[a.addr]);
     let _m = cfg.start();
     let stop = Arc::new(AtomicBool::new(false));
@@ -180,16 +166,8 @@ fn hosts_replaced_under_load_lose_no_request() {
         std::thread::spawn(move || {
             let mut swaps = 0;
             while !stop.load(Ordering::Relaxed) {
-                let hosts = if swaps % 2 == 0 {
-                    hosts_json(&[b])
-                } else {
-                    hosts_json(&[a, b])
-                };
-                let r = post(
-                    admin,
-                    "/api/v1/update_hosts",
-                    &format!(r#"{{"cluster": "up", "hosts": {hosts}}}"#),
-                );
+                let hosts: &[SocketAddr] = if swaps % 2 == 0 { &[b] } else { &[a, b] };
+                let r = update_hosts(admin, hosts);
                 assert_eq!(r.status, 200);
                 swaps += 1;
                 std::thread::sleep(Duration::from_millis(100));

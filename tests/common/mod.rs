@@ -279,17 +279,7 @@ pub fn http_exchange(port: u16, request: &[u8]) -> Response {
 /// Content-Length, chunked and close-delimited bodies. None on EOF before a head.
 pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> {
     let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
+    let head_end = read_head(s, &mut buf)?;
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
     let mut resp = Response {
@@ -323,6 +313,22 @@ pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> 
         resp.body = rest;
     }
     Some(resp)
+}
+
+/// Reads into `buf` until it holds a blank line (the end of a message head); where the
+/// head ends in `buf`. None on EOF or a read error first.
+fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(i) = find(buf, b"\r\n\r\n") {
+            return Some(i + 4);
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 thread_local! {
@@ -458,17 +464,7 @@ impl Drop for Upstream {
 /// None on EOF. Returns (head text, body).
 pub fn read_request(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     let mut buf = Vec::new();
-    let end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut b = [0u8; 4096];
-        let n = s.read(&mut b).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&b[..n]);
-    };
+    let end = read_head(s, &mut buf)?;
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut body = buf[end..].to_vec();
     let len = head
@@ -559,5 +555,23 @@ pub fn mosn_corpus() -> Option<PathBuf> {
     let p = repo_root().join("../shared/mosn-configs");
     p.exists().then_some(p)
 }
+
+/// [`mosn_corpus`], or None after a note when it is absent outside CI (the test then
+/// does nothing); panics when it is absent in CI.
+pub fn require_mosn_corpus() -> Option<PathBuf> {
+    match mosn_corpus() {
+        Some(p) => Some(p),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("the MOSN config corpus (../shared/mosn-configs) is missing")
+        }
+        None => {
+            eprintln!("MOSN config corpus not found; skipping");
+            None
+        }
+    }
+}
+
+pub mod cli;
+pub mod nginx;
 pub mod peers;
 pub mod tls;

@@ -58,6 +58,88 @@ pub fn peer_program(program: &str) -> Option<PathBuf> {
     None
 }
 
+/// A peer script started by [`start_ready_peer`].
+pub struct ReadyPeer {
+    pub child: Child,
+    /// To be held open: the peer scripts exit when their stdin closes (so they never
+    /// outlive a test).
+    pub stdin: ChildStdin,
+    /// The port it said it listens on.
+    pub port: u16,
+    /// Everything it has written to stderr so far.
+    pub stderr: Arc<Mutex<String>>,
+}
+
+/// Spawns `cmd`, a peer script called `name`, with its stdin, stdout and stderr
+/// piped; collects its stderr on a thread and reads its stdout on another: waits up
+/// to 20 s for the first line, `READY PORT` (it binds before saying so, so there is
+/// no race for the port), and hands every later line to `on_line`. Kills it and
+/// panics, with its stderr, when it does not get ready.
+pub fn start_ready_peer(
+    mut cmd: Command,
+    name: &str,
+    mut on_line: impl FnMut(String) + Send + 'static,
+) -> ReadyPeer {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr_pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+
+    let (ready_tx, ready_rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut ready = Some(ready_tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            match ready.take() {
+                Some(tx) => {
+                    let _ = tx.send(line);
+                }
+                None => on_line(line),
+            }
+        }
+    });
+
+    let ready = ready_rx.recv_timeout(Duration::from_secs(20));
+    let port = ready.as_deref().ok().and_then(|line| {
+        line.strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+    });
+    let Some(port) = port else {
+        let _ = child.kill();
+        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(50));
+        match ready {
+            Ok(line) => panic!("{name} said {line:?}, not READY"),
+            Err(_) => panic!("{name} did not get ready:\n{}", stderr.lock().unwrap()),
+        }
+    };
+    ReadyPeer {
+        child,
+        stdin,
+        port,
+        stderr,
+    }
+}
+
 /// tests/peers/grpc_server.py: serves `mosn.test.Echo` (and with `health`, the
 /// grpc.health.v1 service) on 127.0.0.1:`port`. Every call it takes is logged as an
 /// event; see [`GrpcServer::events`]. Killed when dropped.
@@ -84,73 +166,22 @@ impl GrpcServer {
         let python = venv_python().expect("the venv of scripts/setup.sh (grpcio)");
         let mut cmd = Command::new(python);
         cmd.arg(peers_dir().join("grpc_server.py"))
-            .arg(port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .arg(port.to_string());
         if health {
             cmd.arg("--health");
         }
-        let mut child = cmd.spawn().expect("spawn grpc_server.py");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr_pipe = child.stderr.take().unwrap();
-
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-
         let events = Arc::new(Mutex::new(Vec::new()));
         let log = events.clone();
-        let (ready_tx, ready_rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            let mut ready = Some(ready_tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match ready.take() {
-                    Some(tx) => {
-                        let _ = tx.send(line);
-                    }
-                    None => log.lock().unwrap().push(line),
-                }
-            }
+        let peer = start_ready_peer(cmd, "grpc_server.py", move |line| {
+            log.lock().unwrap().push(line)
         });
-
-        let mut server = GrpcServer {
-            port: 0,
-            child,
-            stdin,
+        GrpcServer {
+            port: peer.port,
+            child: peer.child,
+            stdin: Some(peer.stdin),
             events,
-            stderr,
-        };
-        match ready_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => {
-                server.port = line
-                    .strip_prefix("READY ")
-                    .and_then(|p| p.trim().parse().ok())
-                    .unwrap_or_else(|| panic!("grpc_server.py said {line:?}, not READY"));
-            }
-            Err(_) => {
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                std::thread::sleep(Duration::from_millis(50));
-                panic!(
-                    "grpc_server.py did not get ready:\n{}",
-                    server.stderr_text()
-                );
-            }
+            stderr: peer.stderr,
         }
-        server
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -293,6 +324,285 @@ pub fn grpc_client_args(args: &[&str]) -> (bool, Value) {
             json!({
                 "ok": false,
                 "error": "grpc_client.py printed no JSON",
+                "stdout": stdout,
+                "stderr": String::from_utf8_lossy(&output.stderr),
+            })
+        });
+    (output.status.success() && value["ok"] == json!(true), value)
+}
+
+// SOFA Bolt and Dubbo peers: the Node scripts in tests/peers/node (sofa-rpc-node with
+// sofa-bolt-node or dubbo-remoting, installed by scripts/setup.sh with `npm ci`) and
+// tests/peers/dubbo_client.py (dubbo-ssl-python, in the venv).
+
+/// tests/peers/node: bolt_server.js, bolt_client.js, dubbo_server.js, dubbo_client.js.
+pub fn node_peers_dir() -> PathBuf {
+    peers_dir().join("node")
+}
+
+/// `node`, when it is on PATH and scripts/setup.sh has installed the npm packages of
+/// tests/peers/node; None (after a note on stderr) otherwise. Panics instead when
+/// env `CI` is set.
+pub fn node_peers() -> Option<PathBuf> {
+    let installed = node_peers_dir()
+        .join("node_modules/.mosn-setup-ok")
+        .exists();
+    let node = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("node"))
+            .find(|p| p.is_file())
+    });
+    if let Some(node) = node.filter(|_| installed) {
+        return Some(node);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("node or tests/peers/node/node_modules is missing: run scripts/setup.sh");
+    }
+    eprintln!("skipping: no Bolt/Dubbo test peers (run scripts/setup.sh: node + npm ci)");
+    None
+}
+
+/// The venv's Python when it has dubbo-ssl-python (the marker of scripts/setup.sh
+/// names it); None (after a note) otherwise. Panics instead when env `CI` is set.
+pub fn dubbo_python() -> Option<PathBuf> {
+    let venv = repo_root().join(".venv");
+    let python = venv.join("bin/python");
+    let marker = std::fs::read_to_string(venv.join(".mosn-setup-ok")).unwrap_or_default();
+    if python.exists() && marker.contains("dubbo-ssl-python==") {
+        return Some(python);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the venv has no dubbo-ssl-python: run scripts/setup.sh");
+    }
+    eprintln!("skipping: no dubbo-ssl-python in .venv (run scripts/setup.sh)");
+    None
+}
+
+/// The two xprotocol peers' protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XProtocol {
+    /// SOFA Bolt v1 with hessian2 (bolt_server.js, bolt_client.js).
+    Bolt,
+    /// Dubbo (magic 0xdabb) with hessian2 (dubbo_server.js, dubbo_client.js and
+    /// dubbo_client.py).
+    Dubbo,
+}
+
+/// A sofa-rpc-node server from tests/peers/node on 127.0.0.1: bolt_server.js (service
+/// `com.mosn.test.EchoService`, version 1.0) or dubbo_server.js
+/// (`com.mosn.test.DubboEcho`, version 1.0.0), each with `echo(String)` answering
+/// `"<tag>:<s>"`, `sleep(int ms)` and `fail()`. Every connection, call and heartbeat
+/// it takes is an event (see [`XServer::events`]). Killed when dropped.
+pub struct XServer {
+    pub port: u16,
+    pub protocol: XProtocol,
+    pub child: Child,
+    /// Held open: the server exits when its stdin closes.
+    stdin: Option<ChildStdin>,
+    events: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl XServer {
+    /// bolt_server.js on a free port, answering with `tag`. Panics when the Node
+    /// peers are missing: check [`node_peers`] first.
+    pub fn bolt(tag: &str) -> XServer {
+        Self::start(XProtocol::Bolt, 0, &["--tag", tag])
+    }
+
+    /// dubbo_server.js on a free port, answering with `tag`.
+    pub fn dubbo(tag: &str) -> XServer {
+        Self::start(XProtocol::Dubbo, 0, &["--tag", tag])
+    }
+
+    /// The server of `protocol` on `port` (0: any) with more options of its script
+    /// (`--tag T`, `--service NAME`, `--version V`, `--group G`), waiting until it
+    /// listens.
+    pub fn start(protocol: XProtocol, port: u16, args: &[&str]) -> XServer {
+        let node = node_peers().expect("node and tests/peers/node/node_modules");
+        let script = match protocol {
+            XProtocol::Bolt => "bolt_server.js",
+            XProtocol::Dubbo => "dubbo_server.js",
+        };
+        let mut cmd = Command::new(node);
+        cmd.arg(node_peers_dir().join(script))
+            .arg(port.to_string())
+            .args(args);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let log = events.clone();
+        let peer = start_ready_peer(cmd, script, move |line| log.lock().unwrap().push(line));
+        XServer {
+            port: peer.port,
+            protocol,
+            child: peer.child,
+            stdin: Some(peer.stdin),
+            events,
+            stderr: peer.stderr,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Every line the server printed after READY, in order, each `KIND {json}`:
+    /// `CONN {"peer":"127.0.0.1:P"}`, `CLOSE {"peer":..}`,
+    /// `CALL {"peer":..,"id":..,"service":"NAME:VERSION","method":..,"args":[..],
+    /// "props":{..},"timeout":..}` (props: Bolt's SofaRequest requestProps, Dubbo's
+    /// attachments; timeout: Bolt's header timeout) and `HEARTBEAT {"peer":..,"id":..}`.
+    pub fn events(&self) -> Vec<String> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// The JSON of every event of `kind` ("CALL", "CONN", "CLOSE", "HEARTBEAT").
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        let prefix = format!("{kind} ");
+        self.events()
+            .iter()
+            .filter_map(|e| e.strip_prefix(&prefix))
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect()
+    }
+
+    /// How many calls of `method` ("echo", "sleep", "fail") the server has taken.
+    pub fn calls(&self, method: &str) -> usize {
+        self.events_of("CALL")
+            .iter()
+            .filter(|c| c["method"] == method)
+            .count()
+    }
+
+    /// How many connections it has accepted.
+    pub fn connections(&self) -> usize {
+        self.events_of("CONN").len()
+    }
+
+    /// Waits up to `limit` for an event that starts with `prefix` and returns it.
+    pub fn wait_event(&self, prefix: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| e.starts_with(prefix)) {
+                return Some(e);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the server (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.wait();
+        self.stdin.take();
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for XServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The xprotocol clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XClient {
+    /// tests/peers/node/bolt_client.js (sofa-rpc-node, Bolt v1).
+    BoltNode,
+    /// tests/peers/node/dubbo_client.js (sofa-rpc-node with dubbo-remoting).
+    DubboNode,
+    /// tests/peers/dubbo_client.py (dubbo-ssl-python).
+    DubboPython,
+}
+
+impl XClient {
+    /// The program and script that run this client, or None (after a note; a panic in
+    /// CI) when it is not installed.
+    pub fn command(self) -> Option<Command> {
+        let (program, script) = match self {
+            XClient::BoltNode => (node_peers()?, node_peers_dir().join("bolt_client.js")),
+            XClient::DubboNode => (node_peers()?, node_peers_dir().join("dubbo_client.js")),
+            XClient::DubboPython => (dubbo_python()?, peers_dir().join("dubbo_client.py")),
+        };
+        let mut cmd = Command::new(program);
+        cmd.arg(script);
+        Some(cmd)
+    }
+}
+
+/// Runs `client` against 127.0.0.1:`port` with `case` (e.g. `&["echo", "200", "64"]`,
+/// `&["fail"]`, `&["timeout", "2000", "300"]`) within [`CLIENT_LIMIT`] and returns
+/// (the case held, the JSON it printed). Panics when the client is not installed:
+/// check [`node_peers`] / [`dubbo_python`] first.
+pub fn x_client(client: XClient, port: u16, case: &[&str]) -> (bool, Value) {
+    let target = format!("127.0.0.1:{port}");
+    let mut args = vec![target.as_str()];
+    args.extend_from_slice(case);
+    x_client_args(client, &args, CLIENT_LIMIT)
+}
+
+/// Runs `client` with raw arguments (options such as `--service NAME`, `--timeout MS`,
+/// `--size N`, `--expect-tag T`, then HOST:PORT, CASE and its arguments), killing it
+/// after `limit`.
+pub fn x_client_args(client: XClient, args: &[&str], limit: Duration) -> (bool, Value) {
+    let mut cmd = client.command().expect("the xprotocol client is installed");
+    cmd.args(args);
+    run_json_client(cmd, &format!("{client:?}"), limit)
+}
+
+/// Runs a client that prints one JSON line with `"ok"` and exits 0 when its case
+/// held; kills it after `limit`. Returns (exit 0 and ok, that JSON, or one with the
+/// error, stdout and stderr when it printed none).
+pub fn run_json_client(mut cmd: Command, name: &str, limit: Duration) -> (bool, Value) {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{name} output: {e}")),
+        Err(_) => {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+            return (
+                false,
+                json!({"ok": false, "error": format!("{name} ran over {limit:?}")}),
+            );
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .unwrap_or_else(|| {
+            json!({
+                "ok": false,
+                "error": format!("{name} printed no JSON"),
                 "stdout": stdout,
                 "stderr": String::from_utf8_lossy(&output.stderr),
             })

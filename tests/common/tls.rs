@@ -127,22 +127,9 @@ impl Pki {
     /// peer verifying against it rejects every certificate of this Pki.
     pub fn new_ca(&self, name: &str, cn: &str) -> CertPair {
         let pair = self.pair(name);
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-config",
-            "req.cnf",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &pair.key_path(),
-            "-out",
-            &pair.cert_path(),
-            "-subj",
-            &format!("/CN={cn}"),
+        let (key, cert, subject) = (pair.key_path(), pair.cert_path(), format!("/CN={cn}"));
+        let mut args = new_key_request("-x509", &key, &cert, &subject);
+        args.extend([
             "-days",
             "3650",
             "-addext",
@@ -152,6 +139,7 @@ impl Pki {
             "-addext",
             "subjectKeyIdentifier=hash",
         ]);
+        self.openssl(&args);
         pair
     }
 
@@ -211,22 +199,9 @@ impl Pki {
     /// use.
     pub fn self_signed(&self, name: &str, cn: &str, sans: &[&str]) -> CertPair {
         let pair = self.pair(name);
-        let mut args: Vec<String> = [
-            "req",
-            "-x509",
-            "-config",
-            "req.cnf",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &pair.key_path(),
-            "-out",
-            &pair.cert_path(),
-            "-subj",
-            &format!("/CN={cn}"),
+        let (key, cert, subject) = (pair.key_path(), pair.cert_path(), format!("/CN={cn}"));
+        let mut args = new_key_request("-x509", &key, &cert, &subject);
+        args.extend([
             "-days",
             "30",
             "-addext",
@@ -235,15 +210,11 @@ impl Pki {
             "keyUsage=critical,digitalSignature",
             "-addext",
             "extendedKeyUsage=serverAuth,clientAuth",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ]);
+        let san = format!("subjectAltName={}", sans.join(","));
         if !sans.is_empty() {
-            args.push("-addext".into());
-            args.push(format!("subjectAltName={}", sans.join(",")));
+            args.extend(["-addext", &san]);
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.openssl(&args);
         pair
     }
@@ -284,23 +255,13 @@ impl Pki {
         let pair = self.pair(name);
         let csr = self.dir.path().join(format!("{name}.csr"));
         let ext = self.dir.path().join(format!("{name}.ext"));
-        self.openssl(&[
-            "req",
+        let (key, subject) = (pair.key_path(), format!("/CN={cn}"));
+        self.openssl(&new_key_request(
             "-new",
-            "-config",
-            "req.cnf",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &pair.key_path(),
-            "-out",
+            &key,
             csr.to_str().unwrap(),
-            "-subj",
-            &format!("/CN={cn}"),
-        ]);
+            &subject,
+        ));
         std::fs::write(&ext, extensions).unwrap();
         let mut args = vec![
             "ca",
@@ -384,6 +345,34 @@ impl Pki {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
+
+/// `openssl req` arguments that make a new P-256 key (unencrypted) in `key` and, for
+/// `subject` (`/CN=...`), a self-signed certificate (`kind` "-x509") or a certificate
+/// request (`kind` "-new") in `out`.
+fn new_key_request<'a>(
+    kind: &'a str,
+    key: &'a str,
+    out: &'a str,
+    subject: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "req",
+        kind,
+        "-config",
+        "req.cnf",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        out,
+        "-subj",
+        subject,
+    ]
 }
 
 /// Extensions of an end-entity certificate for `usage` with `sans`.

@@ -38,6 +38,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc  # noqa: E402
 import pbgen  # noqa: E402
+import peer_lifetime  # noqa: E402
 
 pb, pb_grpc = pbgen.load()
 CODES = pbgen.status_codes()
@@ -186,26 +187,13 @@ def main():
         return 2
     server.start()
 
-    stop = threading.Event()
-
-    def watch_stdin():
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        except (OSError, ValueError):
-            pass
-        stop.set()
-
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    stop = peer_lifetime.stop_event()
 
     emit("READY %d" % port)
     while not stop.wait(0.2):
         pass
     server.stop(grace=0.3).wait(2)
-    # os._exit: the stdin reader thread is blocked in read(), which makes a normal
-    # interpreter shutdown abort ("could not acquire lock for <stdin>").
+    # os._exit: see peer_lifetime.stop_event.
     sys.stdout.flush()
     os._exit(0)
 

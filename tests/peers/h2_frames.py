@@ -334,6 +334,16 @@ MALFORMED = {
 }
 
 
+def send_paced(c, n, stream_frames, pause):
+    """Sends `stream_frames(id)` for streams 1, 3, ... 2n-1, 10 streams a write and
+    `pause` seconds apart, until the connection fails or a GOAWAY has come."""
+    for start in range(0, n, 10):
+        data = b"".join(stream_frames(2 * i + 1) for i in range(start, min(start + 10, n)))
+        if not c.send(data) or c.counts.get("GOAWAY"):
+            break
+        time.sleep(pause)
+
+
 def run(port, case, n):
     c = Conn(port)
     s = 1
@@ -394,13 +404,8 @@ def run(port, case, n):
         # The same, 10 streams per write, 2 ms apart: the proxy accepts each stream
         # before its reset arrives, so h2's pending-accept guard never fills up.
         one = block(request(path="/direct"))
-        for start in range(0, n, 10):
-            data = b"".join(headers_frames(2 * i + 1, one) +
-                            frame(RST_STREAM, 0, 2 * i + 1, (8).to_bytes(4, "big"))
-                            for i in range(start, min(start + 10, n)))
-            if not c.send(data) or c.counts.get("GOAWAY"):
-                break
-            time.sleep(0.002)
+        send_paced(c, n, lambda sid: headers_frames(sid, one) +
+                   frame(RST_STREAM, 0, sid, (8).to_bytes(4, "big")), pause=0.002)
         c.wait(lambda c: c.counts.get("GOAWAY", 0) > 0, limit=3)
         s = 2 * n - 1
     elif case in ("empty_headers_flood", "malformed_flood"):
@@ -410,12 +415,8 @@ def run(port, case, n):
             block(MALFORMED["missing_path_no_authority"])
         # Paced (10 streams per write) so that the streams are accepted as they come
         # rather than refused for exceeding MAX_CONCURRENT_STREAMS.
-        for start in range(0, n, 10):
-            data = b"".join(frame(HEADERS, END_STREAM | END_HEADERS, 2 * i + 1, one)
-                            for i in range(start, min(start + 10, n)))
-            if not c.send(data) or c.counts.get("GOAWAY"):
-                break
-            time.sleep(0.001)
+        send_paced(c, n, lambda sid: frame(HEADERS, END_STREAM | END_HEADERS, sid, one),
+                   pause=0.001)
         c.wait(lambda c: c.counts.get("GOAWAY", 0) > 0, limit=5)
         s = 2 * n - 1
     elif case == "ping_flood":

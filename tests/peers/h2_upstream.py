@@ -48,7 +48,6 @@ import argparse
 import hashlib
 import json
 import os
-import signal
 import socket
 import sys
 import threading
@@ -59,6 +58,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 from hyperframe.frame import GoAwayFrame
+
+import peer_lifetime
 
 
 class Server:
@@ -290,26 +291,14 @@ def main():
             conn = Connection(server, sock, server.next_conn())
             threading.Thread(target=conn.run, daemon=True).start()
 
-    stop = threading.Event()
-
-    def watch_stdin():
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        except (OSError, ValueError):
-            pass
-        stop.set()
-
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = peer_lifetime.stop_event()
     threading.Thread(target=accept_loop, daemon=True).start()
-    threading.Thread(target=watch_stdin, daemon=True).start()
 
     sys.stdout.write("READY %d\n" % port)
     sys.stdout.flush()
     while not stop.wait(0.2):
         pass
-    # os._exit: the stdin reader thread is blocked in read() (see grpc_server.py).
+    # os._exit: see peer_lifetime.stop_event.
     sys.stdout.flush()
     os._exit(0)
 
