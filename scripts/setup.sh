@@ -2,8 +2,10 @@
 # Installs what the test suite needs on a fresh Debian machine: the real peers the
 # black-box tests drive (nginx as an upstream; curl, wrk, h2load and nghttp as
 # clients; openssl for test certificates and s_client; iptables for the
-# original_dst test) and a Python venv at .venv
-# with grpcio for the gRPC peers in tests/peers/.
+# original_dst test), a Python venv at .venv
+# with grpcio for the gRPC peers in tests/peers/ and dubbo-ssl-python for the Dubbo
+# client, and Node.js with the npm packages of tests/peers/node (sofa-rpc-node,
+# sofa-bolt-node, dubbo-remoting: the SOFA Bolt and Dubbo peers).
 # Idempotent, and silent when everything is already there.
 set -euo pipefail
 
@@ -11,12 +13,12 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # The Python packages of .venv. Changing this list rebuilds the venv on the next run
 # (the marker file holds the list it was built from).
-py_reqs="grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 protobuf==7.36.2 h2==4.4.1 websockets==17.4"
+py_reqs="grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 protobuf==7.36.2 h2==4.4.1 websockets==17.4 dubbo-ssl-python==0.9.6 kazoo==2.11.0"
 venv="$repo/.venv"
 marker="$venv/.mosn-setup-ok"
 venv_ok=false
 if [ -x "$venv/bin/python" ] && [ "$(cat "$marker" 2>/dev/null)" = "$py_reqs" ] &&
-  "$venv/bin/python" -c 'import grpc, grpc_tools, grpc_health, h2' >/dev/null 2>&1; then
+  "$venv/bin/python" -c 'import grpc, grpc_tools, grpc_health, h2, dubbo_ssl' >/dev/null 2>&1; then
   venv_ok=true
 fi
 
@@ -30,6 +32,22 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 if ! $venv_ok && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   need+=(python3 python3-venv)
+fi
+
+# The Node peers: package.json pins the packages, package-lock.json every dependency
+# (exact versions and integrity hashes); `npm ci` installs exactly that into
+# tests/peers/node/node_modules (git-ignored). The marker holds the hash of the lock
+# it was installed from, so a changed lock reinstalls on the next run.
+node_dir="$repo/tests/peers/node"
+node_marker="$node_dir/node_modules/.mosn-setup-ok"
+node_lock="$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)"
+node_ok=false
+if [ "$(cat "$node_marker" 2>/dev/null)" = "$node_lock" ] && command -v node >/dev/null 2>&1; then
+  node_ok=true
+fi
+if ! $node_ok; then
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -50,6 +68,13 @@ if ! $venv_ok; then
   # shellcheck disable=SC2086 # the list is split into its packages on purpose
   "$venv/bin/pip" install -q --disable-pip-version-check $py_reqs
   printf '%s' "$py_reqs" >"$marker"
+fi
+
+if ! $node_ok; then
+  echo "setup: installing the Node peers in $node_dir (npm ci)"
+  rm -f "$node_marker"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  printf '%s' "$node_lock" >"$node_marker"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

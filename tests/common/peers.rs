@@ -1,6 +1,8 @@
 //! Real HTTP/2 and gRPC peers for black-box tests: the grpcio server and client in
 //! tests/peers/ (run by the Python of the venv that scripts/setup.sh builds at
-//! `.venv`), and the HTTP/2 command-line clients h2load, nghttp and curl.
+//! `.venv`), and the HTTP/2 command-line clients h2load, nghttp and curl. Also the
+//! SOFA Bolt and Dubbo peers: the Node servers and clients of tests/peers/node and
+//! the dubbo-ssl-python client ([`XServer`], [`x_client`]).
 //!
 //! Outside CI a test skips itself when a peer is not installed
 //! (`let Some(_) = venv_python() else { return };`); in CI (env `CI` set) a missing
