@@ -166,6 +166,8 @@ enum HeaderTest {
     Value(StrMatch),
     /// true: present; false: absent.
     Present(bool),
+    /// Present with a non-empty value (MOSN's RPC rule ".*").
+    NonEmpty,
 }
 
 #[derive(Debug)]
@@ -255,6 +257,7 @@ impl HeaderMatch {
         let value = self.source.get(req);
         let hit = match (&self.test, value) {
             (HeaderTest::Present(want), v) => v.is_some() == *want,
+            (HeaderTest::NonEmpty, v) => v.is_some_and(|v| !v.is_empty()),
             (HeaderTest::Value(m), Some(v)) => m.matches(v),
             (HeaderTest::Value(_), None) => false,
         };
@@ -419,12 +422,21 @@ pub(crate) struct Conditions {
 
 impl Conditions {
     pub(crate) fn build(m: &cfg::RouteMatch, at: &Location) -> Result<Conditions, RouterError> {
-        let headers = m
+        let mut headers: Box<[HeaderMatch]> = m
             .headers
             .iter()
             .enumerate()
             .map(|(i, h)| HeaderMatch::build(h, i, at))
             .collect::<Result<_, _>>()?;
+        // MOSN's RPC rule (pkg/router/rpc_rule.go): a route matched by one `service`
+        // header alone, no path, reads the value ".*" as "any service" (its Bolt and
+        // Dubbo sample configs rely on it).
+        let rpc_rule = m.prefix.is_none() && m.path.is_none() && m.regex.is_none();
+        if let ([only], [h]) = (&mut headers[..], &m.headers[..]) {
+            if rpc_rule && h.name == "service" && h.value.as_deref() == Some(".*") {
+                only.test = HeaderTest::NonEmpty;
+            }
+        }
         let query = m
             .query_parameters
             .iter()

@@ -173,6 +173,37 @@ fn header_matchers_all_must_hold() {
     assert!(!hits(&t, &Req::new("h", "/").header("a", "1")));
 }
 
+/// MOSN's RPC rule: one `service` header with value ".*" and no path matches any
+/// request with a non-empty service (the Bolt and Dubbo sample configs); with a path
+/// condition, or another header name, ".*" stays an exact value.
+#[test]
+fn mosn_rpc_rule_dot_star_service_matches_any_service() {
+    let t = routes(json!([
+        {"match": {"headers": [{"name": "service", "value": ".*"}]}, "route": to("hit")},
+        {"match": {"prefix": "/"}, "route": to("miss")},
+    ]));
+    assert!(hits(
+        &t,
+        &Req::new("h", "/").header("service", "com.a.Echo:1.0")
+    ));
+    assert!(!hits(&t, &Req::new("h", "/")));
+    assert!(!hits(&t, &Req::new("h", "/").header("service", "")));
+    let with_path = guarded(json!({"headers": [{"name": "service", "value": ".*"}]}));
+    assert!(!hits(
+        &with_path,
+        &Req::new("h", "/").header("service", "x")
+    ));
+    assert!(hits(
+        &with_path,
+        &Req::new("h", "/").header("service", ".*")
+    ));
+    let other = routes(json!([
+        {"match": {"headers": [{"name": "tenant", "value": ".*"}]}, "route": to("hit")},
+        {"match": {"prefix": "/"}, "route": to("miss")},
+    ]));
+    assert!(!hits(&other, &Req::new("h", "/").header("tenant", "x")));
+}
+
 #[test]
 fn query_parameter_matchers_table() {
     let cases: Vec<(Value, &str, bool)> = vec![
