@@ -201,8 +201,8 @@ fn validate_names_path_and_problem_for_each_error_class() {
     // A MOSN protocol not implemented yet.
     assert_single_issue_when_set(
         &format!("{FILTER}/config/downstream_protocol"),
-        json!("bolt"),
-        "servers[0].listeners[0].filter_chains[0].filters[0].config.downstream_protocol: protocol \"bolt\" is valid MOSN but not supported by mosn-rs yet",
+        json!("tars"),
+        "servers[0].listeners[0].filter_chains[0].filters[0].config.downstream_protocol: protocol \"tars\" is valid MOSN but not supported by mosn-rs yet",
     );
 }
 
@@ -228,7 +228,7 @@ fn validate_prints_every_issue_of_a_config() {
     {{"name": "l", "address": "127.0.0.1:{p}", "bind_port": true,
       "filter_chains": [{{"filters": [{{"type": "frobnicator", "config": {{}}}}]}}]}},
     {{"name": "l", "address": "127.0.0.1:{p}", "bind_port": true,
-      "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "bolt", "router_config_name": "x"}}}}]}}]}},
+      "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "tars", "router_config_name": "x"}}}}]}}]}},
     {{"name": "l3", "address": "nowhere", "bind_port": true,
       "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "Http1", "router_config_name": "r"}}}}]}}]}}
   ]}}],
@@ -244,7 +244,7 @@ fn validate_prints_every_issue_of_a_config() {
         "cluster_manager.clusters[1].name: duplicate cluster name \"up\"",
         "servers[0].routers[0].virtual_hosts[0].routers[0].route.cluster_name: no cluster named \"nope\"",
         "servers[0].listeners[0].filter_chains[0].filters[0].type: unknown network filter \"frobnicator\"",
-        "servers[0].listeners[1].filter_chains[0].filters[0].config.downstream_protocol: protocol \"bolt\" is valid MOSN but not supported by mosn-rs yet",
+        "servers[0].listeners[1].filter_chains[0].filters[0].config.downstream_protocol: protocol \"tars\" is valid MOSN but not supported by mosn-rs yet",
         "servers[0].listeners[1].filter_chains[0].filters[0].config.router_config_name: no router named \"x\"",
         "servers[0].listeners[1].name: duplicate listener name \"l\"",
         &format!("servers[0].listeners[1].address: address 127.0.0.1:{p} is already used by servers[0].listeners[0]"),

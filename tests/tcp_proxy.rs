@@ -142,10 +142,11 @@ fn auto_proxy_falls_back_to_tcp_proxy_for_unknown_protocols() {
     assert_eq!(r.status, 200);
     assert!(r.body_text().starts_with("GET /x HTTP/1.1"));
 
+    // Neither HTTP nor an RPC codec's magic (0x01/0x02 would be Bolt, 0xdabb Dubbo).
     let mut s = connect(port);
-    s.write_all(b"\x01\x02binary protocol").unwrap();
+    s.write_all(b"\x05\x06binary protocol").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     let mut back = Vec::new();
     s.read_to_end(&mut back).unwrap();
-    assert_eq!(back, b"\x01\x02binary protocolbye");
+    assert_eq!(back, b"\x05\x06binary protocolbye");
 }

@@ -19,12 +19,17 @@ pub enum NetworkFilter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ProxyProtocol {
     Http1,
-    /// HTTP/2 with prior knowledge (h2c); via ALPN once TLS lands.
+    /// HTTP/2 with prior knowledge (h2c), or by ALPN over TLS.
     Http2,
-    /// MOSN's protocol detection: HTTP/2's preface or an HTTP/1 method; the RPC codecs
-    /// join later.
+    /// MOSN's protocol detection: HTTP/2's preface, an HTTP/1 method, or an RPC
+    /// protocol's magic bytes.
     Auto,
+    /// An XProtocol RPC codec by its MOSN name (`bolt`, `boltv2`, `dubbo`).
+    Rpc(&'static str),
 }
+
+/// The XProtocol codecs this build has, by MOSN's names.
+pub const RPC_PROTOCOLS: &[&str] = &["bolt", "boltv2"];
 
 /// `{"type": "proxy", "config": {...}}`
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -84,7 +89,21 @@ pub struct ClientCertDetails {
 
 impl ProxyFilterConfig {
     pub fn downstream(&self) -> ProxyProtocol {
+        // MOSN's older shape: "X" with the codec in extend_config.sub_protocol.
+        if self.downstream_protocol == "X" {
+            if let Some(p) = self.sub_protocol().and_then(parse_protocol) {
+                return p;
+            }
+        }
         parse_protocol(&self.downstream_protocol).unwrap_or(ProxyProtocol::Http1)
+    }
+
+    /// `extend_config.sub_protocol`, when set.
+    pub fn sub_protocol(&self) -> Option<&str> {
+        self.extend_config
+            .get("sub_protocol")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
     }
 
     /// The upstream protocol; None: the same as the downstream request's (MOSN reads an
@@ -242,20 +261,17 @@ pub(crate) fn parse_protocol(name: &str) -> Option<ProxyProtocol> {
         "Http1" | "HTTP1" | "http1" => Some(ProxyProtocol::Http1),
         "Http2" | "HTTP2" | "http2" => Some(ProxyProtocol::Http2),
         "Auto" | "auto" => Some(ProxyProtocol::Auto),
-        _ => None,
+        other => RPC_PROTOCOLS
+            .iter()
+            .find(|p| p.eq_ignore_ascii_case(other))
+            .map(|p| ProxyProtocol::Rpc(p)),
     }
 }
 
 /// Protocol names MOSN knows that later work implements; named "not supported yet".
-const LATER_PROTOCOLS: &[&str] = &[
-    "X",
-    "bolt",
-    "boltv2",
-    "dubbo",
-    "tars",
-    "dubbothrift",
-    "Xprotocol",
-];
+const LATER_PROTOCOLS: &[&str] = &["dubbo", "tars", "dubbothrift", "dubbo-thrift", "Xprotocol"];
+
+const SUPPORTED: &str = "\"Http1\", \"Http2\", \"Auto\", \"bolt\", \"boltv2\"";
 
 /// Checks a protocol name; `allow_empty` for the upstream side (empty = same as downstream).
 pub(crate) fn check_protocol(name: &str, path: &str, allow_empty: bool, problems: &mut Problems) {
@@ -268,12 +284,12 @@ pub(crate) fn check_protocol(name: &str, path: &str, allow_empty: bool, problems
     if LATER_PROTOCOLS.contains(&name) {
         problems.error(
             path,
-            format!("protocol {name:?} is valid MOSN but not supported by mosn-rs yet (supported: \"Http1\", \"Http2\", \"Auto\")"),
+            format!("protocol {name:?} is valid MOSN but not supported by mosn-rs yet (supported: {SUPPORTED})"),
         );
     } else {
         problems.error(
             path,
-            format!("unknown protocol {name:?} (supported: \"Http1\", \"Http2\", \"Auto\")"),
+            format!("unknown protocol {name:?} (supported: {SUPPORTED})"),
         );
     }
 }

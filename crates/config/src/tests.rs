@@ -150,7 +150,7 @@ fn unimplemented_and_unknown_keys_are_warned_with_paths() {
 fn later_protocols_are_named_not_yet() {
     let text = minimal(PROXY).replace(
         r#""downstream_protocol": "Http1""#,
-        r#""downstream_protocol": "bolt""#,
+        r#""downstream_protocol": "tars""#,
     );
     let errs = errors_of(&text);
     assert_eq!(errs.len(), 1);
@@ -264,13 +264,29 @@ fn tls_without_certificate_and_xprotocol_and_xds_are_refused_not_downgraded() {
         r#""filter_chains": [{"tls_context": {}, "filters""#,
     );
     assert!(errors_of(&off).is_empty());
-    let sub = minimal(PROXY).replace(
-        r#""router_config_name": "r"}}"#,
-        r#""router_config_name": "r", "extend_config": {"sub_protocol": "bolt"}}}"#,
-    );
+    // MOSN's older RPC shape: "X" names its codec in extend_config.sub_protocol.
+    let sub = minimal(PROXY)
+        .replace(
+            r#""downstream_protocol": "Http1""#,
+            r#""downstream_protocol": "X""#,
+        )
+        .replace(
+            r#""router_config_name": "r"}}"#,
+            r#""router_config_name": "r", "extend_config": {"sub_protocol": "tars"}}}"#,
+        );
     let errs = errors_of(&sub);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].ends_with(r#"config.extend_config.sub_protocol: XProtocol "bolt" is valid MOSN but not supported by mosn-rs yet"#), "{errs:?}");
+    assert!(errs[0].ends_with(r#"config.extend_config.sub_protocol: protocol "tars" is valid MOSN but not supported by mosn-rs yet (supported: "Http1", "Http2", "Auto", "bolt", "boltv2")"#), "{errs:?}");
+    let bolt = minimal(PROXY)
+        .replace(
+            r#""downstream_protocol": "Http1""#,
+            r#""downstream_protocol": "X""#,
+        )
+        .replace(
+            r#""router_config_name": "r"}}"#,
+            r#""router_config_name": "r", "extend_config": {"sub_protocol": "bolt"}}}"#,
+        );
+    assert!(errors_of(&bolt).is_empty());
     let xds = errors_of(r#"{"dynamic_resources": {}, "static_resources": {}}"#);
     assert_eq!(xds.len(), 2);
     assert!(xds[0].starts_with("dynamic_resources: an xDS bootstrap"));

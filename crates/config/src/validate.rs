@@ -1001,35 +1001,39 @@ fn parse_network_filter(
         "proxy" => {
             let proxy: ProxyFilterConfig =
                 crate::load::typed_from_value(&filter.config, &cfg_path, problems)?;
-            filters::check_protocol(
-                &proxy.downstream_protocol,
-                &format!("{cfg_path}.downstream_protocol"),
-                false,
-                problems,
-            );
-            filters::check_protocol(
-                &proxy.upstream_protocol,
-                &format!("{cfg_path}.upstream_protocol"),
-                true,
-                problems,
-            );
-            if let Some(sub) = proxy
-                .extend_config
-                .get("sub_protocol")
-                .and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-            {
-                problems.error(
-                    format!("{cfg_path}.extend_config.sub_protocol"),
-                    format!("XProtocol {sub:?} is valid MOSN but not supported by mosn-rs yet"),
+            if proxy.downstream_protocol == "X" {
+                // MOSN's older shape: the codec is extend_config.sub_protocol.
+                match proxy.sub_protocol() {
+                    None => problems.error(
+                        format!("{cfg_path}.extend_config.sub_protocol"),
+                        "downstream_protocol \"X\" needs extend_config.sub_protocol (bolt, boltv2, dubbo)",
+                    ),
+                    Some(sub) => filters::check_protocol(
+                        sub,
+                        &format!("{cfg_path}.extend_config.sub_protocol"),
+                        false,
+                        problems,
+                    ),
+                }
+            } else {
+                filters::check_protocol(
+                    &proxy.downstream_protocol,
+                    &format!("{cfg_path}.downstream_protocol"),
+                    false,
+                    problems,
                 );
             }
-            if proxy.downstream() == filters::ProxyProtocol::Auto {
-                problems.warn(
-                    format!("{cfg_path}.downstream_protocol"),
-                    "\"Auto\" detects HTTP/1.1 and HTTP/2 (prior knowledge) only until the RPC codecs land",
+            // MOSN's "X" upstream means the downstream's codec (MOSN ignores the
+            // proxy-level upstream protocol for RPC altogether).
+            if proxy.upstream_protocol != "X" {
+                filters::check_protocol(
+                    &proxy.upstream_protocol,
+                    &format!("{cfg_path}.upstream_protocol"),
+                    true,
+                    problems,
                 );
             }
+
             if proxy.router_config_name.is_empty() {
                 problems.error(
                     format!("{cfg_path}.router_config_name"),

@@ -6,3 +6,4 @@
 //! header map, and give back its buffers while a connection idles.
 
 pub mod http1;
+pub mod xprotocol;

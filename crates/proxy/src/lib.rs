@@ -11,6 +11,7 @@ pub mod http2;
 mod listener_filter;
 pub mod proxy_protocol;
 pub(crate) mod retry;
+pub mod rpc;
 pub mod shutdown;
 pub mod snapshot;
 pub mod tcp;
@@ -83,5 +84,18 @@ pub(crate) async fn serve_chain(
             http1::serve(stream, conn, runtime, http, &runtime.stats, shutdown).await
         }
         ListenerKind::Tcp(tcp) => tcp::serve(stream, conn, tcp, &runtime.stats, &[]).await,
+        ListenerKind::Rpc(rpc) => {
+            let Some(codec) = rpc.codec else { return };
+            Box::pin(rpc::serve(
+                stream,
+                bytes::BytesMut::new(),
+                conn,
+                rpc,
+                codec,
+                &runtime.stats,
+                shutdown,
+            ))
+            .await
+        }
     }
 }

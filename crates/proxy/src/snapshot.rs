@@ -2,7 +2,12 @@
 
 use crate::chain::FilterChain;
 use crate::http1::{Detect, HttpListener};
+use crate::rpc::RpcListener;
 use crate::tcp::TcpProxyListener;
+
+/// Bytes of answers queued for an RPC client that does not read, before its
+/// connection is closed.
+const RPC_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 use mosn_config::filters::ProxyProtocol;
 use mosn_config::listener_filters::{ListenerFilter, OriginalDstMode};
 use mosn_config::tls::DEFAULT_HANDSHAKE_TIMEOUT;
@@ -34,6 +39,8 @@ pub enum SnapshotError {
 pub enum ListenerKind {
     Http(Box<HttpListener>),
     Tcp(TcpProxyListener),
+    /// An XProtocol RPC proxy (Bolt, Dubbo).
+    Rpc(Box<RpcListener>),
 }
 
 /// One listener of the running config.
@@ -204,7 +211,7 @@ fn build_tls(
     kind: &ListenerKind,
 ) -> Result<Option<ServerTlsSet>, mosn_tls::TlsError> {
     let alpn: &[&str] = match kind {
-        ListenerKind::Tcp(_) => &[],
+        ListenerKind::Tcp(_) | ListenerKind::Rpc(_) => &[],
         ListenerKind::Http(h) if h.http2_only => &["h2"],
         ListenerKind::Http(h) if h.detect.is_some() => &["h2", "http/1.1"],
         ListenerKind::Http(_) => &["http/1.1"],
@@ -254,8 +261,21 @@ fn build_kind(
         ))),
         NetworkFilter::Proxy(p) => {
             let routes = routers.get(&p.router_config_name)?.clone();
-            let mut http = HttpListener::new(p, routes, clusters.clone(), idle_timeout);
+            let rpc = |codec| RpcListener {
+                routes: routes.clone(),
+                clusters: clusters.clone(),
+                codec,
+                max_frame: mosn_protocol::xprotocol::DEFAULT_MAX_FRAME,
+                idle_timeout,
+                max_queued_bytes: RPC_MAX_QUEUED_BYTES,
+            };
+            if let ProxyProtocol::Rpc(name) = p.downstream() {
+                let codec = mosn_protocol::xprotocol::codec(name)?;
+                return Some(ListenerKind::Rpc(Box::new(rpc(Some(codec)))));
+            }
+            let mut http = HttpListener::new(p, routes.clone(), clusters.clone(), idle_timeout);
             if p.downstream() == ProxyProtocol::Auto {
+                http.rpc = Some(Box::new(rpc(None)));
                 let fallback = filters[index + 1..].iter().find_map(|f| match &f.parsed {
                     Some(NetworkFilter::TcpProxy(t)) if p.fallback_for_unknown_protocol => {
                         Some(TcpProxyListener::new(t, clusters.clone()))

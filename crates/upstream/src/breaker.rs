@@ -44,6 +44,11 @@ impl Resource {
         self.current.load(Ordering::Relaxed)
     }
 
+    /// Gives back a unit taken by a permit that was forgotten.
+    pub(crate) fn release(&self) {
+        self.current.fetch_sub(1, Ordering::AcqRel);
+    }
+
     pub fn max(&self) -> u64 {
         self.max
     }

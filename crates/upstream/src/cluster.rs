@@ -66,6 +66,24 @@ impl UpstreamTls {
     }
 }
 
+/// A unit of a cluster's `max_requests` breaker held by something that outlives a
+/// borrow (an RPC request waiting for its multiplexed response).
+#[derive(Debug)]
+pub struct RequestPermit(Arc<Cluster>);
+
+impl Drop for RequestPermit {
+    fn drop(&mut self) {
+        self.0.breakers.requests.release();
+    }
+}
+
+/// Takes a unit of the cluster's request breaker, or None when it is full.
+pub fn try_request(cluster: &Arc<Cluster>) -> Option<RequestPermit> {
+    let permit = cluster.breakers.requests.try_acquire()?;
+    std::mem::forget(permit);
+    Some(RequestPermit(cluster.clone()))
+}
+
 /// The host set and the balancer over it, replaced as one.
 #[derive(Debug)]
 struct ClusterState {

@@ -47,6 +47,8 @@ pub struct HttpListener {
     /// The upstream protocol; None: the same as the downstream request's.
     pub upstream: Option<ProxyProtocol>,
     pub http2: Http2Options,
+    /// `Auto`: the RPC proxy for connections that start with an RPC protocol's magic.
+    pub rpc: Option<Box<crate::rpc::RpcListener>>,
     /// X-Forwarded-Client-Cert handling (Envoy's modes).
     pub xfcc: ForwardClientCertDetails,
     pub xfcc_details: ClientCertDetails,
@@ -134,6 +136,7 @@ impl HttpListener {
             http2_only: cfg.downstream() == ProxyProtocol::Http2,
             upstream: cfg.upstream(),
             http2: cfg.http2.clone(),
+            rpc: None,
             xfcc: cfg.forward_client_cert_details,
             xfcc_details: cfg.set_current_client_cert_details.clone(),
         }
@@ -192,6 +195,25 @@ pub async fn serve(
     if let Some(detect) = detect {
         let deadline = Instant::now() + listener.options.request_head_timeout.0;
         loop {
+            // MOSN's Auto also detects its RPC codecs by their first bytes (no overlap
+            // with HTTP: Bolt starts with 0x01/0x02, Dubbo with 0xdabb).
+            if let Some(rpc) = &listener.rpc {
+                let codecs = mosn_protocol::xprotocol::codecs();
+                if let mosn_protocol::xprotocol::Detection::Found(codec) =
+                    mosn_protocol::xprotocol::detect(codecs, &buf)
+                {
+                    return Box::pin(crate::rpc::serve(
+                        stream,
+                        buf,
+                        accepted,
+                        rpc,
+                        codec,
+                        &runtime.stats,
+                        shutdown,
+                    ))
+                    .await;
+                }
+            }
             match (looks_like_http2(&buf), looks_like_http1(&buf)) {
                 (Some(true), _) => {
                     return Box::pin(crate::http2::serve(

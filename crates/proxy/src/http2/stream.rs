@@ -40,7 +40,7 @@ impl StreamContext {
     pub(super) fn listener(&self) -> Option<&HttpListener> {
         match &self.runtime.kind {
             ListenerKind::Http(h) => Some(h),
-            ListenerKind::Tcp(_) => None,
+            ListenerKind::Tcp(_) | ListenerKind::Rpc(_) => None,
         }
     }
 }

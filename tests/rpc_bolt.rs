@@ -1,0 +1,158 @@
+//! SOFA Bolt through mosn-rs with Ant Group's real sofa-rpc-node client and server
+//! (tests/peers/node): many concurrent calls multiplexed on one upstream connection
+//! and matched back to their callers, routing by the `service` header (MOSN's sample
+//! config shape), heartbeats answered by the proxy, and the protocol's own error
+//! answers when there is no route, no upstream, or the deadline passes.
+
+mod common;
+
+use common::peers::*;
+use common::*;
+use serde_json::{json, Value};
+
+/// A Bolt proxy on a free port: routes (MOSN's shape) to clusters of `(name, addr)`.
+fn bolt_proxy(routes: Value, clusters: &[(&str, u16)], protocol: &str) -> (Mosn, u16, u16) {
+    let (port, admin) = (free_port(), free_port());
+    let clusters: Vec<Value> = clusters
+        .iter()
+        .map(|(name, p)| {
+            json!({"name": name, "type": "SIMPLE", "lb_type": "LB_RANDOM",
+            "hosts": [{"address": format!("127.0.0.1:{p}")}]})
+        })
+        .collect();
+    let config = json!({
+        "servers": [{"default_log_path": "stderr", "processor": 1,
+            "routers": [{"router_config_name": "r", "virtual_hosts": [{"name": "h", "domains": ["*"], "routers": routes}]}],
+            "listeners": [{"name": "l", "address": format!("127.0.0.1:{port}"), "bind_port": true,
+                "filter_chains": [{"filters": [{"type": "proxy", "config": {"downstream_protocol": protocol, "router_config_name": "r"}}]}]}]}],
+        "cluster_manager": {"clusters": clusters},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}}
+    });
+    (
+        Mosn::start(&config.to_string(), &[port, admin]),
+        port,
+        admin,
+    )
+}
+
+fn any_service(cluster: &str) -> Value {
+    json!([{"match": {"headers": [{"name": "service", "value": ".*"}]}, "route": {"cluster_name": cluster}}])
+}
+
+#[track_caller]
+fn assert_all_matched(v: &Value, n: u64, tag: &str) {
+    assert_eq!(v["calls"], n, "{v}");
+    assert_eq!(v["matched"], n, "{v}");
+    assert_eq!(v["mismatched"], 0, "{v}");
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(v["tags"][tag], n, "{v}");
+}
+
+#[test]
+fn many_calls_from_two_clients_share_one_upstream_connection_and_match_their_callers() {
+    let Some(_) = node_peers() else { return };
+    let server = XServer::bolt("A");
+    let (_m, port, _admin) = bolt_proxy(any_service("c"), &[("c", server.port)], "bolt");
+    let a = std::thread::spawn(move || x_client(XClient::BoltNode, port, &["echo", "300", "64"]));
+    let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "300", "64"]);
+    assert!(ok, "{v}");
+    assert_all_matched(&v, 300, "A");
+    let (ok, v) = a.join().unwrap();
+    assert!(ok, "{v}");
+    assert_all_matched(&v, 300, "A");
+    assert_eq!(server.calls("echo"), 600);
+    // Two clients, one worker: one upstream connection carried them all.
+    assert_eq!(server.connections(), 1, "{:?}", server.events_of("CONN"));
+}
+
+#[test]
+fn routes_by_service_to_two_clusters_and_the_legacy_x_shape_works() {
+    let Some(_) = node_peers() else { return };
+    let (a, b) = (
+        XServer::bolt("A"),
+        XServer::start(
+            XProtocol::Bolt,
+            0,
+            &["--tag", "B", "--service", "com.mosn.test.OtherService"],
+        ),
+    );
+    let routes = json!([
+        {"match": {"headers": [{"name": "service", "value": "com.mosn.test.OtherService:1.0"}]}, "route": {"cluster_name": "b"}},
+        {"match": {"headers": [{"name": "service", "value": ".*"}]}, "route": {"cluster_name": "a"}}
+    ]);
+    let (_m, port, _) = bolt_proxy(routes.clone(), &[("a", a.port), ("b", b.port)], "bolt");
+    let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "20", "4"]);
+    assert!(ok, "{v}");
+    assert_all_matched(&v, 20, "A");
+    let (ok, v) = x_client_args(
+        XClient::BoltNode,
+        &[
+            "--service",
+            "com.mosn.test.OtherService",
+            &format!("127.0.0.1:{port}"),
+            "echo",
+            "20",
+            "4",
+        ],
+        CLIENT_LIMIT,
+    );
+    assert!(ok, "{v}");
+    assert_all_matched(&v, 20, "B");
+    // MOSN's older shape: "X" with extend_config.sub_protocol.
+    let (port2, admin2) = (free_port(), free_port());
+    let config = json!({
+        "servers": [{"default_log_path": "stderr", "processor": 1,
+            "routers": [{"router_config_name": "r", "virtual_hosts": [{"name": "h", "domains": ["*"], "routers": routes}]}],
+            "listeners": [{"name": "l", "address": format!("127.0.0.1:{port2}"), "bind_port": true,
+                "filter_chains": [{"filters": [{"type": "proxy", "config": {"downstream_protocol": "X", "upstream_protocol": "X",
+                    "router_config_name": "r", "extend_config": {"sub_protocol": "bolt"}}}]}]}]}],
+        "cluster_manager": {"clusters": [
+            {"name": "a", "type": "SIMPLE", "lb_type": "LB_RANDOM", "hosts": [{"address": format!("127.0.0.1:{}", a.port)}]},
+            {"name": "b", "type": "SIMPLE", "lb_type": "LB_RANDOM", "hosts": [{"address": format!("127.0.0.1:{}", b.port)}]}]},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin2}}}
+    });
+    let _m2 = Mosn::start(&config.to_string(), &[port2, admin2]);
+    let (ok, v) = x_client(XClient::BoltNode, port2, &["echo", "10", "2"]);
+    assert!(ok, "{v}");
+    assert_all_matched(&v, 10, "A");
+}
+
+#[test]
+fn the_proxy_answers_heartbeats_and_errors_in_bolt() {
+    let Some(_) = node_peers() else { return };
+    let server = XServer::bolt("A");
+    // Auto: Bolt detected beside HTTP on the same port.
+    let (_m, port, _admin) = bolt_proxy(any_service("c"), &[("c", server.port)], "Auto");
+    let (ok, v) = x_client(XClient::BoltNode, port, &["heartbeat"]);
+    assert!(ok, "{v}");
+    assert!(
+        server.events_of("HEARTBEAT").is_empty(),
+        "the proxy answered it itself"
+    );
+    let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "5", "1"]);
+    assert!(ok, "Auto detects Bolt: {v}");
+    // No route (a route for another service only): a Bolt error answer, not a hang.
+    let routes = json!([{"match": {"headers": [{"name": "service", "value": "nope:1.0"}]}, "route": {"cluster_name": "c"}}]);
+    let (_m2, port2, _) = bolt_proxy(routes, &[("c", server.port)], "bolt");
+    assert_prompt_error(port2);
+    // The upstream is down: an error answer, quickly.
+    let down = free_port();
+    let (_m3, port3, _) = bolt_proxy(any_service("c"), &[("c", down)], "bolt");
+    assert_prompt_error(port3);
+}
+
+/// One call through `port` fails with the proxy's Bolt error answer (the client reads
+/// a server error) well before the client's own 3 s timeout.
+#[track_caller]
+fn assert_prompt_error(port: u16) {
+    let started = std::time::Instant::now();
+    let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "1", "1"]);
+    assert!(!ok, "{v}");
+    assert_eq!(v["errors"], 1, "{v}");
+    let sample = v["error_samples"].to_string().to_ascii_lowercase();
+    assert!(!sample.contains("timeout"), "an answer, not a timeout: {v}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2500),
+        "{v}"
+    );
+}
