@@ -1,13 +1,17 @@
 # shellcheck shell=bash disable=SC2034  # sets variables for the scripts sourcing it
-# Shared by bench/run.sh (HTTP/1.1) and bench/run-h2.sh (HTTP/2, gRPC).
-# Sourced, never run: the caller has `set -euo pipefail` and sets KEEP_TMP
-# before calling make_tmp. Only 127.0.0.1 is used; every process started with
-# `start` is stopped when the caller exits (also on Ctrl-C or an error).
+# Shared by bench/run.sh (HTTP/1.1), bench/run-h2.sh (HTTP/2, gRPC) and
+# bench/run-tls.sh (TLS). Sourced, never run: the caller has `set -euo
+# pipefail` and sets KEEP_TMP and ROUNDS before using them. Only 127.0.0.1 is
+# used; every process started with `start` is stopped when the caller exits
+# (also on Ctrl-C or an error).
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH/.." && pwd)"
 VENV="$REPO/.venv-bench"
-MOSN_BIN="$REPO/target/release/mosn-rs"
+# The binary measured: MOSN_BIN if set, else cargo's release build, in
+# CARGO_TARGET_DIR when that is set (where --build then builds it too).
+MOSN_BIN="${MOSN_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/mosn-rs}"
+BODY="01234567890123456789"   # the upstream's fixed 20-byte response body
 
 log() { echo "[bench $(date +%T)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -29,8 +33,9 @@ setup_tools() {
     ENVOY_BIN="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/envoy/_bin/envoy"
 }
 
-# ensure_mosn BUILD HINT: build target/release/mosn-rs when BUILD is 1 or the
-# binary is missing. HINT tells how to leave mosn out of the run.
+# ensure_mosn BUILD HINT: build MOSN_BIN (cargo build --release, which honours
+# CARGO_TARGET_DIR) when BUILD is 1 or the binary is missing. HINT tells how to
+# leave mosn out of the run.
 ensure_mosn() {
     local build=$1 hint=$2
     if ((build)) || [[ ! -x $MOSN_BIN ]]; then
@@ -45,6 +50,45 @@ ensure_mosn() {
 raise_nofile() {
     ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     NOFILE=$(ulimit -n)
+}
+
+# parse_args HELP_LINES ARG...: the scripts' command line, `--build` (sets
+# BUILD=1) or `--help` (prints lines HELP_LINES, e.g. 2,17, of the calling
+# script's header comment).
+parse_args() {
+    local help=$1 arg; shift
+    BUILD=0
+    for arg in "$@"; do
+        case "$arg" in
+            --build) BUILD=1 ;;
+            -h|--help) sed -n "${help}p" "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+            *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+        esac
+    done
+}
+
+# pick_list ARRAY VAR_NAME "VALUE" "KNOWN": split VALUE (the setting VAR_NAME)
+# into the array ARRAY, dying on an empty list or a word not in KNOWN.
+pick_list() {
+    local -n _list=$1
+    local w
+    read -ra _list <<<"$3"
+    ((${#_list[@]})) || die "$2 is empty"
+    for w in "${_list[@]}"; do
+        [[ " $4 " == *" $w "* ]] || die "unknown value '$w' in $2 (known: $4)"
+    done
+}
+# in_list WORD ITEM...: whether WORD is one of the ITEMs.
+in_list() {
+    local w=$1; shift
+    [[ " $* " == *" $w "* ]]
+}
+
+# load_timeout DURATION: a generous bound for one load-generator run of
+# DURATION (runs are bounded by DURATION; this only guards against a hang).
+load_timeout() {
+    [[ "$(dur_secs "$1")" =~ ^[0-9]+$ ]] || die "DURATION '$1' not understood (use e.g. 10s, 2m)"
+    echo $(( $(dur_secs "$1") + 30 ))
 }
 
 # --- temp dir, processes, cleanup ----------------------------------------------
@@ -171,6 +215,135 @@ nginx_http_common() {
 EOF
 }
 
+# --- configs shared by the scripts ---------------------------------------------------
+# write_upstream [LISTEN_OPTIONS [KEEPALIVE_REQUESTS [SERVER_LINES]]]:
+# $TMP/upstream.conf, an nginx on PORT[upstream] answering every request with
+# 200 and the 20-byte $BODY; LISTEN_OPTIONS go on its listen line (e.g.
+# http2), SERVER_LINES into its server block.
+write_upstream() {
+    local d="$TMP/upstream"
+    { nginx_common "$d"; cat <<EOF
+http {
+$(nginx_http_common "$d" "${2:-}")
+    server {
+        listen 127.0.0.1:${PORT[upstream]}${1:+ $1} backlog=4096;${3:+
+$3}
+        location / { default_type text/plain; return 200 "$BODY"; }
+    }
+}
+EOF
+    } >"$TMP/upstream.conf"
+}
+
+# The location of an nginx HTTP/1.1 proxy to the pool `up` with upstream
+# keep-alive (nginx speaks HTTP/1.0 upstream, closing, unless told otherwise).
+NGINX_PROXY_H1='proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";'
+
+# write_nginx_proxy UPSTREAM_PORT POOL LISTEN_OPTIONS LOCATION [SERVER_LINES]:
+# $TMP/nginx.conf, the nginx proxy on PORT[nginx]: `location / { LOCATION }`
+# in front of the upstream pool `up` (127.0.0.1:UPSTREAM_PORT, keeping POOL
+# idle connections, no per-connection request limit).
+write_nginx_proxy() {
+    local d="$TMP/nginx"
+    { nginx_common "$d"; cat <<EOF
+http {
+$(nginx_http_common "$d")
+    upstream up {
+        server 127.0.0.1:$1;
+        keepalive $2;
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:${PORT[nginx]}${3:+ $3} backlog=4096;${5:+
+$5}
+        location / { $4 }
+    }
+}
+EOF
+    } >"$TMP/nginx.conf"
+}
+
+# write_envoy CODEC UPSTREAM_PORT [CHAIN_YAML [CLUSTER_YAML]]: $TMP/envoy.yaml,
+# Envoy with a static listener on PORT[envoy] whose HTTP connection manager
+# (codec_type CODEC) routes everything to the STATIC cluster `up`
+# (127.0.0.1:UPSTREAM_PORT). CHAIN_YAML: more keys of the filter chain (e.g.
+# transport_socket), indented 6 spaces; CLUSTER_YAML: more keys of the cluster,
+# indented 4. Envoy's defaults otherwise: it adds x-request-id,
+# x-forwarded-proto and x-envoy-expected-rq-timeout-ms.
+write_envoy() {
+    cat >"$TMP/envoy.yaml" <<EOF
+static_resources:
+  listeners:
+  - name: l
+    address: {socket_address: {address: 127.0.0.1, port_value: ${PORT[envoy]}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: $1
+          route_config:
+            virtual_hosts:
+            - name: h
+              domains: ["*"]
+              routes: [{match: {prefix: "/"}, route: {cluster: up}}]
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}${3:+
+$3}
+  clusters:
+  - name: up
+    type: STATIC
+    connect_timeout: 1s${4:+
+$4}
+    load_assignment:
+      cluster_name: up
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}
+EOF
+}
+
+# write_mosn DOWNSTREAM UPSTREAM UPSTREAM_PORT [CHAIN_JSON [CLUSTER_JSON]]:
+# $TMP/mosn.json, mosn-rs (MOSN v2 config, one worker) listening on
+# PORT[mosn], a proxy filter (downstream_protocol DOWNSTREAM,
+# upstream_protocol UPSTREAM) routing everything to the cluster `up`
+# (127.0.0.1:UPSTREAM_PORT). CHAIN_JSON / CLUSTER_JSON: more members of the
+# filter chain / cluster, each followed by a comma.
+write_mosn() {
+    cat >"$TMP/mosn.json" <<EOF
+{"servers":[{"default_log_path":"stderr","default_log_level":"ERROR","processor":1,
+  "routers":[{"router_config_name":"r","virtual_hosts":[{"name":"h","domains":["*"],"routers":[{"match":{"prefix":"/"},"route":{"cluster_name":"up"}}]}]}],
+  "listeners":[{"name":"l","address":"127.0.0.1:${PORT[mosn]}","bind_port":true,"filter_chains":[{${4:-}"filters":[{"type":"proxy","config":{"downstream_protocol":"$1","upstream_protocol":"$2","router_config_name":"r"}}]}]}]}],
+ "cluster_manager":{"clusters":[{"name":"up",${5:-}"type":"SIMPLE","lb_type":"LB_ROUNDROBIN","hosts":[{"address":"127.0.0.1:$3"}]}]}}
+EOF
+}
+
+# Start what the write_* functions configured (Envoy with one worker thread,
+# as the configs give nginx and mosn-rs one worker).
+start_nginx() { start "$1" nginx -p "$TMP/$1" -e "$TMP/$1/error.log" -c "$TMP/$1.conf"; }
+start_envoy() {
+    start envoy "$ENVOY_BIN" -c "$TMP/envoy.yaml" --concurrency 1 --disable-hot-restart --log-level error
+}
+start_mosn() { start mosn "$MOSN_BIN" start -c "$TMP/mosn.json"; }
+
+# run_rounds "CMD ARGS" NAME...: ROUNDS rounds, each running `CMD ARGS NAME
+# ROUND` for every NAME, the order rotated each round so that no proxy always
+# runs first or last (thermal state, page cache, whatever the previous run
+# left behind).
+run_rounds() {
+    local -a cmd names=("${@:2}")
+    local n=$(($# - 1)) r i
+    read -ra cmd <<<"$1"
+    for ((r = 0; r < ROUNDS; r++)); do
+        for ((i = 0; i < n; i++)); do
+            "${cmd[@]}" "${names[$(((r + i) % n))]}" $((r + 1))
+        done
+    done
+}
+
 # --- CPU accounting ----------------------------------------------------------------
 # The machine has 2 cores, and whatever else runs on it (another session's
 # build, say) skews req/s and latency. So each run also records "other CPU":
@@ -180,24 +353,96 @@ EOF
 # our processes (softirq on an idle core, ksoftirqd) and would blur the
 # figure; builds and other benchmarks show up in user time.
 CLK_TCK=$(getconf CLK_TCK)
-machine_user_us() {
-    local _cpu user nice _rest
-    read -r _cpu user nice _rest </proc/stat
-    echo $(((user + nice) * 1000000 / CLK_TCK))
+# machine_cpu_us: "USER BUSY", the machine's user time (user+nice) and busy
+# time (all but idle and iowait, so the kernel's softirq work too), summed
+# over all cores, in µs.
+machine_cpu_us() {
+    local _cpu user nice system _idle _iowait irq softirq steal _rest
+    read -r _cpu user nice system _idle _iowait irq softirq steal _rest </proc/stat
+    echo $(((user + nice) * 1000000 / CLK_TCK)) \
+        $(((user + nice + system + irq + softirq + steal) * 1000000 / CLK_TCK))
 }
-# children_user_us VAR: sets VAR to the user CPU time of the calling shell's
-# finished children (the load generator and its timeout), in µs. 'times' must
-# run in that shell, so call this directly, never as $(children_user_us): a
-# subshell's children count starts at zero.
-children_user_us() {
+# children_cpu_us USER_VAR TOTAL_VAR: the user and the user+system CPU time of
+# the calling shell's finished children (the load generator and its timeout),
+# in µs. 'times' must run in that shell, so call this directly, never in
+# $(...): a subshell's children count starts at zero.
+children_cpu_us() {
+    local user total
     times >"$TMP/times"
-    printf -v "$1" '%s' "$(awk 'NR == 2 { split($1, a, /[ms]/); printf "%d\n", (a[1] * 60 + a[2]) * 1000000 }' "$TMP/times")"
+    read -r user total < <(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/)
+        printf "%d %d\n", (u[1] * 60 + u[2]) * 1e6, (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1e6 }' "$TMP/times")
+    printf -v "$1" '%s' "$user"
+    printf -v "$2" '%s' "$total"
 }
 
-# Machine lines of the report's info table (TSV: key, value).
-machine_info() {
+# meter_begin PID [UPSTREAM_PID] ... meter_end: the CPU accounting around one
+# load-generator run, which must run in between as a child of the calling
+# shell (not in a subshell). meter_end sets, in µs: METER_CPU (utime+stime of
+# PID's process tree: the proxy), METER_UPSTREAM (the same for UPSTREAM_PID,
+# 0 without it), METER_GEN (user+system time of the load generator),
+# METER_OTHER ("other CPU", above) and METER_BUSY (the machine's busy time,
+# all cores); and METER_RSS, VmRSS of PID's tree after the run, in KiB.
+meter_begin() {
+    _M_PID=$1 _M_UP=${2:-} _M_UPT=0 _M_UPU=0
+    read -r _M_CPU _M_USR < <("$PY" "$BENCH/procstat.py" cpu "$_M_PID")
+    [[ -z $_M_UP ]] || read -r _M_UPT _M_UPU < <("$PY" "$BENCH/procstat.py" cpu "$_M_UP")
+    children_cpu_us _M_CHU _M_CHT
+    read -r _M_MU _M_MB < <(machine_cpu_us)
+}
+# shellcheck disable=SC2153  # _M_CHU and _M_CHT are set by children_cpu_us
+meter_end() {
+    local mu mb chu cht cpu usr upt=0 upu=0
+    read -r mu mb < <(machine_cpu_us)
+    children_cpu_us chu cht
+    read -r cpu usr < <("$PY" "$BENCH/procstat.py" cpu "$_M_PID")
+    [[ -z $_M_UP ]] || read -r upt upu < <("$PY" "$BENCH/procstat.py" cpu "$_M_UP")
+    METER_CPU=$((cpu - _M_CPU))
+    METER_UPSTREAM=$((upt - _M_UPT))
+    METER_GEN=$((cht - _M_CHT))
+    METER_OTHER=$(((mu - _M_MU) - (usr - _M_USR) - (upu - _M_UPU) - (chu - _M_CHU)))
+    METER_BUSY=$((mb - _M_MB))
+    METER_RSS=$("$PY" "$BENCH/procstat.py" rss "$_M_PID")
+}
+
+# --- report ---------------------------------------------------------------------------
+# info_head DATE TOOL...: the first lines of a report's info table (TSV: key,
+# value): the date, the machine, the open-files limit (NOFILE), then the
+# version of each TOOL (nginx, haproxy, envoy, nghttpx, h2load, wrk, hey,
+# openssl, mosn).
+info_head() {
+    local t
+    printf 'date\t%s\n' "$1"
+    printf 'open files limit\t%s\n' "$NOFILE"
     printf 'cpu\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
     printf 'cores\t%s\n' "$(nproc)"
     printf 'memory\t%s\n' "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     printf 'kernel\t%s\n' "$(uname -sr)"
+    for t in "${@:2}"; do
+        case "$t" in
+            nginx)   printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/.*version: //')" ;;
+            haproxy) printf 'haproxy\t%s\n' "$(haproxy -v | head -n1 | awk '{print $3}')" ;;
+            envoy)   printf 'envoy\t%s\n' "$("$ENVOY_BIN" --version | grep -o 'version: .*' | sed 's/version: //')" ;;
+            nghttpx) printf 'nghttpx\t%s\n' "$(nghttpx --version | head -n1)" ;;
+            h2load)  printf 'h2load\t%s\n' "$(h2load --version | head -n1)" ;;
+            wrk)     printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n1 | awk '{print $2}')" ;;
+            hey)     printf 'hey\t%s (Debian package)\n' "$(dpkg-query -W -f='${Version}' hey 2>/dev/null || echo '?')" ;;
+            openssl) printf 'openssl\t%s\n' "$(openssl version)" ;;
+            # HEAD may have moved since the binary was built: give both.
+            mosn)    printf 'mosn-rs\t%s (built %s; git HEAD now %s)\n' "$MOSN_BIN" \
+                         "$(date -r "$MOSN_BIN" '+%F %T %Z')" \
+                         "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" ;;
+            *) die "info_head: unknown tool $t" ;;
+        esac
+    done
+}
+
+# write_report SUFFIX SCRIPT ARG...: the report script bench/SCRIPT, given ARGs
+# and $TMP/info.tsv, writes bench/results/<DATE>SUFFIX.md and .png; the
+# markdown is printed too.
+write_report() {
+    local base="$BENCH/results/$DATE$1"
+    mkdir -p "$BENCH/results"
+    "$PY" "$BENCH/$2" "${@:3}" --info "$TMP/info.tsv" --md "$base.md" --png "$base.png"
+    cat "$base.md"
+    log "wrote bench/results/$DATE$1.md and bench/results/$DATE$1.png"
 }

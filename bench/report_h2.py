@@ -200,21 +200,26 @@ def write_md(path, scen_order, proxy_order, summ, info, png_name):
         f.write("\n".join(out))
 
 
-def write_png(path, scen_order, proxy_order, summ, title):
+def write_png(path, scen_order, proxy_order, summ, title, names=None, target=TARGET_VS_ENVOY):
+    """Per scenario a row: CPU µs/req and req/s per proxy (mosn-rs in red).
+    Also used by report_tls.py, with its own proxy names (names) and no
+    target line (target=None)."""
+    names = names or NAMES
     n = len(scen_order)
     fig, axes = plt.subplots(n, 2, figsize=(11, 3.4 * n + 0.6), squeeze=False)
     for row, s in enumerate(scen_order):
         ss = summ[s]
         proxies = [p for p in proxy_order if p in ss]
-        labels = [NAMES[p].replace(" (", "\n(") for p in proxies]
+        labels = [names[p].replace(" (", "\n(") for p in proxies]
         colors = ["#d62728" if p == "mosn" else "#1f77b4" for p in proxies]
         ax1, ax2 = axes[row]
         bars = ax1.bar(labels, [ss[p]["cpu_us_req"] for p in proxies], color=colors)
         ax1.bar_label(bars, fmt="%.1f")
-        if "envoy" in ss:
-            t = TARGET_VS_ENVOY * ss["envoy"]["cpu_us_req"]
+        if target and "envoy" in ss:
+            t = target * ss["envoy"]["cpu_us_req"]
             ax1.axhline(t, ls="--", color="gray", lw=1)
-            ax1.text(-0.4, t, f" mosn-rs target: ½ Envoy = {t:.1f}", va="bottom",
+            share = "½" if target == 0.5 else f"{target:g} ×"
+            ax1.text(-0.4, t, f" mosn-rs target: {share} Envoy = {t:.1f}", va="bottom",
                      color="gray", fontsize=8)
         ax1.margins(y=0.15)
         ax1.set_title(f"{s}: proxy CPU per request (µs, lower is better)", fontsize=10)

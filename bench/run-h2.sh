@@ -37,30 +37,14 @@ CONNS="${CONNS:-16}"
 STREAMS="${STREAMS:-32}"
 LATLOG="${LATLOG:-1}"
 KEEP_TMP="${KEEP_TMP:-0}"
-BODY="01234567890123456789"   # the fixed 20-byte h2c response body
 TEST_VENV="$REPO/.venv"       # grpcio, from scripts/setup.sh
 
-BUILD=0
-for arg in "$@"; do
-    case "$arg" in
-        --build) BUILD=1 ;;
-        -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
-
-read -ra SEL <<<"$PROXIES"
-((${#SEL[@]})) || die "PROXIES is empty"
-for p in "${SEL[@]}"; do
-    case "$p" in mosn|envoy|nghttpx|nginx) ;; *) die "unknown proxy '$p' in PROXIES (known: mosn envoy nghttpx nginx)" ;; esac
-done
-read -ra SCEN <<<"$SCENARIOS"
-((${#SCEN[@]})) || die "SCENARIOS is empty"
-for s in "${SCEN[@]}"; do
-    case "$s" in h2c|grpc|grpc-py) ;; *) die "unknown scenario '$s' in SCENARIOS (known: h2c grpc grpc-py)" ;; esac
-done
-selected() { [[ " ${SEL[*]} " == *" $1 "* ]]; }
-scenario() { [[ " ${SCEN[*]} " == *" $1 "* ]]; }
+parse_args 2,26 "$@"   # BUILD
+declare -a SEL SCEN   # set by pick_list
+pick_list SEL PROXIES "$PROXIES" "mosn envoy nghttpx nginx"
+pick_list SCEN SCENARIOS "$SCENARIOS" "h2c grpc grpc-py"
+selected() { in_list "$1" "${SEL[@]}"; }
+scenario() { in_list "$1" "${SCEN[@]}"; }
 # The proxies measured in scenario $1: nginx has no HTTP/2 proxy_pass, only
 # grpc_pass, so it sits out h2c.
 proxies_for() {
@@ -73,8 +57,7 @@ proxies_for() {
 }
 
 # h2load runs are bounded by DURATION; H2LOAD_TIMEOUT only guards against a hang.
-[[ "$(dur_secs "$DURATION")" =~ ^[0-9]+$ ]] || die "DURATION '$DURATION' not understood (use e.g. 10s, 2m)"
-H2LOAD_TIMEOUT=$(( $(dur_secs "$DURATION") + 30 ))
+H2LOAD_TIMEOUT=$(load_timeout "$DURATION")
 
 # --- tools ---------------------------------------------------------------------
 setup_tools --h2   # PY, ENVOY_BIN; h2load and nghttpx too
@@ -119,28 +102,16 @@ probe_grpc() {
 }
 
 # --- configs ---------------------------------------------------------------------
-# The h2c upstream: nginx serving h2c (prior knowledge), GET / -> the 20-byte
-# body. keepalive_requests (the requests one HTTP/2 connection may carry) is
-# lifted far above what a run sends: a proxy multiplexes all its requests on
-# one upstream connection, and when nginx reaches the limit it sends GOAWAY
-# and ignores the streams already on their way, which every proxy turns into
-# failed requests.
-write_upstream() {
-    local d="$TMP/upstream"
-    { nginx_common "$d"; cat <<EOF
-http {
-$(nginx_http_common "$d" 1000000000)
-    server {
-        listen 127.0.0.1:${PORT[upstream]} http2 backlog=4096;
-        # Envoy, mosn-rs and nghttpx multiplex on one upstream connection: let
-        # all of h2load's CONNS x STREAMS streams through it at once.
-        http2_max_concurrent_streams 4096;
-        location / { default_type text/plain; return 200 "$BODY"; }
-    }
-}
-EOF
-    } >"$TMP/upstream.conf"
-}
+# The h2c upstream (lib.sh's write_upstream with these arguments): nginx
+# serving h2c (prior knowledge), GET / -> the 20-byte body.
+# keepalive_requests (the requests one HTTP/2 connection may carry) is lifted
+# far above what a run sends: a proxy multiplexes all its requests on one
+# upstream connection, and when nginx reaches the limit it sends GOAWAY and
+# ignores the streams already on their way, which every proxy turns into
+# failed requests. Envoy, mosn-rs and nghttpx multiplex on one upstream
+# connection: http2_max_concurrent_streams lets all of h2load's CONNS x
+# STREAMS streams through it at once.
+UPSTREAM_H2=(http2 1000000000 '        http2_max_concurrent_streams 4096;')
 
 # The canned gRPC upstream: nghttpd (nghttp2's reference server, one worker
 # thread) serving, for any method, the file $GRPC_PATH under its document
@@ -161,55 +132,14 @@ start_grpc_upstream() {
         --trailer 'grpc-status: 0' --no-content-length "${PORT[grpcup]}"
 }
 
-# The proxies, all to 127.0.0.1:$UP (the scenario's upstream), h2c both ways.
-write_mosn() {
-    cat >"$TMP/mosn.json" <<EOF
-{"servers":[{"default_log_path":"stderr","default_log_level":"ERROR","processor":1,
-  "routers":[{"router_config_name":"r","virtual_hosts":[{"name":"h","domains":["*"],"routers":[{"match":{"prefix":"/"},"route":{"cluster_name":"up"}}]}]}],
-  "listeners":[{"name":"l","address":"127.0.0.1:${PORT[mosn]}","bind_port":true,"filter_chains":[{"filters":[{"type":"proxy","config":{"downstream_protocol":"Http2","upstream_protocol":"Http2","router_config_name":"r"}}]}]}]}],
- "cluster_manager":{"clusters":[{"name":"up","type":"SIMPLE","lb_type":"LB_ROUNDROBIN","hosts":[{"address":"127.0.0.1:$UP"}]}]}}
-EOF
-}
-
-write_envoy() {
-    # codec_type HTTP2 takes h2c with prior knowledge; the cluster speaks h2
-    # (explicit_http_config). Defaults otherwise, as in run.sh: Envoy adds
-    # x-request-id, x-forwarded-proto and x-envoy-expected-rq-timeout-ms.
-    cat >"$TMP/envoy.yaml" <<EOF
-static_resources:
-  listeners:
-  - name: l
-    address: {socket_address: {address: 127.0.0.1, port_value: ${PORT[envoy]}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          codec_type: HTTP2
-          route_config:
-            virtual_hosts:
-            - name: h
-              domains: ["*"]
-              routes: [{match: {prefix: "/"}, route: {cluster: up}}]
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-  - name: up
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
+# The proxies, all to 127.0.0.1:$UP (the scenario's upstream), h2c both ways
+# (lib.sh: write_mosn, write_envoy, write_nginx_proxy). Envoy: codec_type
+# HTTP2 takes h2c with prior knowledge; the cluster speaks h2
+# (explicit_http_config).
+ENVOY_H2_CLUSTER='    typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
-    load_assignment:
-      cluster_name: up
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $UP}}}
-EOF
-}
+        explicit_http_config: {http2_protocol_options: {}}'
 
 write_nghttpx() {
     # Our own config file, so Debian's /etc/nghttpx/nghttpx.conf (syslog, port
@@ -226,35 +156,14 @@ log-level=WARN
 EOF
 }
 
-write_nginx() {
-    # grpc_pass: h2 downstream, h2 upstream, but one stream per upstream
-    # connection (nginx does not multiplex upstream), hence the large pool.
-    local d="$TMP/nginx"
-    { nginx_common "$d"; cat <<EOF
-http {
-$(nginx_http_common "$d")
-    upstream up {
-        server 127.0.0.1:$UP;
-        keepalive 1024;
-        keepalive_requests 1000000;
-        keepalive_timeout 300s;
-    }
-    server {
-        listen 127.0.0.1:${PORT[nginx]} http2 backlog=4096;
-        location / { grpc_pass grpc://up; }
-    }
-}
-EOF
-    } >"$TMP/nginx.conf"
-}
-
 start_proxy() {
     case "$1" in
-        mosn)    write_mosn;    start mosn "$MOSN_BIN" start -c "$TMP/mosn.json" ;;
-        envoy)   write_envoy;   start envoy "$ENVOY_BIN" -c "$TMP/envoy.yaml" --concurrency 1 \
-                                    --disable-hot-restart --log-level error ;;
+        mosn)    write_mosn Http2 Http2 "$UP"; start_mosn ;;
+        envoy)   write_envoy HTTP2 "$UP" "" "$ENVOY_H2_CLUSTER"; start_envoy ;;
         nghttpx) write_nghttpx; start nghttpx nghttpx --conf="$TMP/nghttpx.conf" ;;
-        nginx)   write_nginx;   start nginx nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" ;;
+        # grpc_pass: h2 downstream, h2 upstream, but one stream per upstream
+        # connection (nginx does not multiplex upstream), hence the large pool.
+        nginx)   write_nginx_proxy "$UP" 1024 http2 'grpc_pass grpc://up;'; start_nginx nginx ;;
     esac
 }
 
@@ -280,21 +189,16 @@ h2load_args() {
 bench_one() {
     local scen=$1 name=$2 round=$3 pid=${PID[$2]}
     local out="$TMP/h2load-$1-$2-$3.txt" lat="$TMP/lat-$1-$2-$3.tsv"
-    local cpu0 cpu1 usr0 usr1 upt0=0 upt1=0 upu0=0 upu1=0 m0 m1 ch0 ch1 rss line other logargs=() resargs=()
+    local up=$UP_PID line logargs=() resargs=()
     h2load_args "$scen"
     ((LATLOG)) && logargs=(--log-file="$lat") && resargs=(--log "$lat")
     [[ $scen == h2c ]] || resargs+=(--grpc-message-bytes "$GRPC_LEN")
-    read -r cpu0 usr0 < <("$PY" "$BENCH/procstat.py" cpu "$pid")
-    [[ $name == direct ]] || read -r upt0 upu0 < <("$PY" "$BENCH/procstat.py" cpu "$UP_PID")
-    children_user_us ch0; m0=$(machine_user_us)
+    [[ $name == direct ]] && up=""
+    meter_begin "$pid" "$up"
     timeout "$H2LOAD_TIMEOUT" h2load -c"$CONNS" -m"$STREAMS" -D "$DURATION" "${logargs[@]}" \
         "${H2ARGS[@]}" "http://127.0.0.1:${PORT[$name]}$H2PATH" >"$out" 2>&1 \
         || { tail -n 30 "$out" >&2; die "h2load against $name ($scen) failed"; }
-    m1=$(machine_user_us); children_user_us ch1
-    read -r cpu1 usr1 < <("$PY" "$BENCH/procstat.py" cpu "$pid")
-    [[ $name == direct ]] || read -r upt1 upu1 < <("$PY" "$BENCH/procstat.py" cpu "$UP_PID")
-    rss=$("$PY" "$BENCH/procstat.py" rss "$pid")
-    other=$(((m1 - m0) - (usr1 - usr0) - (upu1 - upu0) - (ch1 - ch0)))
+    meter_end
     line=$("$PY" "$BENCH/h2load_result.py" "$out" "${resargs[@]}") \
         || { tail -n 30 "$out" >&2; die "could not read h2load's output for $name ($scen)"; }
     rm -f "$lat"   # a few MB per run; the percentiles are taken
@@ -306,17 +210,17 @@ bench_one() {
     ((requests > 0)) || { tail -n 30 "$out" >&2; die "no request completed through $name ($scen)"; }
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$round" "$name" \
         "$requests" "$duration_us" "$mean_us" "$sd_us" "$p50_us" "$p99_us" "$failed" "$errored" \
-        "$grpc_errors" "$((cpu1 - cpu0))" "$rss" "$other" "$((upt1 - upt0))" >>"$RUNS"
+        "$grpc_errors" "$METER_CPU" "$METER_RSS" "$METER_OTHER" "$METER_UPSTREAM" >>"$RUNS"
     awk -v s="$scen" -v r="$round" -v n="$name" -v q="$requests" -v d="$duration_us" -v a="$p50_us" \
-        -v mn="$mean_us" -v f="$failed" -v g="$grpc_errors" -v c="$((cpu1 - cpu0))" -v m="$rss" -v o="$other" \
+        -v mn="$mean_us" -v f="$failed" -v g="$grpc_errors" -v c="$METER_CPU" -v m="$METER_RSS" -v o="$METER_OTHER" \
         'BEGIN { printf "[bench] %-7s round %s %-7s %7.0f req/s  mean %.2f ms  p50 %.2f ms  failed %d  grpc-errors %d  CPU %.1f us/req  RSS %.1f MiB  other CPU %.0f%%\n",
                  s, r, n, q / (d / 1e6), mn / 1000, a / 1000, f, g, c / q, m / 1024, 100 * o / d }' >&2
 }
 
 # Upstreams: nginx for h2c, nghttpd for grpc, grpcio for grpc-py.
 if scenario h2c; then
-    write_upstream
-    start upstream nginx -p "$TMP/upstream" -e "$TMP/upstream/error.log" -c "$TMP/upstream.conf"
+    write_upstream "${UPSTREAM_H2[@]}"
+    start_nginx upstream
     wait_ready_by upstream "${PORT[upstream]}" probe_h2c
 fi
 if scenario grpc; then
@@ -364,41 +268,23 @@ for scen in "${SCEN[@]}"; do
 
     log "$scen: reference run straight to the upstream"
     bench_one "$scen" direct 0
-    n=${#PX[@]}
-    for ((r = 0; r < ROUNDS; r++)); do
-        for ((i = 0; i < n; i++)); do
-            bench_one "$scen" "${PX[$(((r + i) % n))]}" $((r + 1))
-        done
-    done
+    run_rounds "bench_one $scen" "${PX[@]}"   # order rotated each round
     for p in "${PX[@]}"; do stop "$p"; done
 done
 
 # --- report ------------------------------------------------------------------------------
 DATE="$(date +%F)"
-mkdir -p "$BENCH/results"
-mosn_rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+tools=(nginx envoy nghttpx h2load)
+selected mosn && tools+=(mosn)
 {
-    printf 'date\t%s\n' "$DATE"
-    machine_info
-    printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/.*version: //')"
-    printf 'envoy\t%s\n' "$("$ENVOY_BIN" --version | grep -o 'version: .*' | sed 's/version: //')"
-    printf 'nghttpx\t%s\n' "$(nghttpx --version | head -n1)"
-    printf 'h2load\t%s\n' "$(h2load --version | head -n1)"
+    info_head "$DATE" "${tools[@]}"
     scenario grpc && printf 'grpc upstream\t%s (canned answer)\n' "$(nghttpd --version | head -n1)"
     if scenario grpc-py; then
         printf 'grpc-py upstream\t%s\n' "$("$GRPC_PY" -c 'import grpc, sys; print("grpcio %s, Python %s" % (grpc.__version__, sys.version.split()[0]))') (bench/grpc_upstream.py, asyncio server)"
     fi
-    # HEAD may have moved since the binary was built: give both.
-    selected mosn && printf 'mosn-rs\t%s (built %s; git HEAD now %s)\n' "$MOSN_BIN" \
-        "$(date -r "$MOSN_BIN" '+%F %T %Z')" "$mosn_rev"
     printf 'load\th2load -c%s -m%s -D %s (one thread), %s round(s) per scenario, order rotated each round\n' \
         "$CONNS" "$STREAMS" "$DURATION" "$ROUNDS"
     printf 'latency\t%s\n' "$( ((LATLOG)) && echo 'p50/p99 from h2load --log-file (every request)' || echo 'mean/sd from h2load only (LATLOG=0)')"
     printf 'gRPC request\t%s bytes (5-byte prefix + Msg text "%s" count 1), echoed back\n' "$GRPC_LEN" "$BODY"
-    printf 'open files limit\t%s\n' "$NOFILE"
 } >"$TMP/info.tsv"
-
-"$PY" "$BENCH/report_h2.py" --runs "$RUNS" --info "$TMP/info.tsv" --order "${SEL[*]}" \
-    --scenarios "${SCEN[*]}" --md "$BENCH/results/$DATE-h2.md" --png "$BENCH/results/$DATE-h2.png"
-cat "$BENCH/results/$DATE-h2.md"
-log "wrote bench/results/$DATE-h2.md and bench/results/$DATE-h2.png"
+write_report -h2 report_h2.py --runs "$RUNS" --order "${SEL[*]}" --scenarios "${SCEN[*]}"

@@ -27,27 +27,13 @@ CONNS="${CONNS:-64}"
 IDLE="${IDLE:-1}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
 KEEP_TMP="${KEEP_TMP:-0}"
-BODY="01234567890123456789"   # the fixed 20-byte upstream response body
 
-BUILD=0
-for arg in "$@"; do
-    case "$arg" in
-        --build) BUILD=1 ;;
-        -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
-
-read -ra SEL <<<"$PROXIES"
-((${#SEL[@]})) || die "PROXIES is empty"
-for p in "${SEL[@]}"; do
-    case "$p" in nginx|haproxy|envoy|mosn) ;; *) die "unknown proxy '$p' in PROXIES (known: nginx haproxy envoy mosn)" ;; esac
-done
-selected() { [[ " ${SEL[*]} " == *" $1 "* ]]; }
+parse_args 2,17 "$@"   # BUILD
+pick_list SEL PROXIES "$PROXIES" "nginx haproxy envoy mosn"
+selected() { in_list "$1" "${SEL[@]}"; }
 
 # wrk runs are bounded by DURATION; WRK_TIMEOUT only guards against a hung wrk.
-[[ "$(dur_secs "$DURATION")" =~ ^[0-9]+$ ]] || die "DURATION '$DURATION' not understood (use e.g. 10s, 2m)"
-WRK_TIMEOUT=$(( $(dur_secs "$DURATION") + 30 ))
+WRK_TIMEOUT=$(load_timeout "$DURATION")
 
 # --- tools ---------------------------------------------------------------------
 # shellcheck disable=SC2119  # setup_tools takes setup.sh's options, not ours
@@ -80,45 +66,7 @@ probe_http1() { [[ "$(curl -s --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null ||
 wait_ready() { wait_ready_by "$1" "$2" probe_http1; }
 
 # --- configs ---------------------------------------------------------------------
-# nginx_common, nginx_http_common: lib.sh
-write_upstream() {
-    local d="$TMP/upstream"
-    { nginx_common "$d"; cat <<EOF
-http {
-$(nginx_http_common "$d")
-    server {
-        listen 127.0.0.1:${PORT[upstream]} backlog=4096;
-        location / { default_type text/plain; return 200 "$BODY"; }
-    }
-}
-EOF
-    } >"$TMP/upstream.conf"
-}
-
-write_nginx() {
-    local d="$TMP/nginx"
-    { nginx_common "$d"; cat <<EOF
-http {
-$(nginx_http_common "$d")
-    upstream up {
-        server 127.0.0.1:${PORT[upstream]};
-        keepalive 256;              # pool of idle upstream connections
-        keepalive_requests 1000000;
-        keepalive_timeout 300s;
-    }
-    server {
-        listen 127.0.0.1:${PORT[nginx]} backlog=4096;
-        location / {
-            proxy_pass http://up;
-            proxy_http_version 1.1;         # needed for upstream keep-alive
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-    } >"$TMP/nginx.conf"
-}
-
+# write_upstream, write_nginx_proxy, write_envoy, write_mosn: lib.sh
 write_haproxy() {
     # maxconn caps concurrent client sessions (idle keep-alive clients count).
     # HAProxy reserves 2 fds per session (client + server side) and will not
@@ -151,61 +99,19 @@ backend be
 EOF
 }
 
-write_envoy() {
-    cat >"$TMP/envoy.yaml" <<EOF
-static_resources:
-  listeners:
-  - name: l
-    address: {socket_address: {address: 127.0.0.1, port_value: ${PORT[envoy]}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          codec_type: HTTP1
-          route_config:
-            virtual_hosts:
-            - name: h
-              domains: ["*"]
-              routes: [{match: {prefix: "/"}, route: {cluster: up}}]
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-  - name: up
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: up
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${PORT[upstream]}}}}
-EOF
-}
-
-write_mosn() {
-    cat >"$TMP/mosn.json" <<EOF
-{"servers":[{"default_log_path":"stderr","default_log_level":"ERROR","processor":1,
-  "routers":[{"router_config_name":"r","virtual_hosts":[{"name":"h","domains":["*"],"routers":[{"match":{"prefix":"/"},"route":{"cluster_name":"up"}}]}]}],
-  "listeners":[{"name":"l","address":"127.0.0.1:${PORT[mosn]}","bind_port":true,"filter_chains":[{"filters":[{"type":"proxy","config":{"downstream_protocol":"Http1","upstream_protocol":"Http1","router_config_name":"r"}}]}]}]}],
- "cluster_manager":{"clusters":[{"name":"up","type":"SIMPLE","lb_type":"LB_ROUNDROBIN","max_request_per_conn":0,"hosts":[{"address":"127.0.0.1:${PORT[upstream]}"}]}]}}
-EOF
-}
-
 # --- start everything -------------------------------------------------------------
+# shellcheck disable=SC2119  # no arguments: plain HTTP/1.1
 write_upstream
-start upstream nginx -p "$TMP/upstream" -e "$TMP/upstream/error.log" -c "$TMP/upstream.conf"
+start_nginx upstream
 wait_ready upstream "${PORT[upstream]}"
 PID[direct]=${PID[upstream]}
 
 for p in "${SEL[@]}"; do
     case "$p" in
-        nginx)   write_nginx;   start nginx nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx.conf" ;;
+        nginx)   write_nginx_proxy "${PORT[upstream]}" 256 "" "$NGINX_PROXY_H1"; start_nginx nginx ;;
         haproxy) write_haproxy; start haproxy haproxy -db -f "$TMP/haproxy.cfg" ;;
-        envoy)   write_envoy;   start envoy "$ENVOY_BIN" -c "$TMP/envoy.yaml" --concurrency 1 \
-                                    --disable-hot-restart --log-level error ;;
-        mosn)    write_mosn;    start mosn "$MOSN_BIN" start -c "$TMP/mosn.json" ;;
+        envoy)   write_envoy HTTP1 "${PORT[upstream]}"; start_envoy ;;
+        mosn)    write_mosn Http1 Http1 "${PORT[upstream]}" "" '"max_request_per_conn":0,'; start_mosn ;;
     esac
 done
 for p in "${SEL[@]}"; do wait_ready "$p" "${PORT[$p]}"; done
@@ -215,34 +121,26 @@ log "up: upstream :${PORT[upstream]}; $(for p in "${SEL[@]}"; do printf '%s :%s 
 RUNS="$TMP/runs.tsv"
 : >"$RUNS"
 
-# "Other CPU" (lib.sh: machine_user_us, children_user_us): user-mode CPU time
-# of the whole machine minus that of the proxy, the upstream and wrk.
-
 # bench_one NAME ROUND: one bounded wrk run through NAME, with the CPU time of
-# NAME's process tree read just before and just after it.
+# NAME's process tree (and the upstream's, for "other CPU") read just before
+# and just after it (lib.sh: meter_begin, meter_end).
 bench_one() {
-    local name=$1 round=$2 out="$TMP/wrk-$1-$2.txt" pid=${PID[$1]}
-    local cpu0 cpu1 usr0 usr1 upu0=0 upu1=0 m0 m1 ch0 ch1 rss line other
-    read -r cpu0 usr0 < <("$PY" "$BENCH/procstat.py" cpu "$pid")
-    [[ $name == direct ]] || read -r _ upu0 < <("$PY" "$BENCH/procstat.py" cpu "${PID[upstream]}")
-    children_user_us ch0; m0=$(machine_user_us)
+    local name=$1 round=$2 out="$TMP/wrk-$1-$2.txt" up=${PID[upstream]} line
+    [[ $name == direct ]] && up=""
+    meter_begin "${PID[$name]}" "$up"
     timeout "$WRK_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
         -s "$BENCH/wrk-report.lua" "http://127.0.0.1:${PORT[$name]}/" >"$out" 2>&1 \
         || { cat "$out" >&2; die "wrk against $name failed"; }
-    m1=$(machine_user_us); children_user_us ch1
-    read -r cpu1 usr1 < <("$PY" "$BENCH/procstat.py" cpu "$pid")
-    [[ $name == direct ]] || read -r _ upu1 < <("$PY" "$BENCH/procstat.py" cpu "${PID[upstream]}")
-    rss=$("$PY" "$BENCH/procstat.py" rss "$pid")
-    other=$(((m1 - m0) - (usr1 - usr0) - (upu1 - upu0) - (ch1 - ch0)))
+    meter_end
     line=$(grep '^WRKRESULT ' "$out") || { cat "$out" >&2; die "no result line in wrk output for $name"; }
     # WRKRESULT key=value ... -> local variables of the same names
     local requests duration_us p50_us p99_us status_errors socket_errors kv
     for kv in ${line#WRKRESULT }; do local "$kv"; done
     ((requests > 0)) || { cat "$out" >&2; die "no request completed through $name"; }
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$requests" "$duration_us" \
-        "$p50_us" "$p99_us" "$((status_errors + socket_errors))" "$((cpu1 - cpu0))" "$rss" "$other" >>"$RUNS"
+        "$p50_us" "$p99_us" "$((status_errors + socket_errors))" "$METER_CPU" "$METER_RSS" "$METER_OTHER" >>"$RUNS"
     awk -v r="$round" -v n="$name" -v q="$requests" -v d="$duration_us" -v a="$p50_us" \
-        -v b="$p99_us" -v e="$((status_errors + socket_errors))" -v c="$((cpu1 - cpu0))" -v m="$rss" -v o="$other" \
+        -v b="$p99_us" -v e="$((status_errors + socket_errors))" -v c="$METER_CPU" -v m="$METER_RSS" -v o="$METER_OTHER" \
         'BEGIN { printf "[bench] round %s %-8s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  errors %d  CPU %.1f us/req  RSS %.1f MiB  other CPU %.0f%%\n",
                  r, n, q / (d / 1e6), a / 1000, b / 1000, e, c / q, m / 1024, 100 * o / d }' >&2
 }
@@ -256,14 +154,7 @@ done
 log "reference: wrk straight to the upstream"
 bench_one direct 0
 
-# Round-robin order, rotated each round, so no proxy always runs first or last
-# (thermal state, page cache, whatever the previous run left behind).
-n=${#SEL[@]}
-for ((r = 0; r < ROUNDS; r++)); do
-    for ((i = 0; i < n; i++)); do
-        bench_one "${SEL[$(((r + i) % n))]}" $((r + 1))
-    done
-done
+run_rounds bench_one "${SEL[@]}"   # order rotated each round
 
 # --- idle-connection memory test -----------------------------------------------------
 IDLE_OUT="$TMP/idle.tsv"
@@ -294,16 +185,10 @@ fi
 
 # --- report ------------------------------------------------------------------------------
 DATE="$(date +%F)"
-mkdir -p "$BENCH/results"
-mosn_rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+tools=(nginx haproxy envoy wrk)
+selected mosn && tools+=(mosn)
 {
-    printf 'date\t%s\n' "$DATE"
-    machine_info
-    printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/.*version: //')"
-    printf 'haproxy\t%s\n' "$(haproxy -v | head -n1 | awk '{print $3}')"
-    printf 'envoy\t%s\n' "$("$ENVOY_BIN" --version | grep -o 'version: .*' | sed 's/version: //')"
-    printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
-    selected mosn && printf 'mosn-rs\t%s (git %s)\n' "$MOSN_BIN" "$mosn_rev"
+    info_head "$DATE" "${tools[@]}"
     printf 'load\twrk -t1 -c%s -d%s --latency, %s round(s), order rotated each round\n' "$CONNS" "$DURATION" "$ROUNDS"
     if ((IDLE)); then
         note=""
@@ -314,11 +199,6 @@ mosn_rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     else
         printf 'idle test\tskipped\n'
     fi
-    printf 'open files limit\t%s\n' "$NOFILE"
 } >"$TMP/info.tsv"
-
-"$PY" "$BENCH/report.py" --runs "$RUNS" --idle "$IDLE_OUT" --info "$TMP/info.tsv" \
-    --order "${SEL[*]}" --md "$BENCH/results/$DATE.md" --png "$BENCH/results/$DATE.png"
-cat "$BENCH/results/$DATE.md"
-log "wrote bench/results/$DATE.md and bench/results/$DATE.png"
+write_report "" report.py --runs "$RUNS" --idle "$IDLE_OUT" --order "${SEL[*]}"
 [[ -z $FAILED ]] || die "proxy died during the idle test:$FAILED"

@@ -10,6 +10,9 @@
 # (nghttpx, whose Debian package also installs a systemd unit that policy-rc.d
 # keeps from starting in a container; run-h2.sh never uses that unit) and
 # nghttp2-server (nghttpd, the canned gRPC upstream).
+# With --tls (bench/run-tls.sh) also: hey (the new-connection-per-request
+# load: Go's TLS client, which never resumes a session), nghttp2-client
+# (h2load, for h2 over TLS) and openssl (the test certificate, s_client).
 # Re-running it when everything is present costs a few dpkg-query/python calls
 # and touches neither apt nor pip.
 set -euo pipefail
@@ -22,6 +25,7 @@ PKGS=(wrk nginx-light haproxy python3-venv curl)
 for arg in "$@"; do
     case "$arg" in
         --h2) PKGS+=(nghttp2-client nghttp2-proxy nghttp2-server) ;;
+        --tls) PKGS+=(hey nghttp2-client openssl) ;;
         *) echo "setup: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
