@@ -7,52 +7,15 @@
 mod common;
 
 use common::peers::*;
+use common::rpc::*;
 use common::*;
-use serde_json::{json, Value};
-
-/// A Bolt proxy on a free port: routes (MOSN's shape) to clusters of `(name, addr)`.
-fn bolt_proxy(routes: Value, clusters: &[(&str, u16)], protocol: &str) -> (Mosn, u16, u16) {
-    let (port, admin) = (free_port(), free_port());
-    let clusters: Vec<Value> = clusters
-        .iter()
-        .map(|(name, p)| {
-            json!({"name": name, "type": "SIMPLE", "lb_type": "LB_RANDOM",
-            "hosts": [{"address": format!("127.0.0.1:{p}")}]})
-        })
-        .collect();
-    let config = json!({
-        "servers": [{"default_log_path": "stderr", "processor": 1,
-            "routers": [{"router_config_name": "r", "virtual_hosts": [{"name": "h", "domains": ["*"], "routers": routes}]}],
-            "listeners": [{"name": "l", "address": format!("127.0.0.1:{port}"), "bind_port": true,
-                "filter_chains": [{"filters": [{"type": "proxy", "config": {"downstream_protocol": protocol, "router_config_name": "r"}}]}]}]}],
-        "cluster_manager": {"clusters": clusters},
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}}
-    });
-    (
-        Mosn::start(&config.to_string(), &[port, admin]),
-        port,
-        admin,
-    )
-}
-
-fn any_service(cluster: &str) -> Value {
-    json!([{"match": {"headers": [{"name": "service", "value": ".*"}]}, "route": {"cluster_name": cluster}}])
-}
-
-#[track_caller]
-fn assert_all_matched(v: &Value, n: u64, tag: &str) {
-    assert_eq!(v["calls"], n, "{v}");
-    assert_eq!(v["matched"], n, "{v}");
-    assert_eq!(v["mismatched"], 0, "{v}");
-    assert_eq!(v["errors"], 0, "{v}");
-    assert_eq!(v["tags"][tag], n, "{v}");
-}
+use serde_json::json;
 
 #[test]
 fn many_calls_from_two_clients_share_one_upstream_connection_and_match_their_callers() {
     let Some(_) = node_peers() else { return };
     let server = XServer::bolt("A");
-    let (_m, port, _admin) = bolt_proxy(any_service("c"), &[("c", server.port)], "bolt");
+    let (_m, port, _admin) = rpc_proxy(any_service("c"), &[("c", server.port)], "bolt");
     let a = std::thread::spawn(move || x_client(XClient::BoltNode, port, &["echo", "300", "64"]));
     let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "300", "64"]);
     assert!(ok, "{v}");
@@ -80,7 +43,7 @@ fn routes_by_service_to_two_clusters_and_the_legacy_x_shape_works() {
         {"match": {"headers": [{"name": "service", "value": "com.mosn.test.OtherService:1.0"}]}, "route": {"cluster_name": "b"}},
         {"match": {"headers": [{"name": "service", "value": ".*"}]}, "route": {"cluster_name": "a"}}
     ]);
-    let (_m, port, _) = bolt_proxy(routes.clone(), &[("a", a.port), ("b", b.port)], "bolt");
+    let (_m, port, _) = rpc_proxy(routes.clone(), &[("a", a.port), ("b", b.port)], "bolt");
     let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "20", "4"]);
     assert!(ok, "{v}");
     assert_all_matched(&v, 20, "A");
@@ -122,7 +85,7 @@ fn the_proxy_answers_heartbeats_and_errors_in_bolt() {
     let Some(_) = node_peers() else { return };
     let server = XServer::bolt("A");
     // Auto: Bolt detected beside HTTP on the same port.
-    let (_m, port, _admin) = bolt_proxy(any_service("c"), &[("c", server.port)], "Auto");
+    let (_m, port, _admin) = rpc_proxy(any_service("c"), &[("c", server.port)], "Auto");
     let (ok, v) = x_client(XClient::BoltNode, port, &["heartbeat"]);
     assert!(ok, "{v}");
     assert!(
@@ -133,26 +96,58 @@ fn the_proxy_answers_heartbeats_and_errors_in_bolt() {
     assert!(ok, "Auto detects Bolt: {v}");
     // No route (a route for another service only): a Bolt error answer, not a hang.
     let routes = json!([{"match": {"headers": [{"name": "service", "value": "nope:1.0"}]}, "route": {"cluster_name": "c"}}]);
-    let (_m2, port2, _) = bolt_proxy(routes, &[("c", server.port)], "bolt");
-    assert_prompt_error(port2);
+    let (_m2, port2, _) = rpc_proxy(routes, &[("c", server.port)], "bolt");
+    assert_prompt_error(XClient::BoltNode, port2);
     // The upstream is down: an error answer, quickly.
     let down = free_port();
-    let (_m3, port3, _) = bolt_proxy(any_service("c"), &[("c", down)], "bolt");
-    assert_prompt_error(port3);
+    let (_m3, port3, _) = rpc_proxy(any_service("c"), &[("c", down)], "bolt");
+    assert_prompt_error(XClient::BoltNode, port3);
 }
 
-/// One call through `port` fails with the proxy's Bolt error answer (the client reads
-/// a server error) well before the client's own 3 s timeout.
-#[track_caller]
-fn assert_prompt_error(port: u16) {
-    let started = std::time::Instant::now();
-    let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "1", "1"]);
+/// A client that leaves mid-call costs nothing to the others; an upstream that dies
+/// mid-call gets its callers a prompt Bolt error, not a hang until their timeout.
+#[test]
+fn client_and_upstream_leaving_mid_call() {
+    let Some(_) = node_peers() else { return };
+    let mut server = XServer::bolt("A");
+    let (_m, port, _) = rpc_proxy(any_service("c"), &[("c", server.port)], "bolt");
+    // A client killed while its call sleeps on the server.
+    let mut leaver = XClient::BoltNode.command().unwrap();
+    let mut child = leaver
+        .args([&format!("127.0.0.1:{port}"), "sleep", "1500"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(server
+        .wait_event("CALL", std::time::Duration::from_secs(5))
+        .is_some());
+    let _ = child.kill();
+    let _ = child.wait();
+    let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "20", "8"]);
+    assert!(ok, "{v}");
+    assert_all_matched(&v, 20, "A");
+    // The upstream dies with a call in flight.
+    let caller = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let r = x_client_args(
+            XClient::BoltNode,
+            &[
+                "--timeout",
+                "8000",
+                &format!("127.0.0.1:{port}"),
+                "sleep",
+                "5000",
+            ],
+            CLIENT_LIMIT,
+        );
+        (r, started.elapsed())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let _ = server.child.kill();
+    let ((ok, v), took) = caller.join().unwrap();
     assert!(!ok, "{v}");
-    assert_eq!(v["errors"], 1, "{v}");
-    let sample = v["error_samples"].to_string().to_ascii_lowercase();
-    assert!(!sample.contains("timeout"), "an answer, not a timeout: {v}");
     assert!(
-        started.elapsed() < std::time::Duration::from_millis(2500),
-        "{v}"
+        took < std::time::Duration::from_secs(4),
+        "answered when the upstream closed, not at the client's 8 s timeout: {took:?} {v}"
     );
 }

@@ -574,4 +574,5 @@ pub fn require_mosn_corpus() -> Option<PathBuf> {
 pub mod cli;
 pub mod nginx;
 pub mod peers;
+pub mod rpc;
 pub mod tls;

@@ -29,7 +29,7 @@ pub enum ProxyProtocol {
 }
 
 /// The XProtocol codecs this build has, by MOSN's names.
-pub const RPC_PROTOCOLS: &[&str] = &["bolt", "boltv2"];
+pub const RPC_PROTOCOLS: &[&str] = &["bolt", "boltv2", "dubbo"];
 
 /// `{"type": "proxy", "config": {...}}`
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -48,12 +48,33 @@ pub struct ProxyFilterConfig {
     pub http1: Http1Options,
     /// mosn-rs extension: limits of the HTTP/2 codec.
     pub http2: Http2Options,
+    /// mosn-rs extension: limits of the RPC (XProtocol) proxy.
+    pub rpc: RpcOptions,
     /// Envoy's: what happens to X-Forwarded-Client-Cert (default SANITIZE: a client
     /// cannot claim an identity through it).
     pub forward_client_cert_details: ForwardClientCertDetails,
     /// Envoy's: which fields of an mTLS client's certificate go into the header it
     /// sets (the certificate's SHA-256 `Hash` always does).
     pub set_current_client_cert_details: ClientCertDetails,
+}
+
+/// Limits of the RPC proxy, each with a safe default.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RpcOptions {
+    /// Largest frame from a client or an upstream; a larger one closes its connection.
+    pub max_frame_bytes: usize,
+    /// Answers queued for a client that does not read them, before it is disconnected.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for RpcOptions {
+    fn default() -> Self {
+        RpcOptions {
+            max_frame_bytes: 16 * 1024 * 1024,
+            max_queued_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 /// Envoy's `forward_client_cert_details` modes.
@@ -269,9 +290,9 @@ pub(crate) fn parse_protocol(name: &str) -> Option<ProxyProtocol> {
 }
 
 /// Protocol names MOSN knows that later work implements; named "not supported yet".
-const LATER_PROTOCOLS: &[&str] = &["dubbo", "tars", "dubbothrift", "dubbo-thrift", "Xprotocol"];
+const LATER_PROTOCOLS: &[&str] = &["tars", "dubbothrift", "dubbo-thrift", "Xprotocol"];
 
-const SUPPORTED: &str = "\"Http1\", \"Http2\", \"Auto\", \"bolt\", \"boltv2\"";
+const SUPPORTED: &str = "\"Http1\", \"Http2\", \"Auto\", \"bolt\", \"boltv2\", \"dubbo\"";
 
 /// Checks a protocol name; `allow_empty` for the upstream side (empty = same as downstream).
 pub(crate) fn check_protocol(name: &str, path: &str, allow_empty: bool, problems: &mut Problems) {

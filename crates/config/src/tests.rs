@@ -276,7 +276,7 @@ fn tls_without_certificate_and_xprotocol_and_xds_are_refused_not_downgraded() {
         );
     let errs = errors_of(&sub);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].ends_with(r#"config.extend_config.sub_protocol: protocol "tars" is valid MOSN but not supported by mosn-rs yet (supported: "Http1", "Http2", "Auto", "bolt", "boltv2")"#), "{errs:?}");
+    assert!(errs[0].ends_with(r#"config.extend_config.sub_protocol: protocol "tars" is valid MOSN but not supported by mosn-rs yet (supported: "Http1", "Http2", "Auto", "bolt", "boltv2", "dubbo")"#), "{errs:?}");
     let bolt = minimal(PROXY)
         .replace(
             r#""downstream_protocol": "Http1""#,

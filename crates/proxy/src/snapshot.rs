@@ -5,9 +5,6 @@ use crate::http1::{Detect, HttpListener};
 use crate::rpc::RpcListener;
 use crate::tcp::TcpProxyListener;
 
-/// Bytes of answers queued for an RPC client that does not read, before its
-/// connection is closed.
-const RPC_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 use mosn_config::filters::ProxyProtocol;
 use mosn_config::listener_filters::{ListenerFilter, OriginalDstMode};
 use mosn_config::tls::DEFAULT_HANDSHAKE_TIMEOUT;
@@ -265,9 +262,9 @@ fn build_kind(
                 routes: routes.clone(),
                 clusters: clusters.clone(),
                 codec,
-                max_frame: mosn_protocol::xprotocol::DEFAULT_MAX_FRAME,
+                max_frame: p.rpc.max_frame_bytes,
                 idle_timeout,
-                max_queued_bytes: RPC_MAX_QUEUED_BYTES,
+                max_queued_bytes: p.rpc.max_queued_bytes,
             };
             if let ProxyProtocol::Rpc(name) = p.downstream() {
                 let codec = mosn_protocol::xprotocol::codec(name)?;

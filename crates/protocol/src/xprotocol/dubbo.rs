@@ -25,9 +25,10 @@
 //!   the frame has a `service` attachment (in MOSN either may win).
 //! * A request body MOSN cannot read (a serialization other than hessian2, a field of
 //!   the wrong type, arguments it cannot skip) makes MOSN close the connection without
-//!   an answer. mosn-rs keeps the frame with the headers it could read (none, or the
-//!   four body fields without attachments); routing then fails and the client gets a
-//!   "no route" error response, and the connection keeps serving.
+//!   an answer. mosn-rs keeps the frame with the headers it could read (the body
+//!   fields before the first unreadable one; the attachments only if the whole map
+//!   could be read); routing on what is missing then fails, the client gets a "no
+//!   route" error response, and the connection keeps serving.
 //! * A request without the two-way bit (`0x82`) is [`FrameKind::OneWay`]: nothing waits
 //!   for a reply and none is sent. MOSN treats it as two-way and, after its timeout,
 //!   sends the client an error reply it never asked for.
@@ -35,7 +36,8 @@
 //!   dubbo-ssl-python servers answer; MOSN writes two (`4e 4e`).
 //! * mosn-rs sends heartbeats on idle upstream connections ([`Codec::heartbeat`]);
 //!   MOSN sends none.
-//! * Frames are limited to the proxy's `max_frame` (MOSN has no limit).
+//! * Frames are limited to the proxy's `max_frame` (MOSN has no limit), and at most
+//!   [`MAX_ATTACHMENTS`] distinct attachments become headers (MOSN: all).
 
 use super::hessian2::{self, Reader, Str};
 use super::{derived, Codec, CodecError, Detected, Frame, FrameKind, Hijack};
@@ -69,6 +71,11 @@ const HESSIAN2: u8 = 2;
 
 /// The four header names read from the body, which attachments do not override.
 const BODY_FIELDS: [&[u8]; 4] = [b"dubbo", b"service", b"version", b"method"];
+
+/// At most this many distinct attachments become headers; later new keys are left
+/// out (real clients send fewer than 10). It keeps the header map, and each lookup
+/// in it, small whatever a client sends (MOSN keeps them all).
+pub const MAX_ATTACHMENTS: usize = 128;
 
 fn decode_frame(buf: &mut BytesMut, max_frame: usize) -> Result<Option<Frame>, CodecError> {
     // The magic is checked as soon as its bytes arrive.
@@ -107,7 +114,9 @@ fn decode_frame(buf: &mut BytesMut, max_frame: usize) -> Result<Option<Frame>, C
         FrameKind::Response | FrameKind::HeartbeatAck => u32::from(buf[3]),
         _ => 0,
     };
-    let id = u64::from_be_bytes(buf[4..12].try_into().expect("8 bytes"));
+    let mut id = [0; 8];
+    id.copy_from_slice(&buf[4..12]);
+    let id = u64::from_be_bytes(id);
     let raw = buf.split_to(len);
     let headers = if matches!(kind, FrameKind::Request | FrameKind::OneWay)
         && flag & SERIALIZATION == HESSIAN2
@@ -175,40 +184,63 @@ fn read_request(raw: &[u8], r: &mut Reader, headers: &mut Headers) -> hessian2::
     let desc = r.string()?;
     let args = match &desc.bytes {
         Some(b) => argument_count(&raw[b.clone()]),
-        None => argument_count(Reader::new_at(raw, desc.span.start).read_string()?.as_bytes()),
+        None => argument_count(
+            Reader::new_at(raw, desc.span.start)
+                .read_string()?
+                .as_bytes(),
+        ),
     };
     for _ in 0..args {
         r.skip_value()?;
     }
-    let mut attachments = Vec::new();
-    r.string_map(|k, v| attachments.push((k, v)))?;
-
-    // Only a map read to its end is used: all attachments or none.
-    for (k, v) in attachments {
-        let (Some(k), Some(v)) = (text(raw, &k), text(raw, &v)) else {
-            continue;
-        };
-        let key = &raw[k.clone()];
-        if key == b"interface" {
-            // MOSN: "use the interface value, convenient for service discovery".
-            match headers.iter_mut().find(|(n, _)| *n == derived::SERVICE) {
-                Some((_, service)) => *service = v.clone(),
-                None => headers.push((derived::SERVICE, v.clone())),
-            }
+    // The attachments go straight into the header map; only a map read to its end
+    // counts (all attachments or none), so on an error the map is put back as the
+    // four body fields left it.
+    let fixed = headers.len();
+    let service = headers
+        .iter()
+        .find(|(n, _)| *n == derived::SERVICE)
+        .map(|(_, v)| v.clone());
+    if let Err(e) = r.string_map(|k, v| attachment(raw, headers, fixed, &k, &v)) {
+        headers.truncate(fixed);
+        if let (Some(v), Some((_, now))) = (
+            service,
+            headers.iter_mut().find(|(n, _)| *n == derived::SERVICE),
+        ) {
+            *now = v;
         }
-        if BODY_FIELDS.contains(&key) {
-            continue;
-        }
-        // A key repeated in the map: the later value wins, as in MOSN's map.
-        match headers
-            .iter_mut()
-            .find(|(n, _)| raw.get(n.clone()) == Some(key))
-        {
-            Some((_, value)) => *value = v,
-            None => headers.push((k, v)),
-        }
+        return Err(e);
     }
     Ok(())
+}
+
+/// Adds one attachment to the header map (`fixed`: the headers from the body fields).
+fn attachment(raw: &[u8], headers: &mut Headers, fixed: usize, k: &Str, v: &Str) {
+    let (Some(k), Some(v)) = (text(raw, k), text(raw, v)) else {
+        return;
+    };
+    let key = &raw[k.clone()];
+    if key == b"interface" {
+        // MOSN: "use the interface value, convenient for service discovery".
+        match headers.iter_mut().find(|(n, _)| *n == derived::SERVICE) {
+            Some((_, service)) => *service = v.clone(),
+            None => headers.push((derived::SERVICE, v.clone())),
+        }
+    }
+    if BODY_FIELDS.contains(&key) {
+        return;
+    }
+    // A key repeated in the map: the later value wins, as in MOSN's map. (The map is
+    // capped, so this search is too.)
+    let room = headers.len() < fixed + MAX_ATTACHMENTS;
+    match headers
+        .iter_mut()
+        .find(|(n, _)| raw.get(n.clone()) == Some(key))
+    {
+        Some((_, value)) => *value = v,
+        None if room => headers.push((k, v)),
+        None => {}
+    }
 }
 
 /// How many arguments a JVM parameter descriptor lists, by MOSN's rule
@@ -258,10 +290,15 @@ pub fn hijack_status(why: Hijack) -> (u8, &'static str) {
 
 /// An error response: flag `0x02`, the status, the request's id, and as body the
 /// message as one hessian2 string (a non-OK response has no result flag; Java's
-/// `readUTF`, dubbo-remoting's `readUTF` and dubbo-ssl-python's `read_next` read it).
-/// The body is hessian2, so the flag says hessian2 whatever the request's
-/// serialization (as MOSN); hessian2 requests, the only ones mosn-rs routes, get
-/// their own serialization id back.
+/// `readUTF`, dubbo-remoting's `readUTF` and dubbo-ssl-python's `read_next` read it,
+/// and the two clients raise `Error: 404|router unavailable` and
+/// `DubboResponseException: 404|router unavailable`).
+///
+/// The flag always names hessian2, as MOSN's does, because the body is hessian2: for
+/// the hessian2 requests mosn-rs routes that is the request's own serialization id,
+/// and a request in another serialization (which has no headers, so it only ever gets
+/// `NoRoute`) gets a reply whose flag matches its body, which a Java client decodes
+/// by that flag.
 fn hijack(request: &Frame, why: Hijack) -> Option<BytesMut> {
     if request.kind != FrameKind::Request {
         return None;
@@ -304,6 +341,11 @@ fn heartbeat(id: u64) -> BytesMut {
 impl Codec for Dubbo {
     fn name(&self) -> &'static str {
         "dubbo"
+    }
+
+    /// Dubbo's OK is 20.
+    fn is_success(&self, status: u32) -> bool {
+        status == 20
     }
 
     /// Two bytes suffice: `da bb` (MOSN waits for all 16 of the head).

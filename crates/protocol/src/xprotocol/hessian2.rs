@@ -61,8 +61,8 @@ pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     /// The field count of each class definition, by definition index. Each one took
-    /// at least three bytes of input.
-    classes: Vec<usize>,
+    /// at least three bytes of input (so the table is at most 4/3 of the input).
+    classes: Vec<u32>,
 }
 
 impl<'a> Reader<'a> {
@@ -112,7 +112,10 @@ impl<'a> Reader<'a> {
 
     fn u16(&mut self) -> Result<u16> {
         let r = self.take(2)?;
-        Ok(u16::from_be_bytes([self.buf[r.start], self.buf[r.start + 1]]))
+        Ok(u16::from_be_bytes([
+            self.buf[r.start],
+            self.buf[r.start + 1],
+        ]))
     }
 
     fn u32(&mut self) -> Result<u32> {
@@ -289,12 +292,14 @@ impl<'a> Reader<'a> {
         for _ in 0..fields {
             self.string()?;
         }
-        self.classes.push(fields);
+        self.classes
+            .push(u32::try_from(fields).map_err(|_| Error::BadLength)?);
         Ok(())
     }
 
     fn fields_of(&self, class: usize) -> Result<usize> {
-        self.classes.get(class).copied().ok_or(Error::NoClass)
+        let fields = self.classes.get(class).ok_or(Error::NoClass)?;
+        Ok(*fields as usize)
     }
 
     /// Skips one value of any kind. A class definition (`C`) is not a value by itself:

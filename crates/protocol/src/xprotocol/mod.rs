@@ -9,6 +9,9 @@
 //! example protocol; docs/xprotocol-wire.md has the wire formats.
 
 pub mod bolt;
+pub mod dubbo;
+pub mod example;
+pub mod hessian2;
 
 use bytes::BytesMut;
 use std::ops::Range;
@@ -92,7 +95,10 @@ pub mod derived {
     /// The name a derived key stands for.
     pub fn name(key: &Range<usize>) -> Option<&'static [u8]> {
         let i = usize::MAX.checked_sub(key.start)?;
-        NAMES.get(i).filter(|_| key.is_empty()).map(|n| n.as_bytes())
+        NAMES
+            .get(i)
+            .filter(|_| key.is_empty())
+            .map(|n| n.as_bytes())
     }
 }
 
@@ -160,6 +166,12 @@ pub trait Codec: Send + Sync + 'static {
     /// A heartbeat to keep an idle upstream connection alive; None: the protocol has
     /// no upstream keepalive.
     fn heartbeat(&self, id: u64) -> Option<BytesMut>;
+
+    /// Does a response with this status mean success (for stats and outlier
+    /// detection)? Bolt: 0; Dubbo: 20.
+    fn is_success(&self, status: u32) -> bool {
+        status == 0
+    }
 
     /// The largest request id the protocol carries (ids wrap around below it).
     fn max_id(&self) -> u64 {

@@ -171,7 +171,7 @@ pub async fn serve(
 
 /// One frame from a client.
 fn handle(
-    mut frame: Frame,
+    frame: Frame,
     codec: &'static dyn Codec,
     listener: &RpcListener,
     client: &ClientSide,
@@ -235,6 +235,10 @@ fn handle(
         _ => route_timeout,
     };
     let deadline = timeout.map(|t| Instant::now() + t);
-    let _ = &mut frame;
-    upstream::forward(frame, codec, cluster, host, client.clone(), deadline, stats);
+    let request = upstream::Outbound {
+        frame,
+        client: client.clone(),
+        deadline,
+    };
+    upstream::forward(request, codec, cluster, host, stats, listener.max_frame);
 }

@@ -11,7 +11,7 @@ use crate::http1::exchange::open_connection;
 use crate::http1::local_reply::LocalReply;
 use bytes::BytesMut;
 use mosn_observe::ListenerStats;
-use mosn_protocol::xprotocol::{Codec, Frame, FrameKind, Hijack, DEFAULT_MAX_FRAME};
+use mosn_protocol::xprotocol::{Codec, Frame, FrameKind, Hijack};
 use mosn_upstream::cluster::{try_request, RequestPermit};
 use mosn_upstream::outlier::{self, Outcome as OutlierOutcome};
 use mosn_upstream::pool::ConnGuard;
@@ -34,6 +34,14 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// ... or, after this many unanswered in a row, the connection is closed.
 const KEEPALIVE_MISSES: u32 = 6;
+
+/// A client's request on its way up.
+pub(super) struct Outbound {
+    pub frame: Frame,
+    /// Where its answer goes.
+    pub client: ClientSide,
+    pub deadline: Option<Instant>,
+}
 
 /// A request waiting for its response.
 struct Pending {
@@ -62,6 +70,8 @@ struct Mux {
     misses: Cell<u32>,
     last_read: Cell<Instant>,
     key: Key,
+    /// Largest frame accepted from the upstream.
+    max_frame: usize,
 }
 
 type Key = (SocketAddr, &'static str, usize);
@@ -117,14 +127,18 @@ fn answer(codec: &'static dyn Codec, p: Pending, why: Hijack) {
 
 /// Sends a client's request upstream (the answer comes back through `client`).
 pub(super) fn forward(
-    mut frame: Frame,
+    request: Outbound,
     codec: &'static dyn Codec,
     cluster: Arc<Cluster>,
     host: Arc<Host>,
-    client: ClientSide,
-    deadline: Option<Instant>,
     stats: &ListenerStats,
+    max_frame: usize,
 ) {
+    let Outbound {
+        mut frame,
+        client,
+        deadline,
+    } = request;
     let tls = match &cluster.tls {
         UpstreamTls::On(t) => Some(t.clone()),
         UpstreamTls::Off => None,
@@ -163,6 +177,7 @@ pub(super) fn forward(
                 misses: Cell::new(0),
                 last_read: Cell::new(Instant::now()),
                 key,
+                max_frame,
             });
             MUXES.with(|m| m.borrow_mut().insert(key, mux.clone()));
             tokio::task::spawn_local(run(mux.clone()));
@@ -242,7 +257,7 @@ async fn run(mux: Rc<Mux>) {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         loop {
             loop {
-                match mux.codec.decode(&mut buf, DEFAULT_MAX_FRAME) {
+                match mux.codec.decode(&mut buf, mux.max_frame) {
                     Ok(Some(frame)) => on_frame(&mux, frame),
                     Ok(None) => break,
                     Err(e) => {
@@ -285,9 +300,10 @@ fn on_frame(mux: &Mux, mut frame: Frame) {
             let Some(p) = mux.pending.borrow_mut().remove(&frame.id) else {
                 return; // late (timed out) or unknown: dropped, as MOSN does
             };
-            mux.cluster
-                .stats
-                .response(if frame.status == 0 { 200 } else { 500 });
+            let ok = mux.codec.is_success(frame.status);
+            let code = if ok { 200 } else { 500 };
+            mux.cluster.stats.response(code);
+            outlier::report(&mux.host, OutlierOutcome::Success(code));
             mux.codec.set_id(&mut frame, p.request.id);
             p.client.send(frame.raw);
             p.client
