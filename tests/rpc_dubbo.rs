@@ -89,3 +89,39 @@ fn heartbeats_are_answered_and_errors_are_dubbo_responses_the_clients_read() {
         assert_prompt_error(client, port3);
     }
 }
+
+/// The route's timeout caps a Dubbo call (Dubbo frames carry no timeout of their own):
+/// the client gets the proxy's timeout answer long before its own 5 s timeout.
+#[test]
+fn the_route_timeout_answers_a_slow_call() {
+    let Some(_) = node_peers() else { return };
+    let server = XServer::dubbo("S");
+    let routes = json!([{"match": {"headers": [{"name": "service", "value": ".*"}]},
+        "route": {"cluster_name": "c", "timeout": "300ms"}}]);
+    let (_m, port, _) = rpc_proxy(routes, &[("c", server.port)], "dubbo");
+    let started = std::time::Instant::now();
+    let (ok, v) = x_client_args(
+        XClient::DubboNode,
+        &[
+            "--timeout",
+            "5000",
+            &format!("127.0.0.1:{port}"),
+            "sleep",
+            "2000",
+        ],
+        CLIENT_LIMIT,
+    );
+    assert!(!ok, "{v}");
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "{took:?} {v}"
+    );
+    assert!(
+        v.to_string().contains("504|timeout"),
+        "the proxy's answer: {v}"
+    );
+    // The connection still serves.
+    let (ok, v) = x_client(XClient::DubboNode, port, &["echo", "5", "1"]);
+    assert!(ok, "{v}");
+}

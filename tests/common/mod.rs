@@ -572,6 +572,7 @@ pub fn require_mosn_corpus() -> Option<PathBuf> {
 }
 
 pub mod cli;
+pub mod corpus;
 pub mod nginx;
 pub mod peers;
 pub mod rpc;
