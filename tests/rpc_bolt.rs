@@ -151,3 +151,62 @@ fn client_and_upstream_leaving_mid_call() {
         "answered when the upstream closed, not at the client's 8 s timeout: {took:?} {v}"
     );
 }
+
+/// SIGTERM with a call in flight: the proxy stops taking requests, the call's answer
+/// still reaches its client, then the proxy exits.
+#[test]
+fn sigterm_lets_calls_in_flight_finish() {
+    let Some(_) = node_peers() else { return };
+    let server = XServer::bolt("G");
+    let (mut m, port, _) = rpc_proxy(any_service("c"), &[("c", server.port)], "bolt");
+    let caller = std::thread::spawn(move || {
+        x_client_args(
+            XClient::BoltNode,
+            &[
+                "--timeout",
+                "5000",
+                &format!("127.0.0.1:{port}"),
+                "sleep",
+                "1500",
+            ],
+            CLIENT_LIMIT,
+        )
+    });
+    assert!(server
+        .wait_event("CALL", std::time::Duration::from_secs(5))
+        .is_some());
+    m.signal(15);
+    let (ok, v) = caller.join().unwrap();
+    assert!(ok, "the answer arrived after SIGTERM: {v}");
+    assert_eq!(m.wait_exit(std::time::Duration::from_secs(10)), Some(0));
+}
+
+/// A malformed or oversized frame closes that client's connection only; others go on.
+#[test]
+fn bad_frames_close_only_their_connection() {
+    use std::io::Write;
+    let Some(_) = node_peers() else { return };
+    let server = XServer::bolt("B");
+    let (_m, port, _) = rpc_proxy(any_service("c"), &[("c", server.port)], "bolt");
+    let good = std::thread::spawn(move || x_client(XClient::BoltNode, port, &["echo", "200", "8"]));
+    for bad in [
+        // Bolt protocol byte, then an unknown command type.
+        &[
+            0x01u8, 0x09, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ][..],
+        // A request announcing 1 GiB of content (over the 16 MiB default limit).
+        &[
+            0x01, 0x01, 0, 1, 1, 0, 0, 0, 2, 1, 0, 0, 0x0b, 0xb8, 0, 0, 0, 0, 0x40, 0, 0, 0,
+        ][..],
+    ] {
+        let mut s = connect(port);
+        s.write_all(bad).unwrap();
+        assert!(
+            closed_within(&mut s, std::time::Duration::from_secs(5)),
+            "{bad:?}"
+        );
+    }
+    let (ok, v) = good.join().unwrap();
+    assert!(ok, "{v}");
+    assert_all_matched(&v, 200, "B");
+}
