@@ -210,3 +210,49 @@ fn bad_frames_close_only_their_connection() {
     assert!(ok, "{v}");
     assert_all_matched(&v, 200, "B");
 }
+
+/// MOSN's keepalive (`clusters[].keepalive`): an upstream that stops answering
+/// heartbeats has its connection closed after six misses, and the call waiting on it
+/// is answered then rather than at the client's own (long) timeout.
+#[test]
+fn an_upstream_that_ignores_heartbeats_is_dropped() {
+    use std::io::Read;
+    let Some(_) = node_peers() else { return };
+    // Takes bytes, never answers (a hung server).
+    let silent = Upstream::start(|mut s| {
+        let mut buf = [0u8; 4096];
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let (port, admin) = (free_port(), free_port());
+    let config = json!({
+        "servers": [{"default_log_path": "stderr", "processor": 1,
+            "routers": [{"router_config_name": "r", "virtual_hosts": [{"name": "h", "domains": ["*"], "routers": any_service("c")}]}],
+            "listeners": [{"name": "l", "address": format!("127.0.0.1:{port}"), "bind_port": true,
+                "filter_chains": [{"filters": [{"type": "proxy", "config": {"downstream_protocol": "bolt", "router_config_name": "r"}}]}]}]}],
+        "cluster_manager": {"clusters": [{"name": "c", "type": "SIMPLE", "lb_type": "LB_RANDOM",
+            "keepalive": {"interval": "200ms", "timeout": "100ms"},
+            "hosts": [{"address": silent.addr.to_string()}]}]},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}}
+    });
+    let _m = Mosn::start(&config.to_string(), &[port, admin]);
+    let started = std::time::Instant::now();
+    let (ok, v) = x_client_args(
+        XClient::BoltNode,
+        &[
+            "--timeout",
+            "10000",
+            &format!("127.0.0.1:{port}"),
+            "echo",
+            "1",
+            "1",
+        ],
+        CLIENT_LIMIT,
+    );
+    assert!(!ok, "{v}");
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "{took:?} {v}");
+    assert!(
+        !v.to_string().to_ascii_lowercase().contains("timeout"),
+        "{v}"
+    );
+}

@@ -595,6 +595,11 @@ pub struct ClusterConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<GoDuration>,
     pub hosts: Vec<HostConfig>,
+    /// MOSN's RPC keepalive of upstream connections: heartbeats every `interval`
+    /// (besides one after 15 s without reading), each answered within `timeout`
+    /// (default 1 s); six unanswered in a row close the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<KeepaliveConfig>,
     /// TLS to the cluster's hosts (when `status` is true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_context: Option<crate::tls::TlsConfig>,
@@ -827,4 +832,14 @@ pub struct AdminAddress {
 pub struct SocketAddressConfig {
     pub address: String,
     pub port_value: u16,
+}
+
+/// MOSN's `clusters[].keepalive`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct KeepaliveConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<GoDuration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<GoDuration>,
 }

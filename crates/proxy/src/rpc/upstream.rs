@@ -28,9 +28,10 @@ use tokio::time::Instant;
 
 /// How often deadlines of requests in flight are checked.
 const DEADLINE_TICK: Duration = Duration::from_millis(50);
-/// MOSN's keepalive: a heartbeat after this long without reading anything ...
+/// MOSN's keepalive: a heartbeat after this long without reading anything (and every
+/// cluster `keepalive.interval`, when set) ...
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
-/// ... answered within this ...
+/// ... answered within this (cluster `keepalive.timeout`) ...
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// ... or, after this many unanswered in a row, the connection is closed.
 const KEEPALIVE_MISSES: u32 = 6;
@@ -69,6 +70,7 @@ struct Mux {
     heartbeat: Cell<Option<(u64, Instant)>>,
     misses: Cell<u32>,
     last_read: Cell<Instant>,
+    last_heartbeat: Cell<Instant>,
     key: Key,
     /// Largest frame accepted from the upstream.
     max_frame: usize,
@@ -176,6 +178,7 @@ pub(super) fn forward(
                 heartbeat: Cell::new(None),
                 misses: Cell::new(0),
                 last_read: Cell::new(Instant::now()),
+                last_heartbeat: Cell::new(Instant::now()),
                 key,
                 max_frame,
             });
@@ -342,8 +345,13 @@ fn expire(mux: &Mux) {
 /// MOSN's keepalive; false when the connection is to be closed.
 fn keepalive(mux: &Mux) -> bool {
     let now = Instant::now();
+    let cfg = mux.cluster.config.keepalive.as_ref();
+    let timeout = cfg
+        .and_then(|k| k.timeout)
+        .map_or(KEEPALIVE_TIMEOUT, |d| d.0);
+    let interval = cfg.and_then(|k| k.interval).map(|d| d.0);
     if let Some((_, sent)) = mux.heartbeat.get() {
-        if now.duration_since(sent) < KEEPALIVE_TIMEOUT {
+        if now.duration_since(sent) < timeout {
             return true;
         }
         mux.heartbeat.set(None);
@@ -352,11 +360,14 @@ fn keepalive(mux: &Mux) -> bool {
             return false;
         }
     }
-    if now.duration_since(mux.last_read.get()) >= KEEPALIVE_IDLE && mux.heartbeat.get().is_none() {
+    let idle = now.duration_since(mux.last_read.get()) >= KEEPALIVE_IDLE;
+    let scheduled = interval.is_some_and(|i| now.duration_since(mux.last_heartbeat.get()) >= i);
+    if (idle || scheduled) && mux.heartbeat.get().is_none() {
         let id = mux.next_id();
         if let Some(hb) = mux.codec.heartbeat(id) {
             mux.heartbeat.set(Some((id, now)));
-            // Counts as activity: the next one only after another idle period.
+            mux.last_heartbeat.set(now);
+            // Counts as activity: the next idle one only after another idle period.
             mux.last_read.set(now);
             mux.send(hb);
         }
