@@ -23,7 +23,7 @@ fn many_calls_from_two_clients_share_one_upstream_connection_and_match_their_cal
     let (ok, v) = a.join().unwrap();
     assert!(ok, "{v}");
     assert_all_matched(&v, 300, "A");
-    assert_eq!(server.calls("echo"), 600);
+    assert_eq!(server.calls_when("echo", 600), 600);
     // Two clients, one worker: one upstream connection carried them all.
     assert_eq!(server.connections(), 1, "{:?}", server.events_of("CONN"));
 }

@@ -26,7 +26,7 @@ fn node_and_python_clients_through_the_proxy_share_one_upstream_connection() {
     let (ok, v) = py.join().unwrap();
     assert!(ok, "{v}");
     assert_all_matched(&v, 100, "D");
-    assert_eq!(server.calls("echo"), 300);
+    assert_eq!(server.calls_when("echo", 300), 300);
     assert_eq!(server.connections(), 1, "{:?}", server.events_of("CONN"));
 }
 

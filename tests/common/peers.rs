@@ -474,6 +474,19 @@ impl XServer {
             .count()
     }
 
+    /// [`XServer::calls`] once it reached `want`, or after 5 s: the server's event
+    /// lines are read on another thread and may trail the client's answers.
+    pub fn calls_when(&self, method: &str, want: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = self.calls(method);
+            if n >= want || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// How many connections it has accepted.
     pub fn connections(&self) -> usize {
         self.events_of("CONN").len()
