@@ -70,17 +70,16 @@ fn load(path: Option<&PathBuf>) -> Result<LoadedConfig, ConfigError> {
     };
     // Certificates are read and matched to their keys now, so a bad one stops the
     // start (exit 2) with its JSON path.
-    let tls_errors = mosn_proxy::snapshot::check_tls(&loaded.config);
-    if !tls_errors.is_empty() {
-        return Err(ConfigError::Invalid(
-            tls_errors
-                .into_iter()
-                .map(|e| mosn_config::ConfigIssue {
-                    path: e.path,
-                    message: e.reason,
-                })
-                .collect(),
-        ));
+    let mut issues: Vec<mosn_config::ConfigIssue> = mosn_proxy::snapshot::check_tls(&loaded.config)
+        .into_iter()
+        .map(|e| mosn_config::ConfigIssue {
+            path: e.path,
+            message: e.reason,
+        })
+        .collect();
+    issues.extend(mosn_proxy::snapshot::check_access_logs(&loaded.config));
+    if !issues.is_empty() {
+        return Err(ConfigError::Invalid(issues));
     }
     Ok(loaded)
 }
@@ -253,6 +252,14 @@ impl Signals {
     /// Must run inside a tokio runtime context.
     fn install() -> std::io::Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
+        // SIGUSR1: reopen the access log files (logrotate), for the life of the process.
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                tracing::info!("SIGUSR1: reopening access logs");
+                mosn_proxy::access_log::reopen_all();
+            }
+        });
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,

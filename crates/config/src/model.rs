@@ -151,6 +151,9 @@ pub struct AccessLogConfig {
     pub log_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    /// mosn-rs extension: one JSON object per line, keyed by variable name.
+    #[serde(skip_serializing_if = "is_false")]
+    pub json: bool,
 }
 
 with_header_mutations! {

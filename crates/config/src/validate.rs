@@ -981,12 +981,6 @@ fn check_listener(
             ),
         );
     }
-    if !listener.access_logs.is_empty() {
-        problems.warn(
-            format!("{path}.access_logs"),
-            "access logs are not implemented yet",
-        );
-    }
 }
 
 fn parse_network_filter(

@@ -4,6 +4,7 @@
 //! route tables and the cluster manager. Workers read the current snapshot when they
 //! accept a connection and keep it for that connection's life.
 
+pub mod access_log;
 mod chain;
 mod client_hello;
 pub mod http1;

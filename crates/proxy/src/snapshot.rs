@@ -1,5 +1,6 @@
 //! Builds the runtime objects of one config: route tables, clusters, listeners.
 
+use crate::access_log::AccessLog;
 use crate::chain::FilterChain;
 use crate::http1::{Detect, HttpListener};
 use crate::rpc::RpcListener;
@@ -30,6 +31,8 @@ pub enum SnapshotError {
     NoTerminalFilter(String),
     #[error(transparent)]
     Tls(#[from] mosn_tls::TlsError),
+    #[error("{0}")]
+    AccessLog(mosn_config::ConfigIssue),
 }
 
 /// What a listener does with a connection.
@@ -105,6 +108,7 @@ impl Snapshot {
                     .map(|d| d.0)
                     .unwrap_or(DEFAULT_CONNECTION_IDLE_TIMEOUT);
                 let lpath = format!("servers[{si}].listeners[{li}]");
+                let logs = access_logs(l, &lpath).map_err(SnapshotError::AccessLog)?;
                 // Validated already: the problems sink is only a formality here.
                 let listener_filters = mosn_config::listener_filters::listener_filters(
                     l,
@@ -115,6 +119,7 @@ impl Snapshot {
                 for (ci, c) in l.filter_chains.iter().enumerate() {
                     let kind = build_kind(&c.filters, &routers, &clusters, idle_timeout)
                         .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
+                    let kind = with_logs(kind, &logs);
                     let tls = build_tls(c, &format!("{lpath}.filter_chains[{ci}]"), &kind)?;
                     let runtime = Arc::new(ListenerRuntime {
                         name: l.name.clone(),
@@ -148,6 +153,7 @@ impl Snapshot {
                     idle_timeout,
                 )
                 .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
+                let kind = with_logs(kind, &logs);
                 let handshake_timeout = chains
                     .iter()
                     .filter_map(|c| c.tls.as_ref().map(|t| t.handshake_timeout()))
@@ -174,6 +180,59 @@ impl Snapshot {
 
     pub fn listener(&self, name: &str) -> Option<&Arc<ListenerRuntime>> {
         self.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+/// The listener's access logs.
+fn access_logs(
+    l: &mosn_config::ListenerConfig,
+    at: &str,
+) -> Result<Vec<Arc<AccessLog>>, mosn_config::ConfigIssue> {
+    l.access_logs
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.log_path.as_deref().is_some_and(|p| !p.is_empty()))
+        .map(|(i, a)| {
+            let path = a.log_path.as_deref().unwrap_or_default();
+            AccessLog::new(path, a.log_format.as_deref(), a.json)
+                .map(Arc::new)
+                .map_err(|message| mosn_config::ConfigIssue {
+                    path: format!("{at}.access_logs[{i}].log_format"),
+                    message,
+                })
+        })
+        .collect()
+}
+
+/// Checks every access log format of a config (unknown variables stop the start).
+pub fn check_access_logs(config: &MosnConfig) -> Vec<mosn_config::ConfigIssue> {
+    let mut issues = Vec::new();
+    for (si, server) in config.servers.iter().enumerate() {
+        for (li, l) in server.listeners.iter().enumerate() {
+            let at = format!("servers[{si}].listeners[{li}]");
+            for (i, a) in l.access_logs.iter().enumerate() {
+                if let Some(format) = a.log_format.as_deref() {
+                    if let Err(message) = crate::access_log::check_format(format) {
+                        issues.push(mosn_config::ConfigIssue {
+                            path: format!("{at}.access_logs[{i}].log_format"),
+                            message,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    issues
+}
+
+/// Gives an HTTP listener its access logs.
+fn with_logs(kind: ListenerKind, logs: &[Arc<AccessLog>]) -> ListenerKind {
+    match kind {
+        ListenerKind::Http(mut h) => {
+            h.access_logs = logs.to_vec();
+            ListenerKind::Http(h)
+        }
+        other => other,
     }
 }
 

@@ -7,6 +7,7 @@ use super::reply::{reply, send_generated, send_local_reply, write_down, Active};
 use super::response::{read_response_head, send_response, ResponseError};
 use super::send::{buffer_body, send_buffered, send_request, SendError};
 use super::{mirror, Downstream, Next};
+use crate::access_log::Entry;
 use crate::retry::{self, Retries, TryFailure, REPLAY_BODY_MAX};
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
@@ -21,37 +22,54 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdown) -> Next {
+    if conn.listener.access_logs.is_empty() {
+        return exchange(conn, &head, shutdown).await;
+    }
+    // Access logging: what the exchange did is noted on the connection as it goes.
+    let (read, written) = (conn.bytes_in, conn.bytes_out);
+    conn.log = Some(Box::new(Entry::new("HTTP1", conn.local, conn.remote)));
+    let next = exchange(conn, &head, shutdown).await;
+    if let Some(mut e) = conn.log.take() {
+        e.bytes_received = conn.bytes_in - read + head.buf.len() as u64;
+        e.bytes_sent = conn.bytes_out - written;
+        for log in &conn.listener.access_logs {
+            log.log(&e, |name| head.header(name));
+        }
+    }
+    next
+}
+
+/// One exchange, from a parsed head to the end of the response.
+async fn exchange(conn: &mut Downstream<'_>, head: &RequestHead, shutdown: &Shutdown) -> Next {
     let stats = conn.stats;
     stats.downstream_request_total.inc();
     let _active = Active::new(&stats.downstream_request_active);
-    let framing = request_framing(&head);
+    let framing = request_framing(head);
     // Any local reply sent before the request body was read must close the
     // connection: the unread body would otherwise be taken for the next request.
     let close_after_reply =
         framing.has_body() || !head.wants_keep_alive() || shutdown.is_draining();
     if head.is_connect() {
-        return super::upgrade::connect(conn, &head).await;
+        return super::upgrade::connect(conn, head).await;
     }
-    let view = RouterView(&head, conn.peer);
+    let view = RouterView(head, conn.peer);
     let Some(route) = conn.listener.routes.route(&view) else {
-        return reply(conn, LocalReply::NoRoute, close_after_reply, &head).await;
+        return reply(conn, LocalReply::NoRoute, close_after_reply, head).await;
     };
     match &route.action {
         RouteAction::DirectResponse { status, body } => {
             stats.direct_response.inc();
             let extra = response_adds(route);
-            send_generated(conn, *status, &extra, body, close_after_reply, &head).await
+            send_generated(conn, *status, &extra, body, close_after_reply, head).await
         }
         RouteAction::Redirect(redirect) => {
             stats.direct_response.inc();
             let location = redirect.location(&view);
             let mut extra = response_adds(route);
             extra.push((b"Location", location.as_bytes()));
-            send_generated(conn, redirect.status, &extra, b"", close_after_reply, &head).await
+            send_generated(conn, redirect.status, &extra, b"", close_after_reply, head).await
         }
-        RouteAction::Cluster(action) => {
-            forward(conn, &head, framing, route, action, shutdown).await
-        }
+        RouteAction::Cluster(action) => forward(conn, head, framing, route, action, shutdown).await,
     }
 }
 
@@ -191,6 +209,10 @@ async fn forward(
             return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
         };
         last_host = Some(host.addr);
+        conn.note(|e| {
+            e.upstream_host = Some(host.addr);
+            e.upstream_cluster = Some(cluster.name.clone());
+        });
         let hostname = (!host.hostname.is_empty()).then_some(host.hostname.as_str());
         let mut head_out = Vec::with_capacity(head.buf.len() + 128);
         headers::write_upstream_request(
@@ -318,7 +340,10 @@ async fn try_once<'c>(
     status_retry: Option<&RetryPolicy>,
 ) -> Outcome<'c> {
     let mut up = match take_connection(cluster, host).await {
-        Ok(up) => up,
+        Ok(up) => {
+            conn.note(|e| e.upstream_local = up.stream.local_addr().ok());
+            up
+        }
         Err(LocalReply::ConnectFailure) => {
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
             return Outcome::Failed(TryFailure::Connect);

@@ -19,6 +19,20 @@ pub enum LocalReply {
 }
 
 impl LocalReply {
+    /// The access log's response flag for this answer.
+    pub fn flag(&self) -> u16 {
+        use crate::access_log::flags;
+        match self {
+            LocalReply::BadRequest(..) | LocalReply::RequestTimeout => flags::BAD_REQUEST,
+            LocalReply::NoRoute => flags::NO_ROUTE,
+            LocalReply::NoHealthyUpstream => flags::NO_HEALTHY_UPSTREAM,
+            LocalReply::ConnectFailure => flags::CONNECT_FAILURE,
+            LocalReply::UpstreamReset | LocalReply::UpstreamProtocolError => flags::UPSTREAM_RESET,
+            LocalReply::UpstreamTimeout => flags::UPSTREAM_TIMEOUT,
+            LocalReply::Overflow => flags::OVERFLOW,
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             LocalReply::BadRequest(status, _) => *status,

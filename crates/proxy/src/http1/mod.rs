@@ -47,6 +47,8 @@ pub struct HttpListener {
     /// The upstream protocol; None: the same as the downstream request's.
     pub upstream: Option<ProxyProtocol>,
     pub http2: Http2Options,
+    /// The listener's access logs.
+    pub access_logs: Vec<Arc<crate::access_log::AccessLog>>,
     /// `Auto`: the RPC proxy for connections that start with an RPC protocol's magic.
     pub rpc: Option<Box<crate::rpc::RpcListener>>,
     /// X-Forwarded-Client-Cert handling (Envoy's modes).
@@ -137,6 +139,7 @@ impl HttpListener {
             upstream: cfg.upstream(),
             http2: cfg.http2.clone(),
             rpc: None,
+            access_logs: Vec::new(),
             xfcc: cfg.forward_client_cert_details,
             xfcc_details: cfg.set_current_client_cert_details.clone(),
         }
@@ -153,10 +156,46 @@ struct Downstream<'a> {
     local: SocketAddr,
     /// The client's certificate, for X-Forwarded-Client-Cert.
     client_cert: crate::xfcc::ClientCert,
+    /// The client's address and port (access logs).
+    remote: SocketAddr,
+    /// Bytes read from and written to the client over the connection's life.
+    bytes_in: u64,
+    bytes_out: u64,
+    /// The current exchange's access log entry, when the listener logs.
+    log: Option<Box<crate::access_log::Entry>>,
     listener: &'a HttpListener,
     stats: &'a ListenerStats,
     /// Bytes read from the client and not yet consumed.
     buf: BytesMut,
+}
+
+impl Downstream<'_> {
+    /// Counts bytes read from the client.
+    fn read_bytes(&mut self, n: u64) {
+        self.bytes_in += n;
+        self.stats.downstream_bytes_read_total.add(n);
+    }
+
+    /// Counts bytes written to the client.
+    fn wrote_bytes(&mut self, n: u64) {
+        self.bytes_out += n;
+        self.stats.downstream_bytes_write_total.add(n);
+    }
+
+    /// A response head with `status` went to the client.
+    fn responded(&mut self, status: u16) {
+        self.stats.response(status);
+        if let Some(e) = &mut self.log {
+            e.responded(status);
+        }
+    }
+
+    /// Notes what the access log says about the exchange (when it logs).
+    fn note(&mut self, f: impl FnOnce(&mut crate::access_log::Entry)) {
+        if let Some(e) = &mut self.log {
+            f(e);
+        }
+    }
 }
 
 /// How the connection goes on after an exchange.
@@ -261,6 +300,10 @@ pub async fn serve(
         peer_ip: peer.ip().to_string(),
         local: accepted.local,
         client_cert,
+        remote: peer,
+        bytes_in: 0,
+        bytes_out: 0,
+        log: None,
         listener,
         stats,
         buf,
@@ -302,7 +345,7 @@ async fn wait_readable(conn: &mut Downstream<'_>) -> bool {
         Stream::Plain(s) => s.readable().await.is_ok(),
         _ => match io::read_some(&mut conn.stream, &mut conn.buf, io::READ_CHUNK).await {
             Ok(n) if n > 0 => {
-                conn.stats.downstream_bytes_read_total.add(n as u64);
+                conn.read_bytes(n as u64);
                 true
             }
             _ => false,
@@ -329,7 +372,7 @@ async fn read_request_head(conn: &mut Downstream<'_>) -> Result<Option<RequestHe
         .await
         {
             Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
-            Ok(Ok(n)) => conn.stats.downstream_bytes_read_total.add(n as u64),
+            Ok(Ok(n)) => conn.read_bytes(n as u64),
             Err(_) if conn.buf.is_empty() => return Ok(None),
             Err(_) => return Err(LocalReply::RequestTimeout),
         }

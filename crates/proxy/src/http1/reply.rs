@@ -46,9 +46,7 @@ pub(super) async fn write_down(conn: &mut Downstream<'_>, bytes: &[u8]) -> std::
         conn.listener.options.body_timeout.0,
     )
     .await?;
-    conn.stats
-        .downstream_bytes_write_total
-        .add(bytes.len() as u64);
+    conn.wrote_bytes(bytes.len() as u64);
     Ok(())
 }
 
@@ -72,6 +70,7 @@ pub(super) async fn send_local_reply(
     head_only: bool,
 ) {
     reply.count(conn.stats);
+    conn.note(|e| e.flags |= reply.flag());
     let mut out = Vec::with_capacity(192);
     local_reply::render(
         &mut out,
@@ -80,7 +79,7 @@ pub(super) async fn send_local_reply(
         close,
         head_only,
     );
-    conn.stats.response(reply.status());
+    conn.responded(reply.status());
     if write_down(conn, &out).await.is_ok() && close {
         linger_close(conn).await;
     }
@@ -98,7 +97,7 @@ pub(super) async fn send_generated(
 ) -> Next {
     let mut out = Vec::with_capacity(160 + body.len());
     local_reply::render_with(&mut out, status, extra_headers, body, close, head.is_head());
-    conn.stats.response(status);
+    conn.responded(status);
     if write_down(conn, &out).await.is_err() {
         return Next::Close;
     }

@@ -100,9 +100,8 @@ pub(super) async fn send_response(
     cluster: &Cluster,
     shutdown: &Shutdown,
 ) -> Next {
-    let stats = conn.stats;
     cluster.stats.response(resp.status);
-    stats.response(resp.status);
+    conn.responded(resp.status);
     let framing = response_framing(&resp, head.is_head());
     let client_11 = head.version == Version::Http11;
     let body_mode = match framing {
@@ -283,9 +282,7 @@ async fn send_body_piece(
         )
         .await
         .map_err(|_| ())?;
-        conn.stats
-            .downstream_bytes_write_total
-            .add((n + data.len() + 2) as u64);
+        conn.wrote_bytes((n + data.len() + 2) as u64);
         Ok(())
     } else {
         write_down(conn, data).await.map_err(|_| ())

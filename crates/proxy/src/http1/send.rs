@@ -143,7 +143,7 @@ async fn read_body(
         Err(_) => Err(SendError::DownstreamTimeout),
         Ok(Ok(0)) | Ok(Err(_)) => Err(SendError::DownstreamClosed),
         Ok(Ok(n)) => {
-            conn.stats.downstream_bytes_read_total.add(n as u64);
+            conn.read_bytes(n as u64);
             Ok(())
         }
     }

@@ -156,7 +156,7 @@ pub(super) async fn forward(
     let status = parts.status.as_u16();
     outlier::report(host, OutlierOutcome::Success(status));
     cluster.stats.response(status);
-    conn.stats.response(status);
+    conn.responded(status);
     // The head for the client: a known length is kept, else chunked (HTTP/1.1) or close.
     let client_11 = head.version == mosn_protocol::http1::Version::Http11;
     let no_body = head.is_head()
@@ -286,7 +286,7 @@ async fn read_client(conn: &mut Downstream<'_>) -> Result<(), ()> {
     .await
     {
         Ok(Ok(n)) if n > 0 => {
-            conn.stats.downstream_bytes_read_total.add(n as u64);
+            conn.read_bytes(n as u64);
             Ok(())
         }
         _ => Err(()),

@@ -117,7 +117,7 @@ pub(super) async fn forward(
         return send_response(conn, up, (resp, ubuf), head, route, cluster, shutdown).await;
     }
     cluster.stats.response(101);
-    conn.stats.response(101);
+    conn.responded(101);
     let mut out = Vec::with_capacity(resp.buf.len() + 64);
     headers::write_switching(&mut out, &resp, protocol);
     out.extend_from_slice(&ubuf);
@@ -160,7 +160,7 @@ pub(super) async fn connect(conn: &mut Downstream<'_>, head: &RequestHead) -> Ne
         Ok(up) => up,
         Err(local) => return reply(conn, local, true, head).await,
     };
-    conn.stats.response(200);
+    conn.responded(200);
     if write_down(conn, b"HTTP/1.1 200 Connection Established\r\n\r\n")
         .await
         .is_err()
@@ -190,7 +190,7 @@ async fn tunnel(
         .filter(|d| !d.is_zero())
         .unwrap_or(conn.listener.idle_timeout);
     let (bytes_in, bytes_out) = crate::tcp::relay(&mut conn.stream, up, Some(idle)).await;
-    conn.stats.downstream_bytes_read_total.add(bytes_in);
-    conn.stats.downstream_bytes_write_total.add(bytes_out);
+    conn.read_bytes(bytes_in);
+    conn.wrote_bytes(bytes_out);
     Next::Close
 }

@@ -1,0 +1,520 @@
+//! Access logs (MOSN's `access_logs[{log_path, log_format}]`): one line per request,
+//! formatted from MOSN's variables (`%start_time%`, `%duration%`, ...,
+//! `%request_header_NAME%`), or one JSON object per line (`"json": true`, a mosn-rs
+//! extension). Lines are formatted on the worker and written by one thread per file
+//! through a bounded queue: when it is full the line is dropped and counted, never
+//! waited for. SIGUSR1 reopens every file (logrotate).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// MOSN's default format (pkg/types/accesslog.go), less its tracing ids.
+pub const DEFAULT_FORMAT: &str = "%start_time% %request_received_duration% %response_received_duration% %bytes_sent% %bytes_received% %protocol% %response_code% %duration% %response_flag% %response_code% %upstream_local_address% %downstream_local_address% %downstream_remote_address% %upstream_host%";
+/// Lines queued per file before new ones are dropped.
+const QUEUE_LINES: usize = 16 * 1024;
+
+/// A variable of MOSN's access log format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Var {
+    StartTime,
+    RequestReceivedDuration,
+    ResponseReceivedDuration,
+    Duration,
+    BytesSent,
+    BytesReceived,
+    Protocol,
+    ResponseCode,
+    ResponseFlag,
+    ResponseFlags,
+    UpstreamLocalAddress,
+    DownstreamLocalAddress,
+    DownstreamRemoteAddress,
+    UpstreamHost,
+    UpstreamCluster,
+    RequestHeader(String),
+}
+
+impl Var {
+    fn parse(name: &str) -> Option<Var> {
+        Some(match name {
+            "start_time" => Var::StartTime,
+            "request_received_duration" => Var::RequestReceivedDuration,
+            "response_received_duration" => Var::ResponseReceivedDuration,
+            "duration" => Var::Duration,
+            "bytes_sent" => Var::BytesSent,
+            "bytes_received" => Var::BytesReceived,
+            "protocol" => Var::Protocol,
+            "response_code" => Var::ResponseCode,
+            "response_flag" => Var::ResponseFlag,
+            "response_flags" => Var::ResponseFlags,
+            "upstream_local_address" => Var::UpstreamLocalAddress,
+            "downstream_local_address" => Var::DownstreamLocalAddress,
+            "downstream_remote_address" => Var::DownstreamRemoteAddress,
+            "upstream_host" => Var::UpstreamHost,
+            "upstream_cluster" => Var::UpstreamCluster,
+            other => {
+                Var::RequestHeader(other.strip_prefix("request_header_")?.to_ascii_lowercase())
+            }
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Var::RequestHeader(h) => format!("request_header_{h}"),
+            other => format!("{other:?}")
+                .chars()
+                .fold(String::new(), |mut s, c| {
+                    if c.is_uppercase() && !s.is_empty() {
+                        s.push('_');
+                    }
+                    s.push(c.to_ascii_lowercase());
+                    s
+                }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Var(Var),
+}
+
+/// Why a request was answered as it was (Envoy's/MOSN's response flags).
+pub mod flags {
+    pub const NO_ROUTE: u16 = 1; // NR
+    pub const NO_HEALTHY_UPSTREAM: u16 = 1 << 1; // UH
+    pub const CONNECT_FAILURE: u16 = 1 << 2; // UF
+    pub const UPSTREAM_TIMEOUT: u16 = 1 << 3; // UT
+    pub const UPSTREAM_RESET: u16 = 1 << 4; // UR
+    pub const OVERFLOW: u16 = 1 << 5; // UO
+    pub const DOWNSTREAM_CLOSED: u16 = 1 << 6; // DC
+    pub const BAD_REQUEST: u16 = 1 << 7; // DPE (downstream protocol error)
+    pub(super) const NAMES: &[(u16, &str)] = &[
+        (NO_ROUTE, "NR"),
+        (NO_HEALTHY_UPSTREAM, "UH"),
+        (CONNECT_FAILURE, "UF"),
+        (UPSTREAM_TIMEOUT, "UT"),
+        (UPSTREAM_RESET, "UR"),
+        (OVERFLOW, "UO"),
+        (DOWNSTREAM_CLOSED, "DC"),
+        (BAD_REQUEST, "DPE"),
+    ];
+}
+
+/// What one request did, filled in as it goes.
+#[derive(Debug)]
+pub struct Entry {
+    pub start: SystemTime,
+    pub started: Instant,
+    pub request_received: Option<Duration>,
+    pub response_received: Option<Duration>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub protocol: &'static str,
+    pub response_code: u16,
+    pub flags: u16,
+    pub upstream_host: Option<SocketAddr>,
+    pub upstream_local: Option<SocketAddr>,
+    pub upstream_cluster: Option<Arc<str>>,
+    pub downstream_local: SocketAddr,
+    pub downstream_remote: SocketAddr,
+}
+
+impl Entry {
+    pub fn new(protocol: &'static str, local: SocketAddr, remote: SocketAddr) -> Entry {
+        Entry {
+            start: SystemTime::now(),
+            started: Instant::now(),
+            request_received: None,
+            response_received: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            protocol,
+            response_code: 0,
+            flags: 0,
+            upstream_host: None,
+            upstream_local: None,
+            upstream_cluster: None,
+            downstream_local: local,
+            downstream_remote: remote,
+        }
+    }
+
+    /// The response head went to the client.
+    pub fn responded(&mut self, status: u16) {
+        self.response_code = status;
+        if self.response_received.is_none() {
+            self.response_received = Some(self.started.elapsed());
+        }
+        if self.request_received.is_none() {
+            self.request_received = self.response_received;
+        }
+    }
+}
+
+/// One configured access log.
+pub struct AccessLog {
+    parts: Vec<Part>,
+    json: bool,
+    sink: Arc<Sink>,
+}
+
+impl AccessLog {
+    /// From MOSN's config; Err names an unknown variable.
+    pub fn new(path: &str, format: Option<&str>, json: bool) -> Result<AccessLog, String> {
+        let format = format.filter(|f| !f.is_empty()).unwrap_or(DEFAULT_FORMAT);
+        Ok(AccessLog {
+            parts: parse_format(format)?,
+            json,
+            sink: Sink::for_path(path),
+        })
+    }
+
+    /// Formats and queues the line of a finished request.
+    pub fn log<'h>(&self, e: &Entry, header: impl Fn(&str) -> Option<&'h [u8]>) {
+        let mut line = String::with_capacity(256);
+        if self.json {
+            line.push('{');
+            let mut first = true;
+            for p in &self.parts {
+                let Part::Var(v) = p else { continue };
+                if !first {
+                    line.push(',');
+                }
+                first = false;
+                json_string(&mut line, &v.name());
+                line.push(':');
+                let mut value = String::new();
+                render(&mut value, v, e, &header);
+                json_string(&mut line, &value);
+            }
+            line.push('}');
+        } else {
+            for p in &self.parts {
+                match p {
+                    Part::Text(t) => line.push_str(t),
+                    Part::Var(v) => render(&mut line, v, e, &header),
+                }
+            }
+        }
+        line.push('\n');
+        self.sink.push(line);
+    }
+
+    /// Lines dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.sink.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Checks a format (unknown variables, an unclosed `%`).
+pub fn check_format(format: &str) -> Result<(), String> {
+    parse_format(format).map(drop)
+}
+
+fn parse_format(format: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut rest = format;
+    while let Some(open) = rest.find('%') {
+        if open > 0 {
+            parts.push(Part::Text(rest[..open].to_string()));
+        }
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('%') else {
+            return Err(format!("unclosed variable in {format:?}"));
+        };
+        let name = &after[..close];
+        let var = Var::parse(name).ok_or_else(|| format!("unknown variable %{name}%"))?;
+        parts.push(Part::Var(var));
+        rest = &after[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest.to_string()));
+    }
+    Ok(parts)
+}
+
+fn render<'h>(out: &mut String, v: &Var, e: &Entry, header: &impl Fn(&str) -> Option<&'h [u8]>) {
+    use std::fmt::Write as _;
+    let addr = |out: &mut String, a: Option<SocketAddr>| match a {
+        Some(a) => {
+            let _ = write!(out, "{a}");
+        }
+        None => out.push('-'),
+    };
+    match v {
+        Var::StartTime => start_time(out, e.start),
+        Var::RequestReceivedDuration => go_duration(out, e.request_received),
+        Var::ResponseReceivedDuration => go_duration(out, e.response_received),
+        Var::Duration => go_duration(out, Some(e.started.elapsed())),
+        Var::BytesSent => {
+            let _ = write!(out, "{}", e.bytes_sent);
+        }
+        Var::BytesReceived => {
+            let _ = write!(out, "{}", e.bytes_received);
+        }
+        Var::Protocol => out.push_str(e.protocol),
+        Var::ResponseCode => {
+            let _ = write!(out, "{}", e.response_code);
+        }
+        Var::ResponseFlag => out.push_str(if e.flags != 0 { "true" } else { "false" }),
+        Var::ResponseFlags => {
+            let names: Vec<&str> = flags::NAMES
+                .iter()
+                .filter(|(bit, _)| e.flags & bit != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            if names.is_empty() {
+                out.push('-');
+            } else {
+                out.push_str(&names.join(","));
+            }
+        }
+        Var::UpstreamLocalAddress => addr(out, e.upstream_local),
+        Var::DownstreamLocalAddress => addr(out, Some(e.downstream_local)),
+        Var::DownstreamRemoteAddress => addr(out, Some(e.downstream_remote)),
+        Var::UpstreamHost => addr(out, e.upstream_host),
+        Var::UpstreamCluster => match &e.upstream_cluster {
+            Some(c) => out.push_str(c),
+            None => out.push('-'),
+        },
+        Var::RequestHeader(name) => match header(name) {
+            Some(v) => out.push_str(&String::from_utf8_lossy(v)),
+            None => out.push('-'),
+        },
+    }
+}
+
+/// MOSN's `%start_time%`: `2006/01/02 15:04:05.000` (UTC here; MOSN uses local time).
+fn start_time(out: &mut String, t: SystemTime) {
+    use std::fmt::Write as _;
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    );
+}
+
+/// A duration as Go's `Duration.String()` writes it (`1.5ms`, `250µs`, `2.000123s`);
+/// `-` when unknown.
+fn go_duration(out: &mut String, d: Option<Duration>) {
+    use std::fmt::Write as _;
+    let Some(d) = d else {
+        out.push('-');
+        return;
+    };
+    let ns = d.as_nanos();
+    let (unit, scale) = match ns {
+        0 => {
+            out.push_str("0s");
+            return;
+        }
+        n if n < 1_000 => ("ns", 1),
+        n if n < 1_000_000 => ("µs", 1_000),
+        n if n < 1_000_000_000 => ("ms", 1_000_000),
+        _ => ("s", 1_000_000_000),
+    };
+    let whole = ns / scale;
+    let frac = ns % scale;
+    let _ = write!(out, "{whole}");
+    if frac > 0 {
+        let digits = scale.ilog10() as usize;
+        let text = format!("{frac:0digits$}");
+        out.push('.');
+        out.push_str(text.trim_end_matches('0'));
+    }
+    out.push_str(unit);
+}
+
+fn json_string(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The sinks open so far, by path.
+type SinksByPath = Vec<(String, Arc<Sink>)>;
+
+/// One log file and the thread that writes it.
+struct Sink {
+    tx: SyncSender<String>,
+    dropped: AtomicU64,
+}
+
+impl Sink {
+    /// The sink of `path`, shared by every access log writing there.
+    fn for_path(path: &str) -> Arc<Sink> {
+        static SINKS: OnceLock<Mutex<SinksByPath>> = OnceLock::new();
+        let sinks = SINKS.get_or_init(|| Mutex::new(Vec::new()));
+        let mut list = sinks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, s)) = list.iter().find(|(p, _)| p == path) {
+            return s.clone();
+        }
+        let (tx, rx) = sync_channel(QUEUE_LINES);
+        let sink = Arc::new(Sink {
+            tx,
+            dropped: AtomicU64::new(0),
+        });
+        let owned = path.to_string();
+        let _ = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_lines(&owned, rx));
+        list.push((path.to_string(), sink.clone()));
+        sink
+    }
+
+    fn push(&self, line: String) {
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Bumped by SIGUSR1: a writer that sees a new value reopens its file before its next
+/// line.
+static REOPEN_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Asks every access log writer to reopen its file (SIGUSR1, for logrotate).
+pub fn reopen_all() {
+    REOPEN_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+enum Out {
+    Stdout,
+    Stderr,
+    File(BufWriter<File>),
+    Broken,
+}
+
+fn open(path: &str) -> Out {
+    match path {
+        "stdout" | "/dev/stdout" => Out::Stdout,
+        "stderr" | "/dev/stderr" => Out::Stderr,
+        _ => match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => Out::File(BufWriter::new(f)),
+            Err(e) => {
+                tracing::error!(path, error = %e, "cannot open access log");
+                Out::Broken
+            }
+        },
+    }
+}
+
+fn write_lines(path: &str, rx: Receiver<String>) {
+    let mut out = open(path);
+    let mut generation = REOPEN_GENERATION.load(Ordering::Relaxed);
+    while let Ok(line) = rx.recv() {
+        let now = REOPEN_GENERATION.load(Ordering::Relaxed);
+        if now != generation {
+            generation = now;
+            out = open(path);
+        }
+        let mut write = |s: &str| match &mut out {
+            Out::Stdout => {
+                let _ = std::io::stdout().write_all(s.as_bytes());
+            }
+            Out::Stderr => {
+                let _ = std::io::stderr().write_all(s.as_bytes());
+            }
+            Out::File(f) => {
+                let _ = f.write_all(s.as_bytes());
+            }
+            Out::Broken => {}
+        };
+        write(&line);
+        // Drain what is queued, then flush once.
+        while let Ok(more) = rx.try_recv() {
+            write(&more);
+        }
+        if let Out::File(f) = &mut out {
+            let _ = f.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_and_start_time() {
+        let f = |d: Duration| {
+            let mut s = String::new();
+            go_duration(&mut s, Some(d));
+            s
+        };
+        assert_eq!(f(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(f(Duration::from_micros(250)), "250µs");
+        assert_eq!(f(Duration::from_nanos(2_000_123_000)), "2.000123s");
+        assert_eq!(f(Duration::ZERO), "0s");
+        let mut s = String::new();
+        start_time(
+            &mut s,
+            UNIX_EPOCH + Duration::from_millis(1_764_077_045_123),
+        );
+        assert_eq!(s, "2025/11/25 13:24:05.123");
+    }
+
+    #[test]
+    fn formats_parse_and_render() {
+        assert!(parse_format("%nope%").is_err());
+        assert!(parse_format("%start_time").is_err());
+        let parts = parse_format("a %response_code% %request_header_X-Id% b").unwrap();
+        assert_eq!(parts.len(), 5);
+        let log = AccessLog {
+            parts,
+            json: false,
+            sink: Sink::for_path("/dev/null"),
+        };
+        let mut e = Entry::new(
+            "HTTP1",
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        e.responded(404);
+        let mut line = String::new();
+        for p in &log.parts {
+            match p {
+                Part::Text(t) => line.push_str(t),
+                Part::Var(v) => render(&mut line, v, &e, &|n| (n == "x-id").then_some(&b"42"[..])),
+            }
+        }
+        assert_eq!(line, "a 404 42 b");
+        assert_eq!(Var::ResponseFlags.name(), "response_flags");
+    }
+}
