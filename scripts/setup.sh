@@ -2,10 +2,11 @@
 # Installs what the test suite needs on a fresh Debian machine: the real peers the
 # black-box tests drive (nginx as an upstream; curl, wrk, h2load and nghttp as
 # clients; openssl for test certificates and s_client; iptables for the
-# original_dst test), a Python venv at .venv
-# with grpcio for the gRPC peers in tests/peers/ and dubbo-ssl-python for the Dubbo
-# client, and Node.js with the npm packages of tests/peers/node (sofa-rpc-node,
-# sofa-bolt-node, dubbo-remoting: the SOFA Bolt and Dubbo peers).
+# original_dst test; the Prometheus server and promtool for tests/prometheus.rs), a
+# Python venv at .venv with grpcio for the gRPC peers in tests/peers/ and
+# dubbo-ssl-python for the Dubbo client, and Node.js with the npm packages of
+# tests/peers/node (sofa-rpc-node, sofa-bolt-node, dubbo-remoting: the SOFA Bolt and
+# Dubbo peers).
 # Idempotent, and silent when everything is already there.
 set -euo pipefail
 
@@ -30,6 +31,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/iptables ] || need+=(iptables)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
+# The Prometheus server and promtool (one Debian package): tests/prometheus.rs scrapes
+# mosn-rs with the real server and checks the text with promtool.
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need+=(prometheus)
 if ! $venv_ok && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   need+=(python3 python3-venv)
 fi

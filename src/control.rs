@@ -1,8 +1,11 @@
 //! The control plane's side of the admin API: cluster changes go to the cluster
-//! manager, and the stats document joins the counters with per-host state.
+//! manager, and the stats document joins the counters with per-host state; the
+//! Prometheus text and MOSN's Prometheus sink endpoints.
 
 use mosn_admin::{AdminError, ClusterAdmin};
-use mosn_config::{ClusterConfig, HostConfig};
+use mosn_config::metrics::PrometheusSinkConfig;
+use mosn_config::{ClusterConfig, HostConfig, MosnConfig};
+use mosn_observe::prometheus::Exposition;
 use mosn_observe::StatsRegistry;
 use mosn_upstream::{ClusterError, ClusterManager};
 use serde_json::Value;
@@ -58,4 +61,67 @@ pub fn stats_document(stats: &StatsRegistry, clusters: &ClusterManager) -> Value
         entry["circuit_breakers"] = cluster.breakers.to_json();
     }
     doc
+}
+
+/// Every stat in Prometheus's text format: listeners and clusters (crates/observe),
+/// hosts and breakers (crates/upstream), and, when `process`, the `process_*` metrics.
+pub fn prometheus_text(stats: &StatsRegistry, clusters: &ClusterManager, process: bool) -> String {
+    let mut out = Exposition::new();
+    stats.write_prometheus(&mut out);
+    mosn_upstream::prometheus::write_prometheus(clusters, &mut out);
+    if process {
+        mosn_observe::prometheus::write_process(&mut out);
+    }
+    out.render()
+}
+
+/// A bound Prometheus endpoint of MOSN's `metrics.sinks`.
+pub struct MetricsListener {
+    listener: std::net::TcpListener,
+    sink: PrometheusSinkConfig,
+}
+
+/// Binds every Prometheus sink's port now, so a taken port fails the start.
+pub fn bind_metrics(config: &MosnConfig) -> Result<Vec<MetricsListener>, String> {
+    let Some(metrics) = &config.metrics else {
+        return Ok(Vec::new());
+    };
+    metrics
+        .prometheus_sinks()
+        .map(|sink| {
+            let addr = sink.bind_address();
+            let listener = std::net::TcpListener::bind(&addr)
+                .map_err(|e| format!("metrics (prometheus sink) {addr}: {e}"))?;
+            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+            tracing::info!(address = %addr, path = sink.endpoint(), "prometheus metrics listening");
+            Ok(MetricsListener {
+                listener,
+                sink: sink.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Serves each bound Prometheus endpoint (on the control runtime).
+pub fn serve_metrics(
+    listeners: Vec<MetricsListener>,
+    stats: &Arc<StatsRegistry>,
+    clusters: &Arc<ClusterManager>,
+) {
+    for m in listeners {
+        let (stats, clusters) = (stats.clone(), clusters.clone());
+        let process = !m.sink.disable_collect_process;
+        let render: Arc<dyn Fn() -> String + Send + Sync> =
+            Arc::new(move || prometheus_text(&stats, &clusters, process));
+        match tokio::net::TcpListener::from_std(m.listener) {
+            Ok(l) => {
+                tokio::spawn(mosn_admin::serve_metrics(
+                    l,
+                    m.sink.endpoint().to_string(),
+                    render,
+                ));
+            }
+            Err(e) => tracing::error!(error = %e, "metrics listener"),
+        }
+    }
 }

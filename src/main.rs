@@ -119,13 +119,16 @@ fn start(path: Option<PathBuf>) -> ExitCode {
         }
     };
     let server = loaded.config.first_server();
-    if let Err(e) = logging::init(
+    let logs = match logging::init(
         server.and_then(|s| s.default_log_path.as_deref()),
         server.and_then(|s| s.default_log_level.as_deref()),
     ) {
-        eprintln!("mosn-rs: cannot open log: {e}");
-        return ExitCode::from(EXIT_BAD_CONFIG);
-    }
+        Ok(logs) => Arc::new(logs),
+        Err(e) => {
+            eprintln!("mosn-rs: cannot open log: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
     if !loaded.warnings.is_empty() {
         let list: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
         tracing::warn!(
@@ -134,7 +137,8 @@ fn start(path: Option<PathBuf>) -> ExitCode {
             list.join("; ")
         );
     }
-    match run(loaded) {
+    let config_path = path.map(|p| p.display().to_string()).unwrap_or_default();
+    match run(loaded, logs, config_path) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e}");
@@ -144,7 +148,11 @@ fn start(path: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
+fn run(
+    loaded: LoadedConfig,
+    logs: Arc<logging::ProcessLog>,
+    config_path: String,
+) -> Result<ExitCode, String> {
     let config = &loaded.config;
     // Signal handlers come first: a SIGTERM that arrives as soon as a port accepts
     // must drain, not kill.
@@ -200,6 +208,7 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
         }
         None => None,
     };
+    let metrics_listeners = control::bind_metrics(config)?;
     if let Some(pid_path) = config.pid.as_deref().filter(|p| !p.is_empty()) {
         if let Err(e) = std::fs::write(pid_path, format!("{}\n", std::process::id())) {
             tracing::warn!(path = pid_path, error = %e, "cannot write pid file");
@@ -207,6 +216,20 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
     }
     let graceful_timeout = config.graceful_timeout();
     let config_json = serde_json::to_value(config).unwrap_or_default();
+    let lifecycle = Arc::new(mosn_admin::Lifecycle::new());
+    let info = mosn_admin::ServerInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        config_path,
+        concurrency: worker_count,
+        listeners: snapshot
+            .listeners
+            .iter()
+            .map(|l| mosn_admin::ListenerInfo {
+                name: l.name.clone(),
+                address: l.addr.to_string(),
+            })
+            .collect(),
+    };
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     let (drain_tx, shutdown) = Shutdown::channel();
     for (i, sockets) in per_worker.into_iter().enumerate() {
@@ -224,12 +247,20 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
         let _health = mosn_upstream::health::spawn_health_checks(clusters.clone());
         let _outlier = mosn_upstream::outlier::spawn_outlier_detection(clusters.clone());
         let _dns = mosn_upstream::dns::spawn_dns_refresh(clusters.clone());
+        control::serve_metrics(metrics_listeners, &stats, &clusters);
         if let Some(l) = admin_listener {
             let doc_clusters = clusters.clone();
+            let (prom_stats, prom_clusters) = (stats.clone(), clusters.clone());
             let state = Arc::new(mosn_admin::AdminState {
                 config: Arc::new(config_json),
                 stats: Box::new(move || control::stats_document(&stats, &doc_clusters)),
+                prometheus: Box::new(move || {
+                    control::prometheus_text(&prom_stats, &prom_clusters, true)
+                }),
                 clusters: Arc::new(control::ClusterControl(clusters.clone())),
+                logs,
+                lifecycle: lifecycle.clone(),
+                info,
             });
             match tokio::net::TcpListener::from_std(l) {
                 Ok(l) => {
@@ -238,7 +269,7 @@ fn run(loaded: LoadedConfig) -> Result<ExitCode, String> {
                 Err(e) => tracing::error!(error = %e, "admin listener"),
             }
         }
-        wait_for_stop(signals, drain_tx, graceful_timeout).await
+        wait_for_stop(signals, drain_tx, graceful_timeout, &lifecycle).await
     })
 }
 
@@ -267,21 +298,25 @@ impl Signals {
     }
 }
 
-/// SIGTERM: stop accepting, let exchanges in flight finish (up to the graceful
-/// timeout), close idle connections, exit 0. SIGINT: exit at once.
+/// SIGTERM (or the admin API's `/quitquitquit`): stop accepting, let exchanges in
+/// flight finish (up to the graceful timeout), close idle connections, exit 0.
+/// SIGINT: exit at once.
 async fn wait_for_stop(
     mut signals: Signals,
     drain_tx: tokio::sync::watch::Sender<bool>,
     graceful_timeout: Duration,
+    lifecycle: &mosn_admin::Lifecycle,
 ) -> Result<ExitCode, String> {
-    tokio::select! {
+    let why = tokio::select! {
         _ = signals.int.recv() => {
             tracing::info!("SIGINT: exiting now");
             return Ok(ExitCode::from(130));
         }
-        _ = signals.term.recv() => {}
-    }
-    tracing::info!(timeout = ?graceful_timeout, "SIGTERM: draining");
+        _ = signals.term.recv() => "SIGTERM",
+        _ = lifecycle.stop_requested() => "/quitquitquit",
+    };
+    tracing::info!(timeout = ?graceful_timeout, "{why}: draining");
+    lifecycle.set_draining();
     let _ = drain_tx.send(true);
     let deadline = Instant::now() + graceful_timeout;
     loop {

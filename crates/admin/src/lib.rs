@@ -1,13 +1,24 @@
 //! The admin API: a small HTTP/1.1 server on `admin.address`, separate from the data
 //! path and running on the control thread. It reuses the proxy's HTTP/1 parser.
-//! Reads are GET; changes are POST only. See docs/admin.md.
+//! MOSN's `/api/v1/...` paths and Envoy's (`/ready`, `/clusters`, ...). Reads are GET;
+//! changes are POST only (405 with `Allow` otherwise). Also the Prometheus endpoint of
+//! MOSN's `metrics.sinks` ([`serve_metrics`]). See docs/admin.md.
 
+mod envoy;
+mod handlers;
 mod http;
+mod request;
+
+pub use request::{Reply, Request};
 
 use mosn_config::{ClusterConfig, HostConfig};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 /// Cluster changes at runtime, implemented by the process over its cluster manager.
 /// Errors are messages for the API client.
@@ -20,6 +31,18 @@ pub trait ClusterAdmin: Send + Sync {
     fn update_hosts(&self, cluster: &str, hosts: Vec<HostConfig>) -> Result<(), AdminError>;
 }
 
+/// The process's loggers, as MOSN's log API sees them: each named by its output path
+/// (`default_log_path`: a file, "stdout" or "stderr").
+pub trait LogControl: Send + Sync {
+    /// Each logger's path and level (MOSN's level names).
+    fn loggers(&self) -> BTreeMap<String, String>;
+    /// Sets the level of the logger at `path` ("" names the process log). `level` is
+    /// one of MOSN's names, upper case. Takes effect at once.
+    fn set_level(&self, path: &str, level: &str) -> Result<(), AdminError>;
+    /// Silences (`false`) or resumes (`true`) the logger at `path`.
+    fn set_enabled(&self, path: &str, enabled: bool) -> Result<(), AdminError>;
+}
+
 /// Why a change was refused: the status to answer and a reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminError {
@@ -27,224 +50,358 @@ pub enum AdminError {
     NotFound(String),
 }
 
+/// The server's lifecycle as the admin API reports and drives it: live or draining,
+/// health checks failed by `/healthcheck/fail`, and a stop asked for by
+/// `/quitquitquit`.
+#[derive(Debug)]
+pub struct Lifecycle {
+    started: Instant,
+    draining: AtomicBool,
+    health_check_failed: AtomicBool,
+    stop: Notify,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            started: Instant::now(),
+            draining: AtomicBool::new(false),
+            health_check_failed: AtomicBool::new(false),
+            stop: Notify::new(),
+        }
+    }
+}
+
+/// MOSN's stage manager states (`pkg/stagemanager`) that mosn-rs passes through while
+/// the admin API serves.
+pub const MOSN_STATE_RUNNING: u8 = 6;
+pub const MOSN_STATE_GRACEFUL_STOPPING: u8 = 8;
+
+impl Lifecycle {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process has begun its graceful stop.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    pub fn set_health_check_failed(&self, failed: bool) {
+        self.health_check_failed.store(failed, Ordering::Release);
+    }
+
+    pub fn health_check_failed(&self) -> bool {
+        self.health_check_failed.load(Ordering::Acquire)
+    }
+
+    /// Envoy's server state: `LIVE`, or `DRAINING` while stopping or while health
+    /// checks are failed (Envoy's `serverState`).
+    pub fn state(&self) -> &'static str {
+        if self.is_draining() || self.health_check_failed() {
+            "DRAINING"
+        } else {
+            "LIVE"
+        }
+    }
+
+    /// MOSN's state code (`/api/v1/states`).
+    pub fn mosn_state(&self) -> u8 {
+        if self.is_draining() {
+            MOSN_STATE_GRACEFUL_STOPPING
+        } else {
+            MOSN_STATE_RUNNING
+        }
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Asks the process to stop gracefully (as SIGTERM does).
+    pub fn request_stop(&self) {
+        self.stop.notify_one();
+    }
+
+    /// Completes once a stop has been asked for.
+    pub async fn stop_requested(&self) {
+        self.stop.notified().await
+    }
+}
+
+/// A listener as `/listeners` shows it.
+#[derive(Debug, Clone)]
+pub struct ListenerInfo {
+    pub name: String,
+    pub address: String,
+}
+
+/// Facts about the process for `/server_info` and `/api/v1/version`.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    pub version: String,
+    /// The config file, or empty for the bundled quickstart.
+    pub config_path: String,
+    pub concurrency: usize,
+    pub listeners: Vec<ListenerInfo>,
+}
+
 /// What the admin API reads and changes.
 pub struct AdminState {
-    /// The running config, already rendered as JSON.
+    /// The running config, already rendered as JSON (secrets are redacted on output).
     pub config: Arc<Value>,
     /// Renders the stats document on demand.
     pub stats: Box<dyn Fn() -> Value + Send + Sync>,
+    /// Renders every stat in Prometheus's text format.
+    pub prometheus: Box<dyn Fn() -> String + Send + Sync>,
     pub clusters: Arc<dyn ClusterAdmin>,
+    pub logs: Arc<dyn LogControl>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub info: ServerInfo,
 }
 
 /// Accepts admin connections until the listener fails.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
-    http::serve(listener, state).await
+    http::serve(listener, Arc::new(move |req: &Request| route(&state, req))).await
 }
 
-/// The response to one request, as (status, JSON body).
-pub fn route(method: &[u8], path: &[u8], body: &[u8], state: &AdminState) -> (u16, Value) {
-    let endpoint = ENDPOINTS.iter().find(|e| e.path.as_bytes() == path);
-    let Some(endpoint) = endpoint else {
-        return (
+/// Serves Prometheus's text at `endpoint` (MOSN's `metrics.sinks[].config`), rendered
+/// by `render` on each scrape.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    endpoint: String,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+) {
+    http::serve(
+        listener,
+        Arc::new(move |req: &Request| {
+            if req.path != endpoint {
+                return Reply::text(404, format!("not found: metrics are at {endpoint}\n"));
+            }
+            if req.method != "GET" {
+                return Reply::text(405, "use GET\n").allow("GET");
+            }
+            Reply::new(
+                200,
+                mosn_observe::prometheus::CONTENT_TYPE,
+                render().into_bytes(),
+            )
+        }),
+    )
+    .await
+}
+
+/// The response to one request.
+pub fn route(state: &AdminState, req: &Request) -> Reply {
+    let Some(endpoint) = ENDPOINTS.iter().find(|e| e.path == req.path) else {
+        return Reply::json(
             404,
-            json!({"error": "unknown admin path", "paths": ENDPOINTS.iter().map(|e| e.path).collect::<Vec<_>>()}),
+            &json!({"error": format!("unknown admin path {:?}", req.path), "paths": ENDPOINTS.iter().map(|e| e.path).collect::<Vec<_>>()}),
         );
     };
-    if method != endpoint.method.as_bytes() {
-        return (405, json!({"error": format!("use {}", endpoint.method)}));
+    if req.method != endpoint.method {
+        return Reply::json(
+            405,
+            &json!({"error": format!("{} takes {} only", endpoint.path, endpoint.method)}),
+        )
+        .allow(endpoint.method);
     }
-    match (endpoint.handler)(state, body) {
-        Ok(v) => (200, v),
-        Err(AdminError::BadRequest(m)) => (400, json!({"error": m})),
-        Err(AdminError::NotFound(m)) => (404, json!({"error": m})),
+    if let Some((name, _)) = req
+        .query
+        .iter()
+        .find(|(k, _)| !endpoint.params.contains(&k.as_str()))
+    {
+        let takes = if endpoint.params.is_empty() {
+            "no parameters".to_string()
+        } else {
+            endpoint.params.join(", ")
+        };
+        return Reply::error(
+            400,
+            format!(
+                "unknown parameter {name:?} ({} takes {takes})",
+                endpoint.path
+            ),
+        );
+    }
+    match (endpoint.handler)(state, req) {
+        Ok(reply) => reply,
+        Err(AdminError::BadRequest(m)) => Reply::error(400, m),
+        Err(AdminError::NotFound(m)) => Reply::error(404, m),
     }
 }
 
-type Handler = fn(&AdminState, &[u8]) -> Result<Value, AdminError>;
+type Handler = fn(&AdminState, &Request) -> Result<Reply, AdminError>;
 
 struct Endpoint {
     method: &'static str,
     path: &'static str,
+    /// Query parameters it takes; any other is refused with 400.
+    params: &'static [&'static str],
+    help: &'static str,
     handler: Handler,
 }
 
+const fn get(path: &'static str, help: &'static str, handler: Handler) -> Endpoint {
+    Endpoint {
+        method: "GET",
+        path,
+        params: &[],
+        help,
+        handler,
+    }
+}
+
+const fn post(path: &'static str, help: &'static str, handler: Handler) -> Endpoint {
+    Endpoint {
+        method: "POST",
+        path,
+        params: &[],
+        help,
+        handler,
+    }
+}
+
+const fn with_params(mut e: Endpoint, params: &'static [&'static str]) -> Endpoint {
+    e.params = params;
+    e
+}
+
+use handlers as h;
+
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint {
-        method: "GET",
-        path: "/api/v1/config_dump",
-        handler: |s, _| Ok((*s.config).clone()),
-    },
-    Endpoint {
-        method: "GET",
-        path: "/api/v1/stats",
-        handler: |s, _| Ok((s.stats)()),
-    },
-    Endpoint {
-        method: "GET",
-        path: "/api/v1/clusters",
-        handler: |s, _| Ok(s.clusters.clusters()),
-    },
-    Endpoint {
-        method: "POST",
-        path: "/api/v1/update_cluster",
-        handler: update_cluster,
-    },
-    Endpoint {
-        method: "POST",
-        path: "/api/v1/delete_cluster",
-        handler: delete_cluster,
-    },
-    Endpoint {
-        method: "POST",
-        path: "/api/v1/update_hosts",
-        handler: update_hosts,
-    },
+    get("/", "this list", h::index),
+    get(
+        "/api/v1/config_dump",
+        "the running config as JSON (inline private keys and session ticket keys redacted)",
+        h::config_dump,
+    ),
+    get(
+        "/api/v1/stats",
+        "counters per listener and per cluster (with hosts and circuit breakers) as JSON",
+        h::stats,
+    ),
+    with_params(
+        get(
+            "/api/v1/stats_glob",
+            "listener totals as name:value lines; ?pattern=GLOB: every stat whose dotted name matches (* and ?)",
+            h::stats_glob,
+        ),
+        &["pattern"],
+    ),
+    get(
+        "/stats/prometheus",
+        "every stat in Prometheus's text format",
+        h::prometheus,
+    ),
+    get(
+        "/api/v1/clusters",
+        "clusters with balancer, panic mode, hosts (health, counters) and breakers as JSON",
+        h::clusters_json,
+    ),
+    post(
+        "/api/v1/update_cluster",
+        "body: one cluster in MOSN's JSON shape; adds it or replaces the cluster of that name",
+        h::update_cluster,
+    ),
+    post(
+        "/api/v1/delete_cluster",
+        "body: {\"name\": \"NAME\"}; removes the cluster",
+        h::delete_cluster,
+    ),
+    post(
+        "/api/v1/update_hosts",
+        "body: {\"cluster\": \"NAME\", \"hosts\": [...]}; replaces the cluster's hosts",
+        h::update_hosts,
+    ),
+    get(
+        "/api/v1/get_loglevel",
+        "each logger's level as JSON {path: level}",
+        h::get_loglevel,
+    ),
+    post(
+        "/api/v1/update_loglevel",
+        "body: {\"log_path\": PATH, \"log_level\": LEVEL}; changes the logger's level at once",
+        h::update_loglevel,
+    ),
+    post(
+        "/api/v1/enable_log",
+        "body: a logger path; resumes that logger",
+        h::enable_log,
+    ),
+    post(
+        "/api/v1/disable_log",
+        "body: a logger path; silences that logger",
+        h::disable_log,
+    ),
+    get(
+        "/api/v1/states",
+        "pid and MOSN's state code: pid=N&state=6 (running) or 8 (graceful stopping)",
+        h::states,
+    ),
+    with_params(
+        get(
+            "/api/v1/features",
+            "MOSN's feature gates as JSON; ?key=NAME: true or false",
+            h::features,
+        ),
+        &["key"],
+    ),
+    get("/api/v1/version", "the version", h::version),
+    with_params(
+        get(
+            "/api/v1/env",
+            "?key=NAME (repeatable): those environment variables as JSON",
+            h::env,
+        ),
+        &["key"],
+    ),
+    get(
+        "/ready",
+        "200 LIVE while serving; 503 DRAINING while stopping or after /healthcheck/fail",
+        h::ready,
+    ),
+    get(
+        "/server_info",
+        "version, state, uptime and command-line options as JSON",
+        h::server_info,
+    ),
+    with_params(
+        get(
+            "/clusters",
+            "hosts with health, weight and counters as cluster::host::field::value lines; ?format=json",
+            envoy::clusters,
+        ),
+        &["format"],
+    ),
+    with_params(
+        get(
+            "/listeners",
+            "listeners as name::address lines; ?format=json",
+            envoy::listeners,
+        ),
+        &["format"],
+    ),
+    post(
+        "/healthcheck/fail",
+        "fail readiness: /ready answers 503 so load balancers take this instance out",
+        h::healthcheck_fail,
+    ),
+    post(
+        "/healthcheck/ok",
+        "pass readiness again after /healthcheck/fail",
+        h::healthcheck_ok,
+    ),
+    post(
+        "/quitquitquit",
+        "stop gracefully, as SIGTERM does (exit 0)",
+        h::quit,
+    ),
 ];
 
-fn body_json(body: &[u8]) -> Result<Value, AdminError> {
-    serde_json::from_slice(body)
-        .map_err(|e| AdminError::BadRequest(format!("body is not JSON: {e}")))
-}
-
-fn typed<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T, AdminError> {
-    mosn_config::parse_value::<T>(value, what)
-        .map(|(v, _)| v)
-        .map_err(|errors| {
-            AdminError::BadRequest(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })
-}
-
-/// Body: one cluster in MOSN's JSON shape.
-fn update_cluster(state: &AdminState, body: &[u8]) -> Result<Value, AdminError> {
-    let cfg: ClusterConfig = typed(&body_json(body)?, "cluster")?;
-    let warnings = state.clusters.update_cluster(cfg)?;
-    Ok(json!({"status": "ok", "warnings": warnings}))
-}
-
-/// Body: `{"name": "cluster"}`.
-fn delete_cluster(state: &AdminState, body: &[u8]) -> Result<Value, AdminError> {
-    let v = body_json(body)?;
-    let name = v
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| AdminError::BadRequest("body needs \"name\"".into()))?;
-    state.clusters.delete_cluster(name)?;
-    Ok(json!({"status": "ok"}))
-}
-
-/// Body: `{"cluster": "name", "hosts": [{"address": "IP:port", ...}]}`.
-fn update_hosts(state: &AdminState, body: &[u8]) -> Result<Value, AdminError> {
-    let v = body_json(body)?;
-    let name = v
-        .get("cluster")
-        .and_then(Value::as_str)
-        .ok_or_else(|| AdminError::BadRequest("body needs \"cluster\"".into()))?;
-    let hosts: Vec<HostConfig> = typed(v.get("hosts").unwrap_or(&Value::Null), "hosts")?;
-    state.clusters.update_hosts(name, hosts)?;
-    Ok(json!({"status": "ok"}))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Fake {
-        updated: Mutex<Vec<String>>,
-    }
-
-    /// A stand-in for the cluster manager: the admin routing is what is under test here;
-    /// the real manager is exercised by the black-box tests.
-    impl ClusterAdmin for Fake {
-        fn clusters(&self) -> Value {
-            json!([{"name": "c"}])
-        }
-        fn update_cluster(&self, cfg: ClusterConfig) -> Result<Vec<String>, AdminError> {
-            self.updated.lock().unwrap().push(cfg.name);
-            Ok(vec![])
-        }
-        fn delete_cluster(&self, name: &str) -> Result<(), AdminError> {
-            if name == "c" {
-                Ok(())
-            } else {
-                Err(AdminError::NotFound(format!("no cluster named {name:?}")))
-            }
-        }
-        fn update_hosts(&self, _: &str, hosts: Vec<HostConfig>) -> Result<(), AdminError> {
-            assert_eq!(hosts.len(), 1);
-            Ok(())
-        }
-    }
-
-    fn state() -> (AdminState, Arc<Fake>) {
-        let fake = Arc::new(Fake::default());
-        let state = AdminState {
-            config: Arc::new(json!({"servers": []})),
-            stats: Box::new(|| json!({"listener": {}})),
-            clusters: fake.clone(),
-        };
-        (state, fake)
-    }
-
-    #[test]
-    fn reads_are_get_and_changes_are_post() {
-        let (s, fake) = state();
-        assert_eq!(route(b"GET", b"/api/v1/stats", b"", &s).0, 200);
-        assert_eq!(route(b"GET", b"/api/v1/config_dump", b"", &s).0, 200);
-        assert_eq!(route(b"POST", b"/api/v1/stats", b"", &s).0, 405);
-        assert_eq!(route(b"GET", b"/api/v1/update_cluster", b"", &s).0, 405);
-        assert_eq!(route(b"GET", b"/nope", b"", &s).0, 404);
-        let (status, _) = route(
-            b"POST",
-            b"/api/v1/update_cluster",
-            br#"{"Name": "new", "hosts": []}"#,
-            &s,
-        );
-        assert_eq!(status, 200);
-        assert_eq!(fake.updated.lock().unwrap().as_slice(), ["new"]);
-    }
-
-    #[test]
-    fn bad_bodies_get_400_with_a_reason() {
-        let (s, _) = state();
-        let (status, body) = route(b"POST", b"/api/v1/update_cluster", b"{nope", &s);
-        assert_eq!(status, 400);
-        assert!(body["error"].as_str().unwrap().contains("not JSON"));
-        let (status, body) = route(
-            b"POST",
-            b"/api/v1/update_cluster",
-            br#"{"name": "x", "hosts": "no"}"#,
-            &s,
-        );
-        assert_eq!(status, 400);
-        assert!(
-            body["error"].as_str().unwrap().starts_with("cluster.hosts"),
-            "{body}"
-        );
-        assert_eq!(
-            route(b"POST", b"/api/v1/delete_cluster", br#"{"name": "zz"}"#, &s).0,
-            404
-        );
-        assert_eq!(
-            route(b"POST", b"/api/v1/delete_cluster", br#"{}"#, &s).0,
-            400
-        );
-        assert_eq!(
-            route(
-                b"POST",
-                b"/api/v1/update_hosts",
-                br#"{"cluster": "c", "hosts": [{"address": "127.0.0.1:1"}]}"#,
-                &s
-            )
-            .0,
-            200
-        );
-    }
-}
+mod tests;

@@ -43,7 +43,14 @@ pub fn normalize_keys(value: Value) -> Value {
 const MOSN_KEYS_NOT_YET: &[&str] = &[
     // top level
     "tracing",
-    "metrics",
+    // metrics (its sinks are read)
+    "stats_matcher",
+    "shm_zone",
+    "shm_size",
+    "flush_mosn",
+    "lazy_flush",
+    "sample",
+    "ewma",
     "dynamic_resources",
     "static_resources",
     "node",

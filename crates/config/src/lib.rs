@@ -8,6 +8,7 @@ pub mod filters;
 pub mod keys;
 pub mod listener_filters;
 pub mod load;
+pub mod metrics;
 pub mod model;
 pub mod tls;
 pub mod validate;

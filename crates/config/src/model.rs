@@ -56,6 +56,9 @@ pub struct MosnConfig {
     pub disable_upgrade: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
+    /// MOSN's `metrics` (sinks: Prometheus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<crate::metrics::MetricsConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

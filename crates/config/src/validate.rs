@@ -64,6 +64,9 @@ pub fn validate(config: &mut MosnConfig, problems: &mut Problems) {
             );
         }
     }
+    if let Some(metrics) = &mut config.metrics {
+        crate::metrics::check(metrics, problems);
+    }
 }
 
 fn check_clusters(cm: &ClusterManagerConfig, problems: &mut Problems) -> HashSet<String> {

@@ -4,6 +4,8 @@
 //! by name only while a config snapshot is built, so the same counters survive a
 //! rebuild and keep counting.
 
+pub mod prometheus;
+
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -61,6 +63,12 @@ macro_rules! stats_group {
                 $(map.insert(stringify!($c).into(), json!(self.$c.get()));)*
                 $(map.insert(stringify!($g).into(), json!(self.$g.get()));)*
                 Value::Object(map)
+            }
+
+            /// Every stat with its name, counters first (for the Prometheus text).
+            pub fn each(&self, f: &mut dyn FnMut(&'static str, prometheus::Sample)) {
+                $(f(stringify!($c), prometheus::Sample::Counter(self.$c.get()));)*
+                $(f(stringify!($g), prometheus::Sample::Gauge(self.$g.get()));)*
             }
         }
     };
@@ -167,6 +175,17 @@ impl StatsRegistry {
     pub fn cluster(&self, name: &str) -> Arc<ClusterStats> {
         let mut map = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Every listener's group, by name (the map's lock is held only to copy it).
+    pub fn listener_groups(&self) -> Vec<(String, Arc<ListenerStats>)> {
+        let map = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    pub fn cluster_groups(&self) -> Vec<(String, Arc<ClusterStats>)> {
+        let map = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// `{"listener": {name: {...}}, "cluster": {name: {...}}}`

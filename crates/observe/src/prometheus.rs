@@ -378,7 +378,11 @@ mod tests {
             ("downstream_response_total".into(), Some("2xx".into()))
         );
         assert_eq!(
-            n("upstream", "upstream_connection_connect_fail", Kind::Counter),
+            n(
+                "upstream",
+                "upstream_connection_connect_fail",
+                Kind::Counter
+            ),
             ("upstream_connection_con_fail_total".into(), None)
         );
         assert_eq!(
@@ -412,7 +416,9 @@ mod tests {
             .skip(1)
             .take(2)
             .collect();
-        assert!(block.iter().all(|l| l.starts_with("downstream_request_total{")));
+        assert!(block
+            .iter()
+            .all(|l| l.starts_with("downstream_request_total{")));
     }
 
     #[test]

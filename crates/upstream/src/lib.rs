@@ -10,6 +10,7 @@ pub mod lb;
 pub mod manager;
 pub mod outlier;
 pub mod pool;
+pub mod prometheus;
 mod task;
 
 #[cfg(test)]
