@@ -84,6 +84,14 @@ in_list() {
     [[ " $* " == *" $w "* ]]
 }
 
+# sel_without WORD: the words of the array SEL (the proxies picked) but WORD,
+# space-separated: the proxies of a scenario that one of them sits out.
+sel_without() {
+    local w list=()
+    for w in "${SEL[@]}"; do [[ $w == "$1" ]] || list+=("$w"); done
+    echo "${list[*]}"
+}
+
 # load_timeout DURATION: a generous bound for one load-generator run of
 # DURATION (runs are bounded by DURATION; this only guards against a hang).
 load_timeout() {
@@ -264,14 +272,13 @@ EOF
     } >"$TMP/nginx.conf"
 }
 
-# write_envoy CODEC UPSTREAM_PORT [CHAIN_YAML [CLUSTER_YAML]]: $TMP/envoy.yaml,
-# Envoy with a static listener on PORT[envoy] whose HTTP connection manager
-# (codec_type CODEC) routes everything to the STATIC cluster `up`
-# (127.0.0.1:UPSTREAM_PORT). CHAIN_YAML: more keys of the filter chain (e.g.
-# transport_socket), indented 6 spaces; CLUSTER_YAML: more keys of the cluster,
-# indented 4. Envoy's defaults otherwise: it adds x-request-id,
-# x-forwarded-proto and x-envoy-expected-rq-timeout-ms.
-write_envoy() {
+# write_envoy_filter FILTER_YAML UPSTREAM_PORT [CHAIN_YAML [CLUSTER_YAML]]:
+# $TMP/envoy.yaml, Envoy with a static listener on PORT[envoy] whose one
+# network filter is FILTER_YAML (its `name:` line, then its other keys indented
+# 8 spaces), in front of the STATIC cluster `up` (127.0.0.1:UPSTREAM_PORT).
+# CHAIN_YAML: more keys of the filter chain (e.g. transport_socket), indented 6
+# spaces; CLUSTER_YAML: more keys of the cluster, indented 4.
+write_envoy_filter() {
     cat >"$TMP/envoy.yaml" <<EOF
 static_resources:
   listeners:
@@ -279,19 +286,7 @@ static_resources:
     address: {socket_address: {address: 127.0.0.1, port_value: ${PORT[envoy]}}}
     filter_chains:
     - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          codec_type: $1
-          route_config:
-            virtual_hosts:
-            - name: h
-              domains: ["*"]
-              routes: [{match: {prefix: "/"}, route: {cluster: up}}]
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}${3:+
+      - $1${3:+
 $3}
   clusters:
   - name: up
@@ -306,16 +301,38 @@ $4}
 EOF
 }
 
-# write_mosn DOWNSTREAM UPSTREAM UPSTREAM_PORT [CHAIN_JSON [CLUSTER_JSON]]:
+# write_envoy CODEC UPSTREAM_PORT [CHAIN_YAML [CLUSTER_YAML]]: write_envoy_filter
+# with an HTTP connection manager (codec_type CODEC) routing everything to the
+# cluster `up`. Envoy's defaults otherwise: it adds x-request-id,
+# x-forwarded-proto and x-envoy-expected-rq-timeout-ms.
+write_envoy() {
+    write_envoy_filter "name: envoy.filters.network.http_connection_manager
+        typed_config:
+          \"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: $1
+          route_config:
+            virtual_hosts:
+            - name: h
+              domains: [\"*\"]
+              routes: [{match: {prefix: \"/\"}, route: {cluster: up}}]
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}" "${@:2}"
+}
+
+# write_mosn DOWNSTREAM UPSTREAM UPSTREAM_PORT [CHAIN_JSON [CLUSTER_JSON [MATCH_JSON]]]:
 # $TMP/mosn.json, mosn-rs (MOSN v2 config, one worker) listening on
 # PORT[mosn], a proxy filter (downstream_protocol DOWNSTREAM,
 # upstream_protocol UPSTREAM) routing everything to the cluster `up`
 # (127.0.0.1:UPSTREAM_PORT). CHAIN_JSON / CLUSTER_JSON: more members of the
-# filter chain / cluster, each followed by a comma.
+# filter chain / cluster, each followed by a comma. MATCH_JSON: the route's
+# match (default {"prefix":"/"}; RPC protocols match on headers instead).
 write_mosn() {
+    local match=${6:-'{"prefix":"/"}'}
     cat >"$TMP/mosn.json" <<EOF
 {"servers":[{"default_log_path":"stderr","default_log_level":"ERROR","processor":1,
-  "routers":[{"router_config_name":"r","virtual_hosts":[{"name":"h","domains":["*"],"routers":[{"match":{"prefix":"/"},"route":{"cluster_name":"up"}}]}]}],
+  "routers":[{"router_config_name":"r","virtual_hosts":[{"name":"h","domains":["*"],"routers":[{"match":$match,"route":{"cluster_name":"up"}}]}]}],
   "listeners":[{"name":"l","address":"127.0.0.1:${PORT[mosn]}","bind_port":true,"filter_chains":[{${4:-}"filters":[{"type":"proxy","config":{"downstream_protocol":"$1","upstream_protocol":"$2","router_config_name":"r"}}]}]}]}],
  "cluster_manager":{"clusters":[{"name":"up",${5:-}"type":"SIMPLE","lb_type":"LB_ROUNDROBIN","hosts":[{"address":"127.0.0.1:$3"}]}]}}
 EOF
@@ -402,6 +419,41 @@ meter_end() {
     METER_OTHER=$(((mu - _M_MU) - (usr - _M_USR) - (upu - _M_UPU) - (chu - _M_CHU)))
     METER_BUSY=$((mb - _M_MB))
     METER_RSS=$("$PY" "$BENCH/procstat.py" rss "$_M_PID")
+}
+
+# wait_quiet MAX_SECS: wait (at most MAX_SECS) until the machine has been
+# nearly idle (< 15 % busy, all cores) for 2 s.
+wait_quiet() {
+    local end=$((SECONDS + $1)) b0 b1 t0 t1
+    while ((SECONDS < end)); do
+        read -r b0 t0 < <(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat)
+        sleep 2
+        read -r b1 t1 < <(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat)
+        ((100 * (b1 - b0) < 15 * (t1 - t0))) && return 0
+    done
+    log "the machine stayed busy for $1 s: measuring anyway"
+}
+
+# metered LABEL PID UPSTREAM_PID CMD...: meter_begin PID UPSTREAM_PID, CMD (one
+# load-generator run, DURATION long, run in this shell; it dies itself on
+# failure), meter_end. A run during which other processes used more than 20 %
+# of a core (METER_OTHER: another session's build, say) is not the proxy's
+# alone: it is repeated, up to RETRIES times (default 2), each time after the
+# machine calmed down (wait_quiet, at most 2 minutes). REPEATED counts the
+# repetitions; LABEL names the run in the log.
+REPEATED=0
+metered() {
+    local label=$1 pid=$2 up=$3 try dur_us
+    dur_us=$(($(dur_secs "$DURATION") * 1000000))
+    for ((try = 1; ; try++)); do
+        meter_begin "$pid" "$up"
+        "${@:4}"
+        meter_end
+        ((try <= ${RETRIES:-2} && METER_OTHER > dur_us / 5)) || break
+        log "$label: other processes used $((100 * METER_OTHER / dur_us)) % of a core; again ($try/${RETRIES:-2})"
+        REPEATED=$((REPEATED + 1))
+        wait_quiet 120
+    done
 }
 
 # --- report ---------------------------------------------------------------------------

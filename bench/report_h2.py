@@ -56,30 +56,61 @@ def num(s):
     return float(s) if s not in ("", "nan") else math.nan
 
 
-def load_runs(path):
-    rows = {}
+def tsv_lines(path):
+    """The fields of each non-empty line of a TSV file. Also used by report_tls.py
+    and report_rpc.py, with the helpers below."""
     with open(path) as f:
         for line in f:
-            if not line.strip():
-                continue
-            (scen, rnd, proxy, req, dur, mean, sd, p50, p99, failed, errored, gerr,
-             cpu, rss, other, upcpu) = line.rstrip("\n").split("\t")
-            req, dur, cpu = int(req), int(float(dur)), int(cpu)
-            rows.setdefault(scen, {}).setdefault(proxy, []).append({
-                "round": int(rnd),
-                "rps": req / (dur / 1e6),
-                "mean_us": num(mean),
-                "sd_us": num(sd),
-                "p50_us": num(p50),
-                "p99_us": num(p99),
-                "failed": int(failed),
-                "errored": int(errored),
-                "grpc_errors": int(gerr),
-                "cpu_us_req": cpu / req if req else math.nan,
-                "rss_mib": int(rss) / 1024,
-                "other_pct": 100 * max(0, int(other)) / dur,
-                "upstream_pct": 100 * int(upcpu) / dur,
-            })
+            if line.strip():
+                yield line.rstrip("\n").split("\t")
+
+
+def medians(rows, keys, sums=(), maxes=None):
+    """A summary of rows (rounds): per key of keys the median, NaNs left out; per
+    key of sums the total; per NAME: KEY of maxes, NAME the largest KEY; rounds."""
+    def med(k):
+        vals = [r[k] for r in rows if not math.isnan(r[k])]
+        return statistics.median(vals) if vals else math.nan
+    s = {k: med(k) for k in keys}
+    s.update({k: sum(r[k] for r in rows) for k in sums})
+    s.update({name: max(r[k] for r in rows) for name, k in (maxes or {}).items()})
+    s["rounds"] = len(rows)
+    return s
+
+
+def ratio(a, b):
+    return "–" if not (a and b) or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}×"
+
+
+def arrange(rows, summarize, scenarios, order):
+    """rows {scenario: {proxy: [run]}} -> (summaries {scenario: {proxy: summary}},
+    the scenarios of the space-separated `scenarios` that have runs, and the proxies
+    of `order` that have runs in them), both in the given order."""
+    summ = {s: {p: summarize(r) for p, r in by.items()} for s, by in rows.items()}
+    scens = [s for s in scenarios.split() if s in summ]
+    return summ, scens, [p for p in order.split() if any(p in summ[s] for s in scens)]
+
+
+def load_runs(path):
+    rows = {}
+    for (scen, rnd, proxy, req, dur, mean, sd, p50, p99, failed, errored, gerr,
+         cpu, rss, other, upcpu) in tsv_lines(path):
+        req, dur, cpu = int(req), int(float(dur)), int(cpu)
+        rows.setdefault(scen, {}).setdefault(proxy, []).append({
+            "round": int(rnd),
+            "rps": req / (dur / 1e6),
+            "mean_us": num(mean),
+            "sd_us": num(sd),
+            "p50_us": num(p50),
+            "p99_us": num(p99),
+            "failed": int(failed),
+            "errored": int(errored),
+            "grpc_errors": int(gerr),
+            "cpu_us_req": cpu / req if req else math.nan,
+            "rss_mib": int(rss) / 1024,
+            "other_pct": 100 * max(0, int(other)) / dur,
+            "upstream_pct": 100 * int(upcpu) / dur,
+        })
     return rows
 
 
@@ -89,24 +120,9 @@ def load_info(path):
 
 
 def summarize(rows):
-    def med(k):
-        vals = [r[k] for r in rows if not math.isnan(r[k])]
-        return statistics.median(vals) if vals else math.nan
-    return {
-        "rounds": len(rows),
-        "rps": med("rps"),
-        "mean_us": med("mean_us"),
-        "sd_us": med("sd_us"),
-        "p50_us": med("p50_us"),
-        "p99_us": med("p99_us"),
-        "failed": sum(r["failed"] for r in rows),
-        "errored": sum(r["errored"] for r in rows),
-        "grpc_errors": sum(r["grpc_errors"] for r in rows),
-        "cpu_us_req": med("cpu_us_req"),
-        "rss_mib": med("rss_mib"),
-        "other_pct_max": max(r["other_pct"] for r in rows),
-        "upstream_pct": med("upstream_pct"),
-    }
+    return medians(rows, ("rps", "mean_us", "sd_us", "p50_us", "p99_us", "cpu_us_req", "rss_mib",
+                          "upstream_pct"),
+                   sums=("failed", "errored", "grpc_errors"), maxes={"other_pct_max": "other_pct"})
 
 
 def fmt_ms(us):
@@ -190,11 +206,14 @@ def write_md(path, scen_order, proxy_order, summ, info, png_name):
                        + "). req/s and latency of those runs are understated; CPU µs/req "
                        "is less affected. Re-run on a quiet machine for publishable figures.")
 
-    out.append("\n## Machine and settings\n")
-    out.append("| | |")
-    out.append("|---|---|")
-    for k, v in info:
-        out.append(f"| {k} | {v} |")
+    save_md(path, out, info, png_name)
+
+
+def save_md(path, out, info, png_name):
+    """Writes the report's lines `out`, then the machine and settings table (info)
+    and the chart png_name, to path. Also used by report_tls.py and report_rpc.py."""
+    out = out + ["\n## Machine and settings\n", "| | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in info]
     out.append(f"\n![chart]({png_name})\n")
     with open(path, "w") as f:
         f.write("\n".join(out))
@@ -247,10 +266,7 @@ def main():
     ap.add_argument("--scenarios", required=True, help="scenarios, space-separated")
     a = ap.parse_args()
 
-    rows = load_runs(a.runs)
-    summ = {s: {p: summarize(r) for p, r in by_proxy.items()} for s, by_proxy in rows.items()}
-    scen_order = [s for s in a.scenarios.split() if s in summ]
-    proxy_order = [p for p in a.order.split() if any(p in summ[s] for s in scen_order)]
+    summ, scen_order, proxy_order = arrange(load_runs(a.runs), summarize, a.scenarios, a.order)
     info = load_info(a.info)
 
     write_md(a.md, scen_order, proxy_order, summ, info, a.png.rsplit("/", 1)[-1])

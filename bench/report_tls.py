@@ -15,9 +15,8 @@ over rounds. The chart reuses report_h2.py's (CPU µs/req and req/s per load).
 """
 import argparse
 import math
-import statistics
 
-from report_h2 import load_info, write_png
+from report_h2 import arrange, load_info, medians, num, ratio, save_md, tsv_lines, write_png
 
 NAMES = {"mosn": "mosn-rs", "nginx": "nginx", "envoy": "Envoy"}
 LOADS = {
@@ -38,49 +37,29 @@ BUSY_PCT = 90  # machine busy (all cores) or generator (its threads) above this:
 OTHER_CPU_WARN_PCT = 20
 
 
-def num(s):
-    return float(s) if s not in ("", "nan") else math.nan
-
-
 def load_runs(path, cores):
     rows = {}
-    with open(path) as f:
-        for line in f:
-            if not line.strip():
-                continue
-            (load, rnd, proxy, req, dur, p50, p99, err, cpu, rss, other, gen, up,
-             busy) = line.rstrip("\n").split("\t")
-            req, dur = int(req), float(dur)
-            pct = lambda us: 100 * int(us) / dur  # noqa: E731  (% of one core)
-            rows.setdefault(load, {}).setdefault(proxy, []).append({
-                "round": int(rnd), "rps": req / (dur / 1e6), "p50_us": num(p50),
-                "p99_us": num(p99), "errors": int(err), "cpu_us_req": int(cpu) / req,
-                "proxy_pct": pct(cpu), "gen_pct": pct(gen), "busy_pct": pct(busy) / cores,
-                "upstream_pct": pct(up), "rss_mib": int(rss) / 1024,
-                "other_pct": max(0.0, pct(other)),
-            })
+    for (load, rnd, proxy, req, dur, p50, p99, err, cpu, rss, other, gen, up,
+         busy) in tsv_lines(path):
+        req, dur = int(req), float(dur)
+        pct = lambda us: 100 * int(us) / dur  # noqa: E731  (% of one core)
+        rows.setdefault(load, {}).setdefault(proxy, []).append({
+            "round": int(rnd), "rps": req / (dur / 1e6), "p50_us": num(p50),
+            "p99_us": num(p99), "errors": int(err), "cpu_us_req": int(cpu) / req,
+            "proxy_pct": pct(cpu), "gen_pct": pct(gen), "busy_pct": pct(busy) / cores,
+            "upstream_pct": pct(up), "rss_mib": int(rss) / 1024,
+            "other_pct": max(0.0, pct(other)),
+        })
     return rows
 
 
 def summarize(rows):
-    def med(k):
-        vals = [r[k] for r in rows if not math.isnan(r[k])]
-        return statistics.median(vals) if vals else math.nan
-    s = {k: med(k) for k in MEDIANS}
-    s["errors"] = sum(r["errors"] for r in rows)
-    s["rounds"] = len(rows)
-    s["busy_max"] = max(r["busy_pct"] for r in rows)
-    s["gen_max"] = max(r["gen_pct"] for r in rows)
-    s["other_max"] = max(r["other_pct"] for r in rows)
-    return s
+    return medians(rows, MEDIANS, sums=("errors",), maxes={
+        "busy_max": "busy_pct", "gen_max": "gen_pct", "other_max": "other_pct"})
 
 
 def ms(us):
     return "–" if math.isnan(us) else f"{us / 1000:.2f}"
-
-
-def ratio(a, b):
-    return "–" if not (a and b) or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}×"
 
 
 def summary_table(loads, summ):
@@ -130,13 +109,20 @@ def load_section(load, order, summ, cores):
                      + ": the rate is what the shared cores allow, compare CPU per request")
     if notes:
         out.append("\nLimits: " + "; ".join(notes) + ".")
+    return out + other_cpu_warning(ss, NAMES, "request")
+
+
+def other_cpu_warning(ss, names, unit):
+    """The report's warning (a list of 0 or 1 lines) about the runs during which other
+    processes used more than OTHER_CPU_WARN_PCT of a core (summaries' other_max).
+    Also used by report_rpc.py."""
     noisy = [p for p in ss if ss[p]["other_max"] > OTHER_CPU_WARN_PCT]
-    if noisy:
-        out.append(f"\n**Warning:** something else on the machine used more than "
-                   f"{OTHER_CPU_WARN_PCT} % of a core during some runs ("
-                   + ", ".join(f"{NAMES[p]}: up to {ss[p]['other_max']:.0f} %" for p in noisy)
-                   + "): their rates are understated, CPU per request less affected.")
-    return out
+    if not noisy:
+        return []
+    return [f"\n**Warning:** something else on the machine used more than "
+            f"{OTHER_CPU_WARN_PCT} % of a core during some runs ("
+            + ", ".join(f"{names[p]}: up to {ss[p]['other_max']:.0f} %" for p in noisy)
+            + f"): their rates are understated, CPU per {unit} less affected."]
 
 
 def write_md(path, loads, order, summ, info, cores, png_name):
@@ -154,11 +140,7 @@ def write_md(path, loads, order, summ, info, cores, png_name):
     out += summary_table(loads, summ)
     for load in loads:
         out += load_section(load, order, summ, cores)
-    out += ["\n## Machine and settings\n", "| | |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in info]
-    out.append(f"\n![chart]({png_name})\n")
-    with open(path, "w") as f:
-        f.write("\n".join(out))
+    save_md(path, out, info, png_name)
 
 
 def main():
@@ -168,10 +150,7 @@ def main():
     ap.add_argument("--cores", type=int, required=True)
     a = ap.parse_args()
 
-    rows = load_runs(a.runs, a.cores)
-    summ = {load: {p: summarize(r) for p, r in by.items()} for load, by in rows.items()}
-    loads = [load for load in LOADS if load in summ]
-    order = [p for p in a.order.split() if any(p in summ[load] for load in loads)]
+    summ, loads, order = arrange(load_runs(a.runs, a.cores), summarize, " ".join(LOADS), a.order)
     info = load_info(a.info)
     write_md(a.md, loads, order, summ, info, a.cores, a.png.rsplit("/", 1)[-1])
     d = dict(info)

@@ -48,12 +48,7 @@ scenario() { in_list "$1" "${SCEN[@]}"; }
 # The proxies measured in scenario $1: nginx has no HTTP/2 proxy_pass, only
 # grpc_pass, so it sits out h2c.
 proxies_for() {
-    local p list=()
-    for p in "${SEL[@]}"; do
-        [[ $1 == h2c && $p == nginx ]] && continue
-        list+=("$p")
-    done
-    echo "${list[*]}"
+    if [[ $1 == h2c ]]; then sel_without nginx; else echo "${SEL[*]}"; fi
 }
 
 # h2load runs are bounded by DURATION; H2LOAD_TIMEOUT only guards against a hang.

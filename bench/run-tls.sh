@@ -43,8 +43,6 @@ pick_list SEL PROXIES "$PROXIES" "mosn nginx envoy"
 pick_list SCEN SCENARIOS "$SCENARIOS" "handshake keepalive"
 selected() { in_list "$1" "${SEL[@]}"; }
 LOAD_TIMEOUT=$(load_timeout "$DURATION")
-DUR_US=$(( $(dur_secs "$DURATION") * 1000000 ))
-OTHER_MAX_US=$((DUR_US / 5))   # "other CPU" above 20 % of a core: the run is repeated
 
 # --- tools ---------------------------------------------------------------------
 setup_tools --tls   # PY, ENVOY_BIN; hey, h2load, openssl too
@@ -153,7 +151,6 @@ RUNS="$TMP/runs.tsv"
 : >"$RUNS"
 INFO_EXTRA="$TMP/info-extra.tsv"
 : >"$INFO_EXTRA"
-REPEATED=0   # runs repeated because something else shared the machine
 
 # The handshake load is hey (Debian's package; Go's net/http and crypto/tls)
 # with -disable-keepalive: one HTTP/1.1 request per connection (Go sends
@@ -182,29 +179,25 @@ REPEATED=0   # runs repeated because something else shared the machine
 # time: when the machine is near 100 % busy, handshakes/s is what 2 shared
 # cores allow, and CPU µs per handshake is the figure to compare.
 #
-# bench_one LOAD NAME ROUND: one bounded run of LOAD (handshake, h1, h2)
-# through NAME, metered (lib.sh: meter_begin, meter_end).
+# run_load LOAD NAME URL OUT LAT: one bounded run of LOAD (handshake, h1, h2)
+# through NAME at URL, its output in OUT (h2load's per-request log in LAT).
+run_load() {
+    case "$1" in
+        handshake) timeout "$LOAD_TIMEOUT" hey -z "$DURATION" -c "$HS_CONNS" -disable-keepalive \
+                       -host localhost "$3" ;;
+        h1) timeout "$LOAD_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
+                -s "$BENCH/wrk-report.lua" "$3" ;;
+        h2) timeout "$LOAD_TIMEOUT" h2load -c"$H2_CONNS" -m"$STREAMS" -D "$DURATION" \
+                --log-file="$5" "$3" ;;
+    esac >"$4" 2>&1 || { tail -n 30 "$4" >&2; die "$1 run through $2 failed"; }
+}
+
+# bench_one LOAD NAME ROUND: one bounded run of LOAD through NAME, metered and
+# repeated when something else shared the machine (lib.sh: metered).
 bench_one() {
     local load=$1 name=$2 round=$3 out="$TMP/$1-$2-$3.txt" url="https://localhost:${PORT[$2]}/"
-    local line lat="$TMP/lat-$1-$2-$3.tsv" try
-    for ((try = 1; ; try++)); do
-        meter_begin "${PID[$name]}" "${PID[upstream]}"
-        case "$load" in
-            handshake) timeout "$LOAD_TIMEOUT" hey -z "$DURATION" -c "$HS_CONNS" -disable-keepalive \
-                           -host localhost "$url" ;;
-            h1) timeout "$LOAD_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
-                    -s "$BENCH/wrk-report.lua" "$url" ;;
-            h2) timeout "$LOAD_TIMEOUT" h2load -c"$H2_CONNS" -m"$STREAMS" -D "$DURATION" \
-                    --log-file="$lat" "$url" ;;
-        esac >"$out" 2>&1 || { tail -n 30 "$out" >&2; die "$load run through $name failed"; }
-        meter_end
-        # A run that shared the machine with something else (another
-        # session's build, say) is not the proxy's alone: run it again.
-        ((try <= RETRIES && METER_OTHER > OTHER_MAX_US)) || break
-        log "$load through $name: other processes used $((100 * METER_OTHER / DUR_US)) % of a core; again ($try/$RETRIES)"
-        REPEATED=$((REPEATED + 1))
-        wait_quiet 120
-    done
+    local line lat="$TMP/lat-$1-$2-$3.tsv"
+    metered "$load through $name" "${PID[$name]}" "${PID[upstream]}" run_load "$load" "$name" "$url" "$out" "$lat"
     kill -0 "${PID[$name]}" 2>/dev/null || { tail -n 20 "$TMP/$name.log" >&2; die "$name exited during the $load run"; }
     # One line of key=value pairs, whichever the generator.
     case "$load" in
@@ -225,19 +218,6 @@ bench_one() {
         -v e="$errors" -v c="$METER_CPU" -v g="$METER_GEN" -v b="$METER_BUSY" -v k="$(nproc)" \
         'BEGIN { printf "[bench] %-9s round %s %-5s %7.0f req/s  p50 %.2f ms  errors %d  CPU %.1f us/req (%.0f%% of a core)  generator %.0f%%  machine busy %.0f%%\n",
                  l, r, n, q / (d / 1e6), a / 1000, e, c / q, 100 * c / d, 100 * g / d, 100 * b / d / k }' >&2
-}
-
-# wait_quiet MAX_SECS: wait (at most MAX_SECS) until the machine has been
-# nearly idle (< 15 % busy, all cores) for 2 s.
-wait_quiet() {
-    local end=$((SECONDS + $1)) b0 b1 t0 t1
-    while ((SECONDS < end)); do
-        read -r b0 t0 < <(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat)
-        sleep 2
-        read -r b1 t1 < <(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat)
-        ((100 * (b1 - b0) < 15 * (t1 - t0))) && return 0
-    done
-    log "the machine stayed busy for $1 s: measuring anyway"
 }
 
 # warm_up LOAD NAME: 2 s of LOAD through NAME, not recorded.
