@@ -84,7 +84,11 @@ pub(crate) async fn serve_chain(
         ListenerKind::Http(http) => {
             http1::serve(stream, conn, runtime, http, &runtime.stats, shutdown).await
         }
-        ListenerKind::Tcp(tcp) => tcp::serve(stream, conn, tcp, &runtime.stats, &[]).await,
+        // Boxed: its connect (and TLS handshake) state must not enlarge every HTTP
+        // connection's task.
+        ListenerKind::Tcp(tcp) => {
+            Box::pin(tcp::serve(stream, conn, tcp, &runtime.stats, &[])).await
+        }
         ListenerKind::Rpc(rpc) => {
             let Some(codec) = rpc.codec else { return };
             Box::pin(rpc::serve(
