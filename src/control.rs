@@ -5,7 +5,7 @@
 use mosn_admin::{AdminError, ClusterAdmin};
 use mosn_config::metrics::PrometheusSinkConfig;
 use mosn_config::{ClusterConfig, HostConfig, MosnConfig};
-use mosn_observe::prometheus::Exposition;
+use mosn_observe::prometheus::{Exposition, Kind};
 use mosn_observe::StatsRegistry;
 use mosn_upstream::{ClusterError, ClusterManager};
 use serde_json::Value;
@@ -60,6 +60,9 @@ pub fn stats_document(stats: &StatsRegistry, clusters: &ClusterManager) -> Value
         entry["hosts"] = Value::Array(cluster.hosts().iter().map(|h| h.to_json()).collect());
         entry["circuit_breakers"] = cluster.breakers.to_json();
     }
+    doc["server"] = serde_json::json!({
+        "access_log_dropped_lines": mosn_proxy::access_log::dropped_total(),
+    });
     doc
 }
 
@@ -69,6 +72,13 @@ pub fn prometheus_text(stats: &StatsRegistry, clusters: &ClusterManager, process
     let mut out = Exposition::new();
     stats.write_prometheus(&mut out);
     mosn_upstream::prometheus::write_prometheus(clusters, &mut out);
+    out.sample(
+        "access_log_dropped_lines_total",
+        Kind::Counter,
+        "Access log lines dropped because their writer fell behind.",
+        &[],
+        mosn_proxy::access_log::dropped_total(),
+    );
     if process {
         mosn_observe::prometheus::write_process(&mut out);
     }

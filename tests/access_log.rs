@@ -1,11 +1,19 @@
 //! Access logs (MOSN's `access_logs`): lines checked field by field for MOSN's
 //! default format, a custom format with request headers and response flags, the JSON
-//! option, reopening on SIGUSR1 (logrotate), and a bad format refused at start.
+//! option, reopening on SIGUSR1 (logrotate), and a bad format refused at start; the
+//! same logs for HTTP/2 streams (curl), tcp_proxy connections and SOFA Bolt calls
+//! (the real sofa-rpc-node client and server); response header fields; the dropped
+//! lines stat on the admin API.
 
 mod common;
 
 use common::cli::validate_fails_with;
+use common::peers::{node_peers, x_client, XClient, XServer};
+use common::rpc::rpc_proxy_with;
+use common::tls::curl;
 use common::*;
+use serde_json::json;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 /// The log's lines once it has at least `n`, or after 5 s.
@@ -145,5 +153,226 @@ fn an_unknown_variable_is_a_config_error_with_its_path() {
             "servers[0].listeners[0].access_logs[0].log_format: unknown variable %nonsense%"
         ),
         "{err}"
+    );
+}
+
+/// An upstream that answers with an `X-Up` header and a 5-byte body.
+fn header_upstream() -> Upstream {
+    fixed_upstream(
+        b"HTTP/1.1 200 OK\r\nX-Up: seven\r\nContent-Length: 5\r\n\r\nhello",
+        false,
+    )
+}
+
+#[test]
+fn response_header_fields_are_logged_for_http1() {
+    let up = header_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let format = "%response_header_x-up% %response_header_nope% %request_header_x-id%";
+    let cfg = logging_proxy(&up, &log, format, false);
+    let _m = cfg.start();
+    let r = http_exchange(cfg.port, b"GET /x HTTP/1.1\r\nHost: a\r\nX-Id: 9\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(lines(&log, 1), vec!["seven - 9".to_string()]);
+}
+
+#[test]
+fn http2_streams_are_logged_like_http1_requests() {
+    let Some(_) = common::peers::peer_program("curl") else {
+        return;
+    };
+    let up = header_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let format = "%protocol% %response_code% %response_flags% %bytes_received% %bytes_sent% %request_header_x-id% %response_header_x-up% %upstream_host% %upstream_cluster% %downstream_local_address%";
+    let cfg = logging_proxy(&up, &log, format, false);
+    let config = cfg.render().replace(
+        r#""downstream_protocol": "Http1""#,
+        r#""downstream_protocol": "Http2""#,
+    );
+    let _m = Mosn::start(&config, &[cfg.port, cfg.admin_port]);
+    let url = format!("http://127.0.0.1:{}/x", cfg.port);
+    let out = curl(&[
+        "--http2-prior-knowledge",
+        "-H",
+        "x-id: 5",
+        "--data-binary",
+        "0123456789",
+        &url,
+    ])
+    .unwrap();
+    assert_eq!(out.stdout, "hello", "{}", out.stderr);
+    let nothing = format!("http://127.0.0.1:{}/none", cfg.port);
+    let out = curl(&[
+        "--http2-prior-knowledge",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &nothing,
+    ])
+    .unwrap();
+    assert_eq!(out.stdout, "204");
+    let got = lines(&log, 2);
+    assert_eq!(
+        got[0],
+        format!(
+            "HTTP2 200 - 10 5 5 seven {} up 127.0.0.1:{}",
+            up.addr, cfg.port
+        )
+    );
+    assert_eq!(
+        got[1],
+        format!("HTTP2 204 - 0 0 - - - - 127.0.0.1:{}", cfg.port)
+    );
+}
+
+#[test]
+fn tcp_proxy_connections_are_logged_when_they_end() {
+    let up = echo_tcp_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("tcp.log");
+    let (port, dead_port, admin) = (free_port(), free_port(), free_port());
+    // Bound and released: nothing listens there.
+    let closed_port = free_port();
+    let config = json!({
+        "servers": [{"default_log_path": "stderr", "processor": 1,
+            "listeners": [
+                {"name": "t", "address": format!("127.0.0.1:{port}"), "bind_port": true,
+                 "access_logs": [{"log_path": log.display().to_string(),
+                    "log_format": "%protocol% %bytes_received% %bytes_sent% %upstream_host% %upstream_cluster% %response_flags%"}],
+                 "filter_chains": [{"filters": [{"type": "tcp_proxy", "config": {"cluster": "echo"}}]}]},
+                {"name": "dead", "address": format!("127.0.0.1:{dead_port}"), "bind_port": true,
+                 "access_logs": [{"log_path": log.display().to_string(),
+                    "log_format": "%protocol% %bytes_received% %bytes_sent% %upstream_host% %upstream_cluster% %response_flags%"}],
+                 "filter_chains": [{"filters": [{"type": "tcp_proxy", "config": {"cluster": "gone"}}]}]}
+            ]}],
+        "cluster_manager": {"clusters": [
+            {"name": "echo", "type": "SIMPLE", "lb_type": "LB_RANDOM", "hosts": [{"address": up.to_string()}]},
+            {"name": "gone", "type": "SIMPLE", "lb_type": "LB_RANDOM", "hosts": [{"address": format!("127.0.0.1:{closed_port}")}]}
+        ]},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}}
+    });
+    let _m = Mosn::start(&config.to_string(), &[port, dead_port, admin]);
+    // The start-up probes of both ports are connections too: the lines looked for
+    // are the ones with bytes, and a failed connect's.
+    let mut s = connect(port);
+    s.write_all(b"ping-pong").unwrap();
+    let mut back = [0u8; 9];
+    s.read_exact(&mut back).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let want = format!("TCP 9 9 {up} echo -");
+    let got = lines_until(&log, |l| l == want);
+    assert!(got.contains(&want), "{got:?}");
+    // A connect failure is a line with its flag, and its upstream host.
+    let got = lines_until(&log, |l| l.ends_with(" gone UF"));
+    let failed = got.iter().find(|l| l.ends_with(" gone UF"));
+    assert!(
+        failed.is_some_and(|l| l.starts_with(&format!("TCP 0 0 127.0.0.1:{closed_port} "))),
+        "{got:?}"
+    );
+}
+
+/// The log's lines once one satisfies `done`, or after 5 s.
+fn lines_until(path: &std::path::Path, done: impl Fn(&str) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = lines(path, 0);
+        if got.iter().any(|l| done(l)) || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A raw TCP echo server (a thread per connection), for tcp_proxy.
+fn echo_tcp_upstream() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(8) {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn bolt_calls_and_hijacks_are_logged_with_their_service() {
+    let Some(_) = node_peers() else { return };
+    let server = XServer::bolt("A");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("rpc.log");
+    let routes = json!([
+        {"match": {"headers": [{"name": "service", "value": "com.mosn.test.EchoService:1.0"}]}, "route": {"cluster_name": "c"}}
+    ]);
+    let extra = json!({"access_logs": [{"log_path": log.display().to_string(),
+        "log_format": "%protocol% %response_code% %response_flags% %request_header_service% %upstream_cluster% %upstream_host%"}]});
+    let (_m, port, _admin) = rpc_proxy_with(routes, &[("c", server.port)], "bolt", extra);
+    let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "3", "1"]);
+    assert!(ok, "{v}");
+    let got = lines(&log, 3);
+    assert_eq!(got.len(), 3, "{got:?}");
+    for line in &got {
+        assert_eq!(
+            line,
+            &format!(
+                "bolt 0 - com.mosn.test.EchoService:1.0 c 127.0.0.1:{}",
+                server.port
+            )
+        );
+    }
+    // No route: the proxy's own answer (MOSN's 404 hijack), flagged NR.
+    let (ok, _) = common::peers::x_client_args(
+        XClient::BoltNode,
+        &[
+            &format!("127.0.0.1:{port}"),
+            "echo",
+            "1",
+            "1",
+            "--service",
+            "other.Service",
+        ],
+        common::peers::CLIENT_LIMIT,
+    );
+    assert!(!ok);
+    let got = lines(&log, 4);
+    assert_eq!(got[3], "bolt 404 NR other.Service:1.0 - -", "{got:?}");
+}
+
+#[test]
+fn dropped_lines_are_counted_on_the_admin_api() {
+    let up = tagged_upstream("x");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = logging_proxy(&up, &dir.path().join("a.log"), "", false);
+    let _m = cfg.start();
+    http_exchange(cfg.port, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let stats = admin_stats(cfg.admin_port);
+    assert_eq!(stats["server"]["access_log_dropped_lines"], 0, "{stats}");
+    let prom = http_exchange(
+        cfg.admin_port,
+        b"GET /stats/prometheus HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert!(
+        prom.body_text()
+            .contains("access_log_dropped_lines_total 0"),
+        "{}",
+        prom.body_text()
     );
 }

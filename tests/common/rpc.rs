@@ -8,6 +8,16 @@ use serde_json::{json, Value};
 /// An RPC proxy (`protocol`: bolt, dubbo, X, Auto) on a free port: routes (MOSN's
 /// shape) to clusters of `(name, port)`. Returns it, its port and its admin port.
 pub fn rpc_proxy(routes: Value, clusters: &[(&str, u16)], protocol: &str) -> (Mosn, u16, u16) {
+    rpc_proxy_with(routes, clusters, protocol, json!({}))
+}
+
+/// [`rpc_proxy`] with more keys on its listener (`access_logs`, ...).
+pub fn rpc_proxy_with(
+    routes: Value,
+    clusters: &[(&str, u16)],
+    protocol: &str,
+    listener_extra: Value,
+) -> (Mosn, u16, u16) {
     let (port, admin) = (free_port(), free_port());
     let clusters: Vec<Value> = clusters
         .iter()
@@ -16,7 +26,7 @@ pub fn rpc_proxy(routes: Value, clusters: &[(&str, u16)], protocol: &str) -> (Mo
             "hosts": [{"address": format!("127.0.0.1:{p}")}]})
         })
         .collect();
-    let config = json!({
+    let mut config = json!({
         "servers": [{"default_log_path": "stderr", "processor": 1,
             "routers": [{"router_config_name": "r", "virtual_hosts": [{"name": "h", "domains": ["*"], "routers": routes}]}],
             "listeners": [{"name": "l", "address": format!("127.0.0.1:{port}"), "bind_port": true,
@@ -24,6 +34,12 @@ pub fn rpc_proxy(routes: Value, clusters: &[(&str, u16)], protocol: &str) -> (Mo
         "cluster_manager": {"clusters": clusters},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}}
     });
+    if let (Some(l), Some(extra)) = (
+        config["servers"][0]["listeners"][0].as_object_mut(),
+        listener_extra.as_object(),
+    ) {
+        l.extend(extra.clone());
+    }
     (
         Mosn::start(&config.to_string(), &[port, admin]),
         port,

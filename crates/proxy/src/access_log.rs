@@ -37,6 +37,7 @@ enum Var {
     UpstreamHost,
     UpstreamCluster,
     RequestHeader(String),
+    ResponseHeader(String),
 }
 
 impl Var {
@@ -58,7 +59,13 @@ impl Var {
             "upstream_host" => Var::UpstreamHost,
             "upstream_cluster" => Var::UpstreamCluster,
             other => {
-                Var::RequestHeader(other.strip_prefix("request_header_")?.to_ascii_lowercase())
+                if let Some(h) = other.strip_prefix("request_header_") {
+                    Var::RequestHeader(h.to_ascii_lowercase())
+                } else {
+                    Var::ResponseHeader(
+                        other.strip_prefix("response_header_")?.to_ascii_lowercase(),
+                    )
+                }
             }
         })
     }
@@ -66,6 +73,7 @@ impl Var {
     fn name(&self) -> String {
         match self {
             Var::RequestHeader(h) => format!("request_header_{h}"),
+            Var::ResponseHeader(h) => format!("response_header_{h}"),
             other => format!("{other:?}")
                 .chars()
                 .fold(String::new(), |mut s, c| {
@@ -124,6 +132,12 @@ pub struct Entry {
     pub upstream_cluster: Option<Arc<str>>,
     pub downstream_local: SocketAddr,
     pub downstream_remote: SocketAddr,
+    /// The response header fields some access log prints (`%response_header_X%`),
+    /// kept from the response head: lower-case name, value.
+    pub response_headers: Vec<(Arc<str>, Box<[u8]>)>,
+    /// The request header fields some access log prints, when the engine logs after
+    /// the request is gone (RPC).
+    pub request_headers: Vec<(Arc<str>, Box<[u8]>)>,
 }
 
 impl Entry {
@@ -143,6 +157,8 @@ impl Entry {
             upstream_cluster: None,
             downstream_local: local,
             downstream_remote: remote,
+            response_headers: Vec::new(),
+            request_headers: Vec::new(),
         }
     }
 
@@ -156,6 +172,115 @@ impl Entry {
             self.request_received = self.response_received;
         }
     }
+
+    fn response_header(&self, name: &str) -> Option<&[u8]> {
+        find(&self.response_headers, name)
+    }
+}
+
+/// A listener's access logs, and what they need kept from a request or a response.
+/// Cheap to clone (one `Arc`): an RPC request carries it to its answer.
+#[derive(Clone, Default)]
+pub struct AccessLogs(Option<Arc<LogSet>>);
+
+impl std::fmt::Debug for AccessLogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.as_ref().map_or(0, |s| s.logs.len());
+        write!(f, "AccessLogs({n})")
+    }
+}
+
+struct LogSet {
+    logs: Vec<Arc<AccessLog>>,
+    /// The request header fields some log prints (lower-case), for engines that must
+    /// keep them (an RPC frame is gone by the time its answer is logged).
+    request_headers: Vec<Arc<str>>,
+    /// The response header fields some log prints (lower-case), kept per request.
+    response_headers: Vec<Arc<str>>,
+}
+
+impl AccessLogs {
+    pub fn new(logs: Vec<Arc<AccessLog>>) -> AccessLogs {
+        if logs.is_empty() {
+            return AccessLogs(None);
+        }
+        let names = |response: bool| {
+            let mut names: Vec<Arc<str>> = Vec::new();
+            for name in logs.iter().flat_map(|l| l.header_names(response)) {
+                if !names.iter().any(|n| &**n == name) {
+                    names.push(name.into());
+                }
+            }
+            names
+        };
+        AccessLogs(Some(Arc::new(LogSet {
+            request_headers: names(false),
+            response_headers: names(true),
+            logs,
+        })))
+    }
+
+    /// No log: requests need no entry.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// A new entry, when the listener logs.
+    pub fn entry(
+        &self,
+        protocol: &'static str,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Option<Box<Entry>> {
+        self.0
+            .as_ref()
+            .map(|_| Box::new(Entry::new(protocol, local, remote)))
+    }
+
+    /// Keeps what the logs print of a request head, for an engine that logs after the
+    /// request is gone ([`Self::log_kept`]).
+    pub fn keep_request<'h>(&self, e: &mut Entry, header: impl Fn(&str) -> Option<&'h [u8]>) {
+        if let Some(set) = &self.0 {
+            keep(&mut e.request_headers, &set.request_headers, header);
+        }
+    }
+
+    /// Keeps what the logs print of a response head.
+    pub fn keep_response<'h>(&self, e: &mut Entry, header: impl Fn(&str) -> Option<&'h [u8]>) {
+        if let Some(set) = &self.0 {
+            keep(&mut e.response_headers, &set.response_headers, header);
+        }
+    }
+
+    /// Writes a finished request to every log; `header` reads the request's headers.
+    pub fn log<'h>(&self, e: &Entry, header: impl Fn(&str) -> Option<&'h [u8]>) {
+        if let Some(set) = &self.0 {
+            for log in &set.logs {
+                log.log(e, &header);
+            }
+        }
+    }
+
+    /// Writes a finished request whose request headers were kept in the entry.
+    pub fn log_kept(&self, e: &Entry) {
+        self.log(e, |name| find(&e.request_headers, name));
+    }
+}
+
+fn keep<'h>(
+    into: &mut Vec<(Arc<str>, Box<[u8]>)>,
+    wanted: &[Arc<str>],
+    header: impl Fn(&str) -> Option<&'h [u8]>,
+) {
+    for name in wanted {
+        if let Some(v) = header(name) {
+            into.push((name.clone(), v.into()));
+        }
+    }
+}
+
+fn find<'e>(kept: &'e [(Arc<str>, Box<[u8]>)], name: &str) -> Option<&'e [u8]> {
+    kept.iter().find(|(n, _)| &**n == name).map(|(_, v)| &**v)
 }
 
 /// One configured access log.
@@ -211,6 +336,24 @@ impl AccessLog {
     pub fn dropped(&self) -> u64 {
         self.sink.dropped.load(Ordering::Relaxed)
     }
+
+    /// The request (or response) header fields this log prints (lower-case).
+    fn header_names(&self, response: bool) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(move |p| match p {
+            Part::Var(Var::RequestHeader(h)) if !response => Some(h.as_str()),
+            Part::Var(Var::ResponseHeader(h)) if response => Some(h.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// Lines every access log of the process dropped because its writer fell behind
+/// (the admin API's `access_log_dropped_lines`).
+pub fn dropped_total() -> u64 {
+    let list = sinks().lock().unwrap_or_else(|e| e.into_inner());
+    list.iter()
+        .map(|(_, s)| s.dropped.load(Ordering::Relaxed))
+        .sum()
 }
 
 /// Checks a format (unknown variables, an unclosed `%`).
@@ -285,6 +428,10 @@ fn render<'h>(out: &mut String, v: &Var, e: &Entry, header: &impl Fn(&str) -> Op
             None => out.push('-'),
         },
         Var::RequestHeader(name) => match header(name) {
+            Some(v) => out.push_str(&String::from_utf8_lossy(v)),
+            None => out.push('-'),
+        },
+        Var::ResponseHeader(name) => match e.response_header(name) {
             Some(v) => out.push_str(&String::from_utf8_lossy(v)),
             None => out.push('-'),
         },
@@ -367,6 +514,12 @@ fn json_string(out: &mut String, s: &str) {
 /// The sinks open so far, by path.
 type SinksByPath = Vec<(String, Arc<Sink>)>;
 
+/// Every sink of the process (a path is opened once, however many logs write it).
+fn sinks() -> &'static Mutex<SinksByPath> {
+    static SINKS: OnceLock<Mutex<SinksByPath>> = OnceLock::new();
+    SINKS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
 /// One log file and the thread that writes it.
 struct Sink {
     tx: SyncSender<String>,
@@ -376,9 +529,7 @@ struct Sink {
 impl Sink {
     /// The sink of `path`, shared by every access log writing there.
     fn for_path(path: &str) -> Arc<Sink> {
-        static SINKS: OnceLock<Mutex<SinksByPath>> = OnceLock::new();
-        let sinks = SINKS.get_or_init(|| Mutex::new(Vec::new()));
-        let mut list = sinks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = sinks().lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, s)) = list.iter().find(|(p, _)| p == path) {
             return s.clone();
         }

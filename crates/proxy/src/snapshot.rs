@@ -1,6 +1,6 @@
 //! Builds the runtime objects of one config: route tables, clusters, listeners.
 
-use crate::access_log::AccessLog;
+use crate::access_log::{AccessLog, AccessLogs};
 use crate::chain::FilterChain;
 use crate::http1::{Detect, HttpListener};
 use crate::rpc::RpcListener;
@@ -187,8 +187,9 @@ impl Snapshot {
 fn access_logs(
     l: &mosn_config::ListenerConfig,
     at: &str,
-) -> Result<Vec<Arc<AccessLog>>, mosn_config::ConfigIssue> {
-    l.access_logs
+) -> Result<AccessLogs, mosn_config::ConfigIssue> {
+    let logs = l
+        .access_logs
         .iter()
         .enumerate()
         .filter(|(_, a)| a.log_path.as_deref().is_some_and(|p| !p.is_empty()))
@@ -201,7 +202,8 @@ fn access_logs(
                     message,
                 })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AccessLogs::new(logs))
 }
 
 /// Checks every access log format of a config (unknown variables stop the start).
@@ -225,14 +227,24 @@ pub fn check_access_logs(config: &MosnConfig) -> Vec<mosn_config::ConfigIssue> {
     issues
 }
 
-/// Gives an HTTP listener its access logs.
-fn with_logs(kind: ListenerKind, logs: &[Arc<AccessLog>]) -> ListenerKind {
+/// Gives a listener its access logs.
+fn with_logs(kind: ListenerKind, logs: &AccessLogs) -> ListenerKind {
     match kind {
         ListenerKind::Http(mut h) => {
-            h.access_logs = logs.to_vec();
+            h.access_logs = logs.clone();
+            if let Some(rpc) = &mut h.rpc {
+                rpc.access_logs = logs.clone();
+            }
             ListenerKind::Http(h)
         }
-        other => other,
+        ListenerKind::Rpc(mut r) => {
+            r.access_logs = logs.clone();
+            ListenerKind::Rpc(r)
+        }
+        ListenerKind::Tcp(mut t) => {
+            t.access_logs = logs.clone();
+            ListenerKind::Tcp(t)
+        }
     }
 }
 
@@ -324,6 +336,7 @@ fn build_kind(
                 max_frame: p.rpc.max_frame_bytes,
                 idle_timeout,
                 max_queued_bytes: p.rpc.max_queued_bytes,
+                access_logs: Default::default(),
             };
             if let ProxyProtocol::Rpc(name) = p.downstream() {
                 let codec = mosn_protocol::xprotocol::codec(name)?;

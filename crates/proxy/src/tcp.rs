@@ -1,6 +1,7 @@
 //! MOSN's `tcp_proxy`: pick a cluster by the connection's source and destination,
 //! connect to one of its hosts, and copy bytes both ways, half-closes included.
 
+use crate::access_log::{flags, AccessLogs, Entry};
 use mosn_config::filters::{CidrRange, TcpProxyConfig};
 use mosn_config::validate::parse_port_range;
 use mosn_observe::ListenerStats;
@@ -86,6 +87,8 @@ pub struct TcpProxyListener {
     default_cluster: String,
     clusters: Arc<ClusterManager>,
     idle_timeout: Option<Duration>,
+    /// One line per connection, when it ends.
+    pub access_logs: AccessLogs,
 }
 
 impl TcpProxyListener {
@@ -106,6 +109,7 @@ impl TcpProxyListener {
             default_cluster: cfg.cluster.clone(),
             clusters,
             idle_timeout: cfg.idle_timeout.map(|d| d.0).filter(|d| !d.is_zero()),
+            access_logs: AccessLogs::default(),
         }
     }
 
@@ -122,7 +126,8 @@ impl TcpProxyListener {
 }
 
 /// Proxies the connection; `prefix` holds bytes already read from the client (by
-/// protocol detection) that go upstream first.
+/// protocol detection) that go upstream first. Its access log line is written when
+/// it ends.
 pub async fn serve(
     down: Stream,
     accepted: crate::Accepted,
@@ -130,9 +135,30 @@ pub async fn serve(
     stats: &ListenerStats,
     prefix: &[u8],
 ) {
+    let mut log = l.access_logs.entry("TCP", accepted.local, accepted.peer);
+    proxy(down, accepted, l, stats, prefix, log.as_deref_mut()).await;
+    if let Some(e) = log {
+        l.access_logs.log(&e, |_| None);
+    }
+}
+
+async fn proxy(
+    down: Stream,
+    accepted: crate::Accepted,
+    l: &TcpProxyListener,
+    stats: &ListenerStats,
+    prefix: &[u8],
+    mut log: Option<&mut Entry>,
+) {
+    let mut note = |f: &dyn Fn(&mut Entry)| {
+        if let Some(e) = log.as_deref_mut() {
+            f(e);
+        }
+    };
     let (peer, local) = (accepted.peer, accepted.local);
     let Some(cluster) = l.cluster_for(peer, local) else {
         stats.no_route.inc();
+        note(&|e| e.flags |= flags::NO_ROUTE);
         tracing::debug!(%peer, "tcp_proxy: no cluster matches; closing");
         return;
     };
@@ -141,11 +167,17 @@ pub async fn serve(
         ..Default::default()
     }) else {
         stats.no_healthy_upstream.inc();
+        note(&|e| e.flags |= flags::NO_HEALTHY_UPSTREAM);
         return;
     };
+    note(&|e| {
+        e.upstream_host = Some(host.addr);
+        e.upstream_cluster = Some(cluster.name.clone());
+    });
     let Some(permit) = try_acquire_owned(&cluster.breakers.connections) else {
         stats.upstream_overflow.inc();
         cluster.stats.upstream_connection_overflow.inc();
+        note(&|e| e.flags |= flags::OVERFLOW);
         return;
     };
     cluster.stats.upstream_connection_total.inc();
@@ -154,6 +186,7 @@ pub async fn serve(
         UpstreamTls::On(tls) => Some(tls),
         UpstreamTls::Failed(_) => {
             stats.upstream_connect_failure.inc();
+            note(&|e| e.flags |= flags::CONNECT_FAILURE);
             return;
         }
     };
@@ -163,19 +196,25 @@ pub async fn serve(
         Err(e) => {
             stats.upstream_connect_failure.inc();
             cluster.stats.upstream_connection_connect_fail.inc();
+            note(&|e| e.flags |= flags::CONNECT_FAILURE);
             tracing::debug!(%peer, error = %e, "tcp_proxy: upstream connect failed");
             return;
         }
     };
+    let upstream_local = up.local_addr().ok();
+    note(&|e| e.upstream_local = upstream_local);
     if !prefix.is_empty() && up.write_all(prefix).await.is_err() {
         return;
     }
     let mut down = down;
     let (bytes_in, bytes_out) = relay(&mut down, &mut up, l.idle_timeout).await;
-    stats
-        .downstream_bytes_read_total
-        .add(bytes_in + prefix.len() as u64);
+    let bytes_in = bytes_in + prefix.len() as u64;
+    stats.downstream_bytes_read_total.add(bytes_in);
     stats.downstream_bytes_write_total.add(bytes_out);
+    note(&|e| {
+        e.bytes_received = bytes_in;
+        e.bytes_sent = bytes_out;
+    });
 }
 
 /// Copies both ways until both directions ended (each EOF is passed on as a

@@ -7,7 +7,6 @@ use super::reply::{reply, send_generated, send_local_reply, write_down, Active};
 use super::response::{read_response_head, send_response, ResponseError};
 use super::send::{buffer_body, send_buffered, send_request, SendError};
 use super::{mirror, Downstream, Next};
-use crate::access_log::Entry;
 use crate::retry::{self, Retries, TryFailure, REPLAY_BODY_MAX};
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
@@ -27,14 +26,15 @@ pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: 
     }
     // Access logging: what the exchange did is noted on the connection as it goes.
     let (read, written) = (conn.bytes_in, conn.bytes_out);
-    conn.log = Some(Box::new(Entry::new("HTTP1", conn.local, conn.remote)));
+    conn.log = conn
+        .listener
+        .access_logs
+        .entry("HTTP1", conn.local, conn.remote);
     let next = exchange(conn, &head, shutdown).await;
     if let Some(mut e) = conn.log.take() {
         e.bytes_received = conn.bytes_in - read + head.buf.len() as u64;
         e.bytes_sent = conn.bytes_out - written;
-        for log in &conn.listener.access_logs {
-            log.log(&e, |name| head.header(name));
-        }
+        conn.listener.access_logs.log(&e, |name| head.header(name));
     }
     next
 }

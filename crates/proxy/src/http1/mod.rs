@@ -48,7 +48,7 @@ pub struct HttpListener {
     pub upstream: Option<ProxyProtocol>,
     pub http2: Http2Options,
     /// The listener's access logs.
-    pub access_logs: Vec<Arc<crate::access_log::AccessLog>>,
+    pub access_logs: crate::access_log::AccessLogs,
     /// `Auto`: the RPC proxy for connections that start with an RPC protocol's magic.
     pub rpc: Option<Box<crate::rpc::RpcListener>>,
     /// X-Forwarded-Client-Cert handling (Envoy's modes).
@@ -139,7 +139,7 @@ impl HttpListener {
             upstream: cfg.upstream(),
             http2: cfg.http2.clone(),
             rpc: None,
-            access_logs: Vec::new(),
+            access_logs: Default::default(),
             xfcc: cfg.forward_client_cert_details,
             xfcc_details: cfg.set_current_client_cert_details.clone(),
         }
@@ -220,7 +220,7 @@ pub async fn serve(
         return Box::pin(crate::http2::serve(
             stream,
             buf.freeze(),
-            peer,
+            accepted,
             runtime.clone(),
             shutdown,
         ))
@@ -258,7 +258,7 @@ pub async fn serve(
                     return Box::pin(crate::http2::serve(
                         stream,
                         buf.freeze(),
-                        peer,
+                        accepted,
                         runtime.clone(),
                         shutdown,
                     ))

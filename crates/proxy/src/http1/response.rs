@@ -102,6 +102,11 @@ pub(super) async fn send_response(
 ) -> Next {
     cluster.stats.response(resp.status);
     conn.responded(resp.status);
+    if let Some(e) = conn.log.as_deref_mut() {
+        conn.listener
+            .access_logs
+            .keep_response(e, |name| resp.header(name));
+    }
     let framing = response_framing(&resp, head.is_head());
     let client_11 = head.version == Version::Http11;
     let body_mode = match framing {

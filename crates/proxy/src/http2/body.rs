@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use h2::{Reason, RecvStream, SendStream};
 use http::HeaderMap;
+use std::cell::Cell;
 use std::future::poll_fn;
 
 /// Why a pipe stopped early.
@@ -18,7 +19,12 @@ pub enum PipeError {
 /// Copies DATA and trailers from `from` to `to`. Window is given back to `from`'s
 /// peer only after the bytes went out on `to`, so a slow reader on either side slows
 /// the writer on the other and the proxy holds at most one window per stream.
-pub async fn pipe(from: &mut RecvStream, to: &mut SendStream<Bytes>) -> Result<(), PipeError> {
+/// `moved` counts the DATA bytes passed on (access logs).
+pub async fn pipe(
+    from: &mut RecvStream,
+    to: &mut SendStream<Bytes>,
+    moved: &Cell<u64>,
+) -> Result<(), PipeError> {
     loop {
         let next = tokio::select! {
             chunk = from.data() => chunk,
@@ -40,6 +46,7 @@ pub async fn pipe(from: &mut RecvStream, to: &mut SendStream<Bytes>) -> Result<(
             let part = data.split_to(granted.min(data.len()));
             to.send_data(part, false).map_err(|_| PipeError::Sink)?;
         }
+        moved.set(moved.get() + len as u64);
         let _ = from.flow_control().release_capacity(len);
     }
     let trailers = from
@@ -85,4 +92,15 @@ pub async fn send_all(
             .map_err(|e| e.reason().unwrap_or(Reason::CANCEL))?;
     }
     Ok(())
+}
+
+/// [`send_all`], counting the bytes in `moved` (access logs).
+pub async fn send_counted(
+    to: &mut SendStream<Bytes>,
+    moved: &Cell<u64>,
+    data: Bytes,
+    end_stream: bool,
+) -> Result<(), Reason> {
+    moved.set(moved.get() + data.len() as u64);
+    send_all(to, data, end_stream).await
 }

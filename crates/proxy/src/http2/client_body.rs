@@ -6,6 +6,7 @@ use crate::retry::REPLAY_BODY_MAX;
 use bytes::{Bytes, BytesMut};
 use h2::{Reason, RecvStream, SendStream};
 use http::HeaderMap;
+use std::cell::Cell;
 
 pub(super) enum ClientBody {
     /// Passed on as it arrives; `None` once a try has taken it (it cannot be sent again).
@@ -85,8 +86,13 @@ impl ClientBody {
         }
     }
 
-    /// Sends the body on an upstream stream whose HEADERS did not end it.
-    pub(super) async fn send_h2(&mut self, to: &mut SendStream<Bytes>) -> Result<(), PipeError> {
+    /// Sends the body on an upstream stream whose HEADERS did not end it; a streamed
+    /// body's bytes are counted in `read` as they are taken from the client.
+    pub(super) async fn send_h2(
+        &mut self,
+        to: &mut SendStream<Bytes>,
+        read: &Cell<u64>,
+    ) -> Result<(), PipeError> {
         match self {
             ClientBody::Held { data, trailers } => {
                 if trailers.is_none() {
@@ -100,7 +106,7 @@ impl ClientBody {
                 end(to, trailers.clone()).map_err(|_| PipeError::Sink)
             }
             ClientBody::Stream(stream) => match stream.take() {
-                Some(mut s) => super::body::pipe(&mut s, to).await,
+                Some(mut s) => super::body::pipe(&mut s, to, read).await,
                 None => Err(PipeError::Sink),
             },
         }

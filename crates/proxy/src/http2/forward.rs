@@ -5,6 +5,7 @@ use super::body::PipeError;
 use super::client_body::ClientBody;
 use super::stream::{local_reply, never_processed, H2View, StreamContext, Upstream};
 use super::{h1_upstream, mirror, pool};
+use crate::access_log::flags;
 use crate::http1::local_reply::LocalReply;
 use crate::http1::reply::Active;
 use crate::http1::HttpListener;
@@ -86,9 +87,12 @@ pub(super) async fn forward(
         .and_then(|v| v.parse().ok());
     let replay = policy.is_some() || !mirrors.is_empty();
     let Ok(mut body) = ClientBody::new(body, content_length, replay).await else {
-        ctx.runtime.stats.downstream_cancel.inc();
+        ctx.client_gone();
         return;
     };
+    if let Some(held) = body.held() {
+        ctx.body_in.set(held.len() as u64);
+    }
     if let Some(held) = body.held() {
         for m in &mirrors {
             mirror::spawn(ctx, listener, action, parts, held.clone(), &m.cluster);
@@ -128,6 +132,10 @@ pub(super) async fn forward(
             return local_reply(ctx, &mut respond, LocalReply::NoHealthyUpstream, grpc);
         };
         avoid = Some(host.addr);
+        ctx.note(|e| {
+            e.upstream_host = Some(host.addr);
+            e.upstream_cluster = Some(cluster.name.clone());
+        });
         let _host_active = ActiveRequest::new(&host);
         let _up_active = Active::new(&cluster.stats.upstream_request_active);
         cluster.stats.upstream_request_total.inc();
@@ -195,7 +203,10 @@ pub(super) async fn forward(
             // A stream the upstream reset with an error before answering is reset for
             // the client with the same reason; other failures get a local reply.
             None => match reset {
-                Some(reason) => return respond.send_reset(reason),
+                Some(reason) => {
+                    ctx.note(|e| e.flags |= flags::UPSTREAM_RESET);
+                    return respond.send_reset(reason);
+                }
                 None => return local_reply(ctx, &mut respond, failure.local_reply(), grpc),
             },
         }
@@ -245,7 +256,7 @@ async fn try_h2<'c>(
         if end {
             return;
         }
-        match body.send_h2(&mut up_send).await {
+        match body.send_h2(&mut up_send, &up.ctx.body_in).await {
             Ok(()) | Err(PipeError::Sink) => {}
             // The client reset its stream: reset the upstream's too.
             Err(PipeError::Source(reason)) => up_send.send_reset(reason),
@@ -283,7 +294,7 @@ async fn relay_h2<'c>(
         reason = poll_fn(|cx| respond.poll_reset(cx)) => {
             // The client gave up; dropping the upstream stream cancels it.
             let _ = reason;
-            ctx.runtime.stats.downstream_cancel.inc();
+            ctx.client_gone();
             return TryEnd::Done;
         }
     };
@@ -332,7 +343,8 @@ async fn relay_h2<'c>(
             None => cluster.stats.upstream_request_retry_overflow.inc(),
         }
     }
-    ctx.runtime.stats.response(status);
+    ctx.responded(status);
+    ctx.keep_response(&rparts.headers);
     let mut out = Response::builder().status(rparts.status);
     if let Some(h) = out.headers_mut() {
         *h = up.response_headers(rparts.headers);
@@ -347,12 +359,15 @@ async fn relay_h2<'c>(
     if end {
         return TryEnd::Done;
     }
-    match super::body::pipe(&mut rbody, &mut down_send).await {
+    match super::body::pipe(&mut rbody, &mut down_send, &ctx.body_out).await {
         Ok(()) => {}
         // The upstream reset mid-response: pass the reset on.
-        Err(PipeError::Source(reason)) => down_send.send_reset(reason),
+        Err(PipeError::Source(reason)) => {
+            ctx.note(|e| e.flags |= flags::UPSTREAM_RESET);
+            down_send.send_reset(reason)
+        }
         // The client reset: dropping the upstream body cancels the upstream stream.
-        Err(PipeError::Sink) => ctx.runtime.stats.downstream_cancel.inc(),
+        Err(PipeError::Sink) => ctx.client_gone(),
     }
     TryEnd::Done
 }

@@ -2,7 +2,7 @@
 //! HTTP/1.1 head (`:authority` becomes Host), the body streamed (chunked when its
 //! length is unknown, trailers carried), the response converted back.
 
-use super::body::{self, send_all};
+use super::body::{self, send_counted};
 use super::client_body::ClientBody;
 use super::forward::TryEnd;
 use super::stream::Upstream;
@@ -86,6 +86,7 @@ pub(super) async fn try_once<'c>(
                 // The client reset: drop the upstream connection.
                 let Ok(data) = frame else { return TryEnd::Done };
                 let len = data.len();
+                ctx.body_in.set(ctx.body_in.get() + len as u64);
                 let sent = if chunked {
                     write_all(&mut conn.stream, &chunk(&data), write_limit).await
                 } else {
@@ -144,7 +145,7 @@ pub(super) async fn try_once<'c>(
             None => cluster.stats.upstream_request_retry_overflow.inc(),
         }
     }
-    ctx.runtime.stats.response(resp.status);
+    ctx.responded(resp.status);
     let framing = response_framing(&resp, parts.method == http::Method::HEAD);
     let mut out_headers = HeaderMap::new();
     for h in &resp.headers {
@@ -158,6 +159,7 @@ pub(super) async fn try_once<'c>(
             out_headers.append(n, v);
         }
     }
+    ctx.keep_response(&out_headers);
     let mut out = Response::builder()
         .status(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY));
     if let Some(h) = out.headers_mut() {
@@ -181,8 +183,9 @@ pub(super) async fn try_once<'c>(
         BodyFraming::Length(mut remaining) => loop {
             let take = (buf.len() as u64).min(remaining) as usize;
             if take > 0 {
-                if send_all(
+                if send_counted(
                     &mut down,
+                    &ctx.body_out,
                     buf.split_to(take).freeze(),
                     take as u64 == remaining,
                 )
@@ -207,7 +210,10 @@ pub(super) async fn try_once<'c>(
             loop {
                 match decoder.next(&mut buf) {
                     Ok(Some(ChunkedItem::Data(data))) => {
-                        if send_all(&mut down, data, false).await.is_err() {
+                        if send_counted(&mut down, &ctx.body_out, data, false)
+                            .await
+                            .is_err()
+                        {
                             break false;
                         }
                     }
@@ -231,7 +237,7 @@ pub(super) async fn try_once<'c>(
         }
         BodyFraming::UntilClose => loop {
             if !buf.is_empty()
-                && send_all(&mut down, buf.split().freeze(), false)
+                && send_counted(&mut down, &ctx.body_out, buf.split().freeze(), false)
                     .await
                     .is_err()
             {

@@ -33,7 +33,6 @@ use mosn_config::filters::Http2Options;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -53,7 +52,7 @@ const MAX_WINDOW: u32 = (1 << 31) - 1;
 pub async fn serve(
     stream: mosn_tls::Stream,
     prefix: Bytes,
-    peer: SocketAddr,
+    accepted: crate::Accepted,
     runtime: Arc<ListenerRuntime>,
     mut shutdown: Shutdown,
 ) {
@@ -102,9 +101,10 @@ pub async fn serve(
             return;
         }
     };
+    let peer = accepted.peer;
     let mut gate = Gate {
         runtime: &runtime,
-        peer: peer.ip(),
+        accepted,
         client_cert: client_cert.clone(),
         options: o,
         shutdown: shutdown.clone(),
@@ -168,7 +168,7 @@ enum Admitted {
 /// RFC 9113 §8 or the listener's limits do not.
 struct Gate<'a> {
     runtime: &'a Arc<ListenerRuntime>,
-    peer: IpAddr,
+    accepted: crate::Accepted,
     /// The client's certificate, for X-Forwarded-Client-Cert.
     client_cert: Rc<crate::xfcc::ClientCert>,
     options: &'a Http2Options,
@@ -200,8 +200,11 @@ impl Gate<'_> {
             respond.send_reset(Reason::PROTOCOL_ERROR);
             return Admitted::Refused;
         }
-        let ctx =
-            stream::StreamContext::new(self.runtime.clone(), self.peer, self.client_cert.clone());
+        let ctx = stream::StreamContext::new(
+            self.runtime.clone(),
+            self.accepted,
+            self.client_cert.clone(),
+        );
         // Header fields as the client sent them: every value, each cookie crumb.
         if request.headers().len() > self.options.max_headers {
             let grpc = grpc::is_grpc(request.headers());

@@ -3,6 +3,7 @@
 
 use super::body::send_all;
 use super::grpc;
+use crate::access_log::{flags, Entry};
 use crate::http1::local_reply::LocalReply;
 use crate::http1::reply::Active;
 use crate::http1::HttpListener;
@@ -16,6 +17,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use mosn_router::{ClusterAction, HeaderAdd, RequestView, Route, RouteAction};
 use mosn_upstream::{Cluster, Host};
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,15 +28,75 @@ pub struct StreamContext {
     pub(super) runtime: Arc<ListenerRuntime>,
     pub(super) peer: IpAddr,
     pub(super) client_cert: Rc<ClientCert>,
+    /// The stream's access log entry, when the listener logs; noted as the stream goes.
+    log: RefCell<Option<Box<Entry>>>,
+    /// Body bytes read from the client and sent to it on this stream.
+    pub(super) body_in: Cell<u64>,
+    pub(super) body_out: Cell<u64>,
 }
 
 impl StreamContext {
-    pub fn new(runtime: Arc<ListenerRuntime>, peer: IpAddr, client_cert: Rc<ClientCert>) -> Self {
+    pub fn new(
+        runtime: Arc<ListenerRuntime>,
+        accepted: crate::Accepted,
+        client_cert: Rc<ClientCert>,
+    ) -> Self {
+        let log = match &runtime.kind {
+            ListenerKind::Http(h) => h.access_logs.entry("HTTP2", accepted.local, accepted.peer),
+            _ => None,
+        };
         StreamContext {
             runtime,
-            peer,
+            peer: accepted.peer.ip(),
             client_cert,
+            log: RefCell::new(log),
+            body_in: Cell::new(0),
+            body_out: Cell::new(0),
         }
+    }
+
+    /// A response head with `status` went to the client.
+    pub(super) fn responded(&self, status: u16) {
+        self.runtime.stats.response(status);
+        self.note(|e| e.responded(status));
+    }
+
+    /// Notes what the access log says about the stream (when it logs).
+    pub(super) fn note(&self, f: impl FnOnce(&mut Entry)) {
+        if let Some(e) = self.log.borrow_mut().as_deref_mut() {
+            f(e);
+        }
+    }
+
+    /// Keeps what the access logs print of the response head.
+    pub(super) fn keep_response(&self, headers: &HeaderMap) {
+        if let (Some(e), Some(l)) = (self.log.borrow_mut().as_deref_mut(), self.listener()) {
+            l.access_logs
+                .keep_response(e, |name| headers.get(name).map(HeaderValue::as_bytes));
+        }
+    }
+
+    /// The client left: the stream's upstream side is cancelled.
+    pub(super) fn client_gone(&self) {
+        self.runtime.stats.downstream_cancel.inc();
+        self.note(|e| e.flags |= flags::DOWNSTREAM_CLOSED);
+    }
+
+    /// Writes the stream's access log lines.
+    fn finish(&self, parts: &http::request::Parts) {
+        let Some(mut e) = self.log.borrow_mut().take() else {
+            return;
+        };
+        let Some(listener) = self.listener() else {
+            return;
+        };
+        e.bytes_received = self.body_in.get();
+        e.bytes_sent = self.body_out.get();
+        let view = H2View {
+            parts,
+            peer: self.peer,
+        };
+        listener.access_logs.log(&e, |name| view.header(name));
     }
 
     pub(super) fn listener(&self) -> Option<&HttpListener> {
@@ -93,8 +155,20 @@ impl RequestView for H2View<'_> {
 pub async fn handle(
     ctx: StreamContext,
     request: Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    respond: SendResponse<Bytes>,
     _shutdown: Shutdown,
+) {
+    let (parts, body) = request.into_parts();
+    route(&ctx, &parts, body, respond).await;
+    ctx.finish(&parts);
+}
+
+/// Routes a stream and carries out the route's action.
+async fn route(
+    ctx: &StreamContext,
+    parts: &http::request::Parts,
+    body: RecvStream,
+    mut respond: SendResponse<Bytes>,
 ) {
     let Some(listener) = ctx.listener() else {
         return;
@@ -102,25 +176,24 @@ pub async fn handle(
     let stats = &ctx.runtime.stats;
     stats.downstream_request_total.inc();
     let _active = Active::new(&stats.downstream_request_active);
-    let (parts, body) = request.into_parts();
     let grpc = grpc::is_grpc(&parts.headers);
     let view = H2View {
-        parts: &parts,
+        parts,
         peer: ctx.peer,
     };
     let Some(route) = listener.routes.route(&view) else {
-        return local_reply(&ctx, &mut respond, LocalReply::NoRoute, grpc);
+        return local_reply(ctx, &mut respond, LocalReply::NoRoute, grpc);
     };
     match &route.action {
         RouteAction::DirectResponse { status, body } => {
             stats.direct_response.inc();
-            generated(&ctx, &mut respond, *status, &[], body.clone(), route).await;
+            generated(ctx, &mut respond, *status, &[], body.clone(), route).await;
         }
         RouteAction::Redirect(redirect) => {
             stats.direct_response.inc();
             let location = redirect.location(&view);
             generated(
-                &ctx,
+                ctx,
                 &mut respond,
                 redirect.status,
                 &[("location", location)],
@@ -130,8 +203,7 @@ pub async fn handle(
             .await;
         }
         RouteAction::Cluster(action) => {
-            super::forward::forward(&ctx, listener, &parts, body, respond, route, action, grpc)
-                .await
+            super::forward::forward(ctx, listener, parts, body, respond, route, action, grpc).await
         }
     }
 }
@@ -255,12 +327,13 @@ pub(super) fn local_reply(
     grpc: bool,
 ) {
     reply.count(&ctx.runtime.stats);
+    ctx.note(|e| e.flags |= reply.flag());
     let (status, end) = if grpc {
         (200, true)
     } else {
         (reply.status(), false)
     };
-    ctx.runtime.stats.response(status);
+    ctx.responded(status);
     let mut b =
         Response::builder().status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
     if grpc {
@@ -287,7 +360,7 @@ async fn generated(
     body: Bytes,
     route: &Route,
 ) {
-    ctx.runtime.stats.response(status);
+    ctx.responded(status);
     let mut b = Response::builder().status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
     for (k, v) in extra {
         b = b.header(*k, v.as_str());
@@ -301,6 +374,7 @@ async fn generated(
     let end = body.is_empty();
     if let Ok(mut send) = respond.send_response(response, end) {
         if !end {
+            ctx.body_out.set(body.len() as u64);
             let _ = send_all(&mut send, body, true).await;
         }
     }

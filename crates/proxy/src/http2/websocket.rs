@@ -99,7 +99,7 @@ pub(super) async fn forward(
     }
     if resp.status != 101 {
         // No tunnel: the upstream's status goes back as a plain answer.
-        ctx.runtime.stats.response(resp.status);
+        ctx.responded(resp.status);
         let mut out = Response::builder()
             .status(StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY));
         if let Some(h) = out.headers_mut() {
@@ -114,7 +114,7 @@ pub(super) async fn forward(
         tracing::debug!(upstream = %host.addr, "WebSocket upgrade: Sec-WebSocket-Accept does not match the key");
         return reply(&mut respond, LocalReply::UpstreamProtocolError);
     }
-    ctx.runtime.stats.response(200);
+    ctx.responded(200);
     let mut out = Response::builder().status(StatusCode::OK);
     if let Some(h) = out.headers_mut() {
         *h = up.response_headers(headers);

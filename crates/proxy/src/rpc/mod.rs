@@ -7,6 +7,7 @@
 
 mod upstream;
 
+use crate::access_log::{flags, AccessLogs, Entry};
 use crate::shutdown::Shutdown;
 use crate::Accepted;
 use bytes::BytesMut;
@@ -15,7 +16,7 @@ use mosn_observe::ListenerStats;
 use mosn_protocol::xprotocol::{Codec, Frame, FrameKind, Hijack};
 use mosn_router::{RequestView, RouteAction, RouteTable};
 use mosn_tls::Stream;
-use mosn_upstream::{ClusterManager, LbContext};
+use mosn_upstream::{ClusterManager, Host, LbContext};
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -36,6 +37,7 @@ pub struct RpcListener {
     pub idle_timeout: Duration,
     /// Bytes queued for a client that does not read, before its connection is closed.
     pub max_queued_bytes: usize,
+    pub access_logs: AccessLogs,
 }
 
 /// Lets the router read an RPC frame: its header map (exact keys, as MOSN's map).
@@ -169,6 +171,45 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
 }
 
+/// An RPC request's access log entry, carried with the request to its answer.
+pub(crate) struct RequestLog {
+    entry: Box<Entry>,
+    logs: AccessLogs,
+}
+
+impl RequestLog {
+    /// The upstream's answer (its protocol status) went to the client.
+    pub(crate) fn answered(mut self, status: u32, bytes: usize) {
+        let e = &mut self.entry;
+        e.bytes_sent = bytes as u64;
+        e.responded(u16::try_from(status).unwrap_or(u16::MAX));
+        self.logs.log_kept(e);
+    }
+
+    /// The proxy answered itself (`bytes`: the answer's size; 0 when none was sent).
+    pub(crate) fn hijacked(mut self, why: Hijack, bytes: usize) {
+        let e = &mut self.entry;
+        let (code, flag) = match why {
+            Hijack::NoRoute => (404, flags::NO_ROUTE),
+            Hijack::NoHealthyUpstream => (502, flags::NO_HEALTHY_UPSTREAM),
+            Hijack::Overflow => (503, flags::OVERFLOW),
+            Hijack::Timeout => (504, flags::UPSTREAM_TIMEOUT),
+            Hijack::UpstreamClosed => (500, flags::UPSTREAM_RESET),
+            Hijack::BadRequest => (400, flags::BAD_REQUEST),
+        };
+        e.flags |= flag;
+        e.bytes_sent = bytes as u64;
+        e.responded(code);
+        self.logs.log_kept(e);
+    }
+
+    /// The request goes to `host` of `cluster`.
+    pub(crate) fn upstream(&mut self, host: &Host, cluster: &Arc<str>) {
+        self.entry.upstream_host = Some(host.addr);
+        self.entry.upstream_cluster = Some(cluster.clone());
+    }
+}
+
 /// One frame from a client.
 fn handle(
     frame: Frame,
@@ -185,8 +226,25 @@ fn handle(
         FrameKind::Response | FrameKind::HeartbeatAck => return,
     }
     stats.downstream_request_total.inc();
-    let hijack = |frame: &Frame, why: Hijack| {
-        if let Some(reply) = codec.hijack(frame, why) {
+    let mut log = listener
+        .access_logs
+        .entry(codec.name(), accepted.local, accepted.peer);
+    if let Some(e) = log.as_deref_mut() {
+        e.bytes_received = frame.raw.len() as u64;
+        listener
+            .access_logs
+            .keep_request(e, |name| frame.header(name.as_bytes()));
+    }
+    let mut log = log.map(|e| RequestLog {
+        entry: e,
+        logs: listener.access_logs.clone(),
+    });
+    let mut hijack = |frame: &Frame, why: Hijack| {
+        let reply = codec.hijack(frame, why);
+        if let Some(l) = log.take() {
+            l.hijacked(why, reply.as_ref().map_or(0, |r| r.len()));
+        }
+        if let Some(reply) = reply {
             client.send(reply);
         }
     };
@@ -239,6 +297,7 @@ fn handle(
         frame,
         client: client.clone(),
         deadline,
+        log: log.take(),
     };
     upstream::forward(request, codec, cluster, host, stats, listener.max_frame);
 }

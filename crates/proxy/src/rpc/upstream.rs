@@ -6,7 +6,7 @@
 //! in flight with "upstream closed". Idle connections are kept alive with the
 //! protocol's heartbeat, and closed after six go unanswered (MOSN's keepalive).
 
-use super::ClientSide;
+use super::{ClientSide, RequestLog};
 use crate::http1::exchange::open_connection;
 use crate::http1::local_reply::LocalReply;
 use bytes::BytesMut;
@@ -42,6 +42,8 @@ pub(super) struct Outbound {
     /// Where its answer goes.
     pub client: ClientSide,
     pub deadline: Option<Instant>,
+    /// Its access log entry, when the listener logs.
+    pub log: Option<RequestLog>,
 }
 
 /// A request waiting for its response.
@@ -50,6 +52,7 @@ struct Pending {
     /// The request as the client sent it (its own id), for a hijack answer.
     request: Frame,
     deadline: Option<Instant>,
+    log: Option<RequestLog>,
     _permit: RequestPermit,
 }
 
@@ -119,7 +122,11 @@ impl Mux {
 }
 
 fn answer(codec: &'static dyn Codec, p: Pending, why: Hijack) {
-    if let Some(reply) = codec.hijack(&p.request, why) {
+    let reply = codec.hijack(&p.request, why);
+    if let Some(log) = p.log {
+        log.hijacked(why, reply.as_ref().map_or(0, |r| r.len()));
+    }
+    if let Some(reply) = reply {
         p.client.send(reply);
     }
     p.client
@@ -140,25 +147,32 @@ pub(super) fn forward(
         mut frame,
         client,
         deadline,
+        mut log,
     } = request;
+    if let Some(l) = &mut log {
+        l.upstream(&host, &cluster.name);
+    }
+    let hijack = |frame: &Frame, why: Hijack, log: Option<RequestLog>| {
+        let reply = codec.hijack(frame, why);
+        if let Some(l) = log {
+            l.hijacked(why, reply.as_ref().map_or(0, |r| r.len()));
+        }
+        if let Some(r) = reply {
+            client.send(r);
+        }
+    };
     let tls = match &cluster.tls {
         UpstreamTls::On(t) => Some(t.clone()),
         UpstreamTls::Off => None,
         UpstreamTls::Failed(_) => {
             stats.upstream_connect_failure.inc();
-            if let Some(r) = codec.hijack(&frame, Hijack::NoHealthyUpstream) {
-                client.send(r);
-            }
-            return;
+            return hijack(&frame, Hijack::NoHealthyUpstream, log);
         }
     };
     let Some(permit) = try_request(&cluster) else {
         cluster.stats.upstream_request_overflow.inc();
         stats.upstream_overflow.inc();
-        if let Some(r) = codec.hijack(&frame, Hijack::Overflow) {
-            client.send(r);
-        }
-        return;
+        return hijack(&frame, Hijack::Overflow, log);
     };
     let key: Key = (
         host.addr,
@@ -206,9 +220,13 @@ pub(super) fn forward(
                 client,
                 request,
                 deadline,
+                log,
                 _permit: permit,
             },
         );
+    } else if let Some(l) = log {
+        // One-way: nothing will answer; logged as sent, with no response code.
+        l.answered(0, 0);
     }
     mux.send(frame.raw);
 }
@@ -308,6 +326,9 @@ fn on_frame(mux: &Mux, mut frame: Frame) {
             mux.cluster.stats.response(code);
             outlier::report(&mux.host, OutlierOutcome::Success(code));
             mux.codec.set_id(&mut frame, p.request.id);
+            if let Some(log) = p.log {
+                log.answered(frame.status, frame.raw.len());
+            }
             p.client.send(frame.raw);
             p.client
                 .in_flight
