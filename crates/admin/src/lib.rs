@@ -282,7 +282,7 @@ const ENDPOINTS: &[Endpoint] = &[
     ),
     get(
         "/api/v1/stats",
-        "counters per listener and per cluster (with hosts and circuit breakers) as JSON",
+        "counters, gauges and request-time histograms per listener and per cluster (with hosts and circuit breakers) as JSON",
         h::stats,
     ),
     with_params(

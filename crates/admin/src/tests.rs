@@ -95,7 +95,8 @@ fn fixture() -> Fixture {
         })),
         stats: Box::new(|| {
             json!({
-                "listener": {"a": {"downstream_request_total": 2, "downstream_connection_active": 1},
+                "listener": {"a": {"downstream_request_total": 2, "downstream_connection_active": 1,
+                                   "downstream_request_time": {"count": 2, "sum_us": 90, "p50_us": 40, "p90_us": 48, "p99_us": 50}},
                              "b": {"downstream_request_total": 3, "downstream_connection_active": 0}},
                 "cluster": {"c": {"upstream_request_total": 5,
                                   "hosts": [{"address": "127.0.0.1:1", "rq_total": 5, "healthy": true, "hostname": "a"}]}}
@@ -266,6 +267,18 @@ fn stats_glob_totals_and_patterns() {
     assert_eq!(
         r.body_text(),
         "cluster.c.hosts.127.0.0.1:1.healthy:true\ncluster.c.hosts.127.0.0.1:1.rq_total:5\n"
+    );
+    // A histogram is an object: its leaves match by dotted name, and the totals
+    // (which add listeners up) leave it out, as quantiles do not add.
+    let r = call(
+        &f.state,
+        "GET",
+        "/api/v1/stats_glob?pattern=*.downstream_request_time.p*",
+        "",
+    );
+    assert_eq!(
+        r.body_text(),
+        "listener.a.downstream_request_time.p50_us:40\nlistener.a.downstream_request_time.p90_us:48\nlistener.a.downstream_request_time.p99_us:50\n"
     );
     assert!(handlers::glob_match(b"a?c*", b"abcdef"));
     assert!(!handlers::glob_match(b"a?c", b"abcd"));

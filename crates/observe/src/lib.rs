@@ -1,10 +1,14 @@
-//! Stats: relaxed atomic counters grouped per listener and per cluster.
+//! Stats: relaxed atomic counters, gauges and latency histograms grouped per listener
+//! and per cluster.
 //!
-//! Recording is one relaxed atomic add (no lock on the hot path). Groups are looked up
-//! by name only while a config snapshot is built, so the same counters survive a
-//! rebuild and keep counting.
+//! Recording is one relaxed atomic add (two for a histogram; no lock on the hot path).
+//! Groups are looked up by name only while a config snapshot is built, so the same
+//! counters survive a rebuild and keep counting.
 
+pub mod histogram;
 pub mod prometheus;
+
+pub use histogram::{Histogram, HistogramSnapshot};
 
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -47,14 +51,20 @@ impl Gauge {
     }
 }
 
-/// Declares a stats group: a struct of counters and gauges that renders to JSON.
+/// Declares a stats group: a struct of counters, gauges and histograms that renders
+/// to JSON (a histogram as an object, see [`HistogramSnapshot::to_json`]).
 macro_rules! stats_group {
-    ($(#[$meta:meta])* $name:ident { counters: [$($c:ident),* $(,)?], gauges: [$($g:ident),* $(,)?] }) => {
+    ($(#[$meta:meta])* $name:ident {
+        counters: [$($c:ident),* $(,)?],
+        gauges: [$($g:ident),* $(,)?],
+        histograms: [$($h:ident),* $(,)?] $(,)?
+    }) => {
         $(#[$meta])*
         #[derive(Debug, Default)]
         pub struct $name {
             $(pub $c: Counter,)*
             $(pub $g: Gauge,)*
+            $(pub $h: Histogram,)*
         }
 
         impl $name {
@@ -62,6 +72,7 @@ macro_rules! stats_group {
                 let mut map = Map::new();
                 $(map.insert(stringify!($c).into(), json!(self.$c.get()));)*
                 $(map.insert(stringify!($g).into(), json!(self.$g.get()));)*
+                $(map.insert(stringify!($h).into(), self.$h.snapshot().to_json());)*
                 Value::Object(map)
             }
 
@@ -69,6 +80,7 @@ macro_rules! stats_group {
             pub fn each(&self, f: &mut dyn FnMut(&'static str, prometheus::Sample)) {
                 $(f(stringify!($c), prometheus::Sample::Counter(self.$c.get()));)*
                 $(f(stringify!($g), prometheus::Sample::Gauge(self.$g.get()));)*
+                $(f(stringify!($h), prometheus::Sample::Histogram(self.$h.snapshot()));)*
             }
         }
     };
@@ -102,7 +114,10 @@ stats_group!(
             tls_handshake_failure,
             proxy_protocol_error,
         ],
-        gauges: [downstream_connection_active, downstream_request_active]
+        gauges: [downstream_connection_active, downstream_request_active],
+        // MOSN's `request_time` (pkg/metrics/downstream.go): from the request's first
+        // byte to the end of its response (or its failure).
+        histograms: [downstream_request_time],
     }
 );
 
@@ -128,7 +143,11 @@ stats_group!(
             upstream_response_4xx,
             upstream_response_5xx,
         ],
-        gauges: [upstream_request_active]
+        gauges: [upstream_request_active],
+        // MOSN's `request_duration_time` (pkg/metrics/upstream.go): from sending the
+        // upstream request to receiving its response; MOSN records it only when a
+        // response came (pkg/proxy/upstream.go, endStream from OnReceive).
+        histograms: [upstream_request_duration_time],
     }
 );
 
@@ -209,9 +228,18 @@ mod tests {
         reg.listener("a").downstream_request_total.inc();
         reg.listener("a").response(404);
         reg.cluster("c").upstream_request_total.add(2);
+        reg.listener("a")
+            .downstream_request_time
+            .record(std::time::Duration::from_micros(40));
         let v = reg.to_json();
         assert_eq!(v["listener"]["a"]["downstream_request_total"], 1);
         assert_eq!(v["listener"]["a"]["downstream_response_4xx"], 1);
         assert_eq!(v["cluster"]["c"]["upstream_request_total"], 2);
+        let t = &v["listener"]["a"]["downstream_request_time"];
+        assert_eq!((&t["count"], &t["sum_us"]), (&1.into(), &40.into()));
+        assert_eq!(
+            v["cluster"]["c"]["upstream_request_duration_time"]["count"],
+            0
+        );
     }
 }

@@ -5,9 +5,17 @@
 //! (MOSN's keys without it get the suffix, as `promtool check metrics` wants), and every
 //! family has `# HELP` and `# TYPE` lines.
 //!
+//! Latency histograms keep MOSN's key but not its rendering: MOSN's sink writes a
+//! go-metrics histogram as `_min`/`_max` gauges (and optional percentile gauges) in
+//! nanoseconds over a decaying sample, which Prometheus cannot aggregate across hosts
+//! or instances. They are real Prometheus histograms here (`_bucket{le}`, `_sum`,
+//! `_count`) in seconds, named `<MOSN name>_seconds`: the suffix states the unit, and
+//! a dashboard built for MOSN's nanosecond gauges cannot silently misread them.
+//!
 //! Rendering only loads the atomics the hot path adds to; it takes no lock the hot
 //! path takes.
 
+use crate::histogram::{us_as_seconds, HistogramSnapshot};
 use crate::{ClusterStats, ListenerStats, StatsRegistry};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -20,6 +28,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub enum Kind {
     Counter,
     Gauge,
+    Histogram,
 }
 
 impl Kind {
@@ -27,6 +36,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -36,6 +46,7 @@ impl Kind {
 pub enum Sample {
     Counter(u64),
     Gauge(i64),
+    Histogram(HistogramSnapshot),
 }
 
 struct Family {
@@ -67,6 +78,37 @@ impl Exposition {
         labels: &[(&str, &str)],
         value: impl std::fmt::Display,
     ) {
+        let out = self.family(name, kind, help);
+        write_series(out, name, labels, None, value);
+    }
+
+    /// Adds one histogram (family `name`, its value in seconds): a cumulative
+    /// `name_bucket` per bound up to `le="+Inf"`, then `name_sum` and `name_count`.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        h: &HistogramSnapshot,
+    ) {
+        let out = self.family(name, Kind::Histogram, help);
+        let bucket = format!("{name}_bucket");
+        for (bound, n) in h.cumulative() {
+            let le = bound.map_or_else(|| "+Inf".to_string(), us_as_seconds);
+            write_series(out, &bucket, labels, Some(&le), n);
+        }
+        write_series(
+            out,
+            &format!("{name}_sum"),
+            labels,
+            None,
+            us_as_seconds(h.sum_us),
+        );
+        write_series(out, &format!("{name}_count"), labels, None, h.count());
+    }
+
+    /// The sample lines of family `name`, created on first use.
+    fn family(&mut self, name: &str, kind: Kind, help: &str) -> &mut String {
         let i = match self.index.get(name) {
             Some(&i) => i,
             None => {
@@ -82,22 +124,7 @@ impl Exposition {
         };
         let family = &mut self.families[i];
         debug_assert_eq!(family.kind, kind, "{name} added with two kinds");
-        let out = &mut family.lines;
-        out.push_str(name);
-        if !labels.is_empty() {
-            out.push('{');
-            for (n, (k, v)) in labels.iter().enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                out.push_str(k);
-                out.push_str("=\"");
-                escape_label(out, v);
-                out.push('"');
-            }
-            out.push('}');
-        }
-        let _ = writeln!(out, " {value}");
+        &mut family.lines
     }
 
     pub fn render(&self) -> String {
@@ -121,6 +148,33 @@ impl Exposition {
     }
 }
 
+/// One line: `series{labels,le="..."} value`.
+fn write_series(
+    out: &mut String,
+    series: &str,
+    labels: &[(&str, &str)],
+    le: Option<&str>,
+    value: impl std::fmt::Display,
+) {
+    out.push_str(series);
+    let le = le.map(|le| ("le", le));
+    let mut all = labels.iter().copied().chain(le).peekable();
+    if all.peek().is_some() {
+        out.push('{');
+        for (n, (k, v)) in all.enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_label(out, v);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
 fn escape_label(out: &mut String, v: &str) {
     for c in v.chars() {
         match c {
@@ -141,6 +195,7 @@ const MOSN_RENAMES: &[(&str, &str)] = &[(
 /// The Prometheus name of stat `key` of a group whose MOSN type is `prefix`
 /// (`downstream` or `upstream`), and the status-class label for the response-class
 /// counters, which become one family (`..._response_total{code_class="2xx"}`).
+/// Histograms get `_seconds` (see the module's comment).
 pub fn metric_name(prefix: &str, key: &str, kind: Kind) -> (String, Option<String>) {
     let key = MOSN_RENAMES
         .iter()
@@ -156,8 +211,10 @@ pub fn metric_name(prefix: &str, key: &str, kind: Kind) -> (String, Option<Strin
         }
     }
     let mut name = format!("{prefix}_{bare}");
-    if kind == Kind::Counter && !name.ends_with("_total") {
-        name.push_str("_total");
+    match kind {
+        Kind::Counter if !name.ends_with("_total") => name.push_str("_total"),
+        Kind::Histogram => name.push_str("_seconds"),
+        _ => {}
     }
     (name, None)
 }
@@ -169,6 +226,9 @@ pub fn help(key: &str) -> &'static str {
         "downstream_connection_active" => "Downstream connections open.",
         "downstream_request_total" => "Downstream requests received.",
         "downstream_request_active" => "Downstream requests in flight.",
+        "downstream_request_time" => {
+            "Time from a downstream request's start to the end of its response."
+        }
         "downstream_bytes_read_total" => "Bytes read from downstream connections.",
         "downstream_bytes_write_total" => "Bytes written to downstream connections.",
         "downstream_bad_request" => "Downstream requests refused as malformed.",
@@ -192,6 +252,9 @@ pub fn help(key: &str) -> &'static str {
         "upstream_connection_connect_timeout" => "Upstream connection attempts timed out.",
         "upstream_request_total" => "Upstream requests sent.",
         "upstream_request_active" => "Upstream requests in flight.",
+        "upstream_request_duration_time" => {
+            "Time from sending an upstream request to the end of its response."
+        }
         "upstream_request_timeout" => "Upstream requests that timed out.",
         "upstream_request_reset" => "Upstream requests reset.",
         "upstream_request_pending_overflow" => {
@@ -219,6 +282,7 @@ fn write_group(
         let kind = match sample {
             Sample::Counter(_) => Kind::Counter,
             Sample::Gauge(_) => Kind::Gauge,
+            Sample::Histogram(_) => Kind::Histogram,
         };
         let (name, class) = metric_name(prefix, key, kind);
         let mut l: Vec<(&str, &str)> = labels.to_vec();
@@ -228,6 +292,7 @@ fn write_group(
         match sample {
             Sample::Counter(v) => out.sample(&name, kind, help(key), &l, v),
             Sample::Gauge(v) => out.sample(&name, kind, help(key), &l, v),
+            Sample::Histogram(h) => out.histogram(&name, help(key), &l, &h),
         }
     });
 }
@@ -357,6 +422,7 @@ fn boot_time() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn names_follow_mosn() {
@@ -419,6 +485,135 @@ mod tests {
         assert!(block
             .iter()
             .all(|l| l.starts_with("downstream_request_total{")));
+    }
+
+    #[test]
+    fn a_histogram_is_one_family_of_cumulative_buckets_in_seconds() {
+        let h = crate::Histogram::default();
+        h.record(Duration::from_micros(30));
+        h.record(Duration::from_millis(2));
+        h.record(Duration::from_secs(400));
+        let mut out = Exposition::new();
+        out.histogram("x_seconds", "Help.", &[("cluster", "c")], &h.snapshot());
+        let bucket =
+            |le: &str, n: u64| format!("x_seconds_bucket{{cluster=\"c\",le=\"{le}\"}} {n}\n");
+        let mut expected = "# HELP x_seconds Help.\n# TYPE x_seconds histogram\n".to_string();
+        expected += &bucket("0.000025", 0);
+        for le in ["0.00005", "0.0001", "0.00025", "0.0005", "0.001"] {
+            expected += &bucket(le, 1);
+        }
+        for le in [
+            "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+            "10", "30", "60", "300",
+        ] {
+            expected += &bucket(le, 2);
+        }
+        expected += &bucket("+Inf", 3);
+        expected += "x_seconds_sum{cluster=\"c\"} 400.00203\n";
+        expected += "x_seconds_count{cluster=\"c\"} 3\n";
+        assert_eq!(out.render(), expected);
+    }
+
+    #[test]
+    fn group_histograms_keep_mosn_names_in_seconds() {
+        assert_eq!(
+            metric_name("downstream", "downstream_request_time", Kind::Histogram),
+            ("downstream_request_time_seconds".into(), None)
+        );
+        let reg = StatsRegistry::default();
+        reg.listener("l")
+            .downstream_request_time
+            .record(Duration::from_millis(3));
+        reg.cluster("c")
+            .upstream_request_duration_time
+            .record(Duration::from_micros(70));
+        let mut out = Exposition::new();
+        reg.write_prometheus(&mut out);
+        let text = out.render();
+        assert!(text.contains("# TYPE downstream_request_time_seconds histogram\n"));
+        assert!(text.contains(
+            "downstream_request_time_seconds_bucket{listener=\"l\",le=\"0.0025\"} 0\n\
+             downstream_request_time_seconds_bucket{listener=\"l\",le=\"0.005\"} 1\n"
+        ));
+        assert!(text.contains("downstream_request_time_seconds_sum{listener=\"l\"} 0.003\n"));
+        assert!(text.contains("# TYPE upstream_request_duration_time_seconds histogram\n"));
+        assert!(text.contains(
+            "upstream_request_duration_time_seconds_bucket{cluster=\"c\",le=\"0.0001\"} 1\n"
+        ));
+        assert!(text.contains("upstream_request_duration_time_seconds_count{cluster=\"c\"} 1\n"));
+    }
+
+    /// promtool from the Debian `prometheus` package (scripts/setup.sh): None when it
+    /// is missing, except in CI, where a missing checker must not pass as a skip.
+    fn promtool() -> Option<std::path::PathBuf> {
+        let found = ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"]
+            .iter()
+            .map(|d| std::path::Path::new(d).join("promtool"))
+            .find(|p| p.exists());
+        if found.is_none() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is not installed; scripts/setup.sh installs it"
+            );
+            eprintln!("skipping: promtool not installed (run scripts/setup.sh)");
+        }
+        found
+    }
+
+    #[test]
+    fn an_exposition_with_histograms_passes_promtool() {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let Some(promtool) = promtool() else {
+            return;
+        };
+        let reg = StatsRegistry::default();
+        for (l, us) in [("a", 40), ("b", 1_500_000)] {
+            let s = reg.listener(l);
+            s.downstream_request_total.inc();
+            s.response(200);
+            s.downstream_request_time.record(Duration::from_micros(us));
+        }
+        let c = reg.cluster("c");
+        c.upstream_request_duration_time
+            .record(Duration::from_millis(7));
+        let mut out = Exposition::new();
+        reg.write_prometheus(&mut out);
+        // A second label set in the cluster's family, as the hosts' series are.
+        let host = crate::Histogram::default();
+        host.record(Duration::from_secs(1_000));
+        out.histogram(
+            "upstream_request_duration_time_seconds",
+            help("upstream_request_duration_time"),
+            &[("cluster", "c"), ("host", "127.0.0.1:80")],
+            &host.snapshot(),
+        );
+        write_process(&mut out);
+        let text = out.render();
+        let child = Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            panic!("cannot run {}", promtool.display());
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            assert!(stdin.write_all(text.as_bytes()).is_ok());
+        }
+        let Ok(done) = child.wait_with_output() else {
+            panic!("promtool did not finish");
+        };
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&done.stdout),
+            String::from_utf8_lossy(&done.stderr)
+        );
+        assert!(
+            done.status.success() && said.trim().is_empty(),
+            "{said}\n{text}"
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@
 
 use crate::lb::ewma::HostEwma;
 use mosn_config::HostConfig;
+use mosn_observe::Histogram;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Reasons a host is out of load balancing; a host is healthy when none is set.
 pub mod health {
@@ -26,6 +27,8 @@ pub mod health {
 pub struct HostStats {
     pub rq_total: AtomicU64,
     pub rq_active: AtomicU64,
+    /// Requests answered 5xx or not answered at all (Envoy's host `rq_error`); kept by
+    /// [`HostStats::request_done`].
     pub rq_error: AtomicU64,
     pub cx_total: AtomicU64,
     pub cx_connect_fail: AtomicU64,
@@ -34,6 +37,28 @@ pub struct HostStats {
     /// Open connections (LB_LEAST_CONNECTION). Whoever opens upstream connections holds
     /// an [`ActiveConnection`] for each one's life.
     pub cx_active: AtomicU64,
+    /// MOSN's per-host `request_duration_time`: request sent to response received.
+    pub request_duration_time: Histogram,
+}
+
+impl HostStats {
+    /// The proxy calls this once per finished upstream request: `Some(status)` when a
+    /// response came, None when none did (connect failure, reset, timeout). A response
+    /// records its time, as MOSN records `request_duration_time` only on a response (a
+    /// refused connection's few microseconds would pull the latencies down); a 5xx or
+    /// no response counts in `rq_error`. Relaxed atomics only.
+    pub fn request_done(&self, elapsed: Duration, status: Option<u16>) {
+        let failed = match status {
+            Some(status) => {
+                self.request_duration_time.record(elapsed);
+                status >= 500
+            }
+            None => true,
+        };
+        if failed {
+            self.rq_error.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// One upstream endpoint.
@@ -190,6 +215,7 @@ impl Host {
             "cx_active": s.cx_active.load(Ordering::Relaxed),
             "ejections": s.ejections.load(Ordering::Relaxed),
             "hc_failures": s.hc_failures.load(Ordering::Relaxed),
+            "request_duration_time": s.request_duration_time.snapshot().to_json(),
             "outlier": crate::outlier::host_json(self),
         })
     }
@@ -270,6 +296,26 @@ mod tests {
             Some("a")
         );
         assert!(lb_metadata(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn request_done_records_responses_and_counts_errors() {
+        let h = Host::new("127.0.0.1:1".parse().unwrap(), "", 1, BTreeMap::new());
+        let ms = Duration::from_millis;
+        h.stats.request_done(ms(2), Some(200));
+        h.stats.request_done(ms(3), Some(404));
+        h.stats.request_done(ms(4), Some(503));
+        h.stats.request_done(ms(5), None);
+        assert_eq!(h.stats.rq_error.load(Ordering::Relaxed), 2);
+        let t = h.stats.request_duration_time.snapshot();
+        assert_eq!(
+            (t.count(), t.sum_us),
+            (3, 9_000),
+            "no time without a response"
+        );
+        let j = h.to_json();
+        assert_eq!(j["rq_error"], 2);
+        assert_eq!(j["request_duration_time"]["count"], 3);
     }
 
     #[test]

@@ -1,16 +1,23 @@
 //! The Prometheus text of the clusters' runtime state: per host (MOSN's host stats,
 //! `upstream_*{cluster="C",host="IP:port"}`, the same families as the cluster totals
-//! the stats registry renders), host health and weight, membership, and the circuit
-//! breakers. Reads atomics only.
+//! the stats registry renders, the `upstream_request_duration_time_seconds` histogram
+//! among them), host health and weight, membership, and the circuit breakers. Reads
+//! atomics only.
 
 use crate::breaker::Resource;
 use crate::host::health;
 use crate::ClusterManager;
-use mosn_observe::prometheus::{Exposition, Kind};
+use mosn_observe::prometheus::{help, metric_name, Exposition, Kind};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Adds every cluster's hosts and breakers to `out`.
 pub fn write_prometheus(manager: &ClusterManager, out: &mut Exposition) {
+    // The cluster totals' family (the stats registry's), so hosts join it.
+    let (request_time, _) = metric_name(
+        "upstream",
+        "upstream_request_duration_time",
+        Kind::Histogram,
+    );
     for cluster in manager.all() {
         let name: &str = &cluster.name;
         let hosts = cluster.hosts();
@@ -68,6 +75,12 @@ pub fn write_prometheus(manager: &ClusterManager, out: &mut Exposition) {
                 "upstream_connection_con_fail_total",
                 "Upstream connection attempts failed.",
                 s.cx_connect_fail.load(Relaxed),
+            );
+            out.histogram(
+                &request_time,
+                help("upstream_request_duration_time"),
+                l,
+                &s.request_duration_time.snapshot(),
             );
             counter(
                 out,
@@ -137,5 +150,60 @@ pub fn write_prometheus(manager: &ClusterManager, out: &mut Exposition) {
                 r.overflows.load(Relaxed),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosn_config::ClusterConfig;
+    use mosn_observe::StatsRegistry;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn hosts_join_the_clusters_request_time_family() {
+        let cfg: ClusterConfig = serde_json::from_value(serde_json::json!({
+            "name": "c", "type": "SIMPLE", "hosts": [{"address": "127.0.0.1:80"}]
+        }))
+        .unwrap();
+        let stats = Arc::new(StatsRegistry::default());
+        let manager = ClusterManager::build(&[cfg], stats.clone());
+        let host = manager.get("c").unwrap().hosts()[0].clone();
+        host.stats
+            .request_done(Duration::from_micros(80), Some(200));
+        host.stats.request_done(Duration::from_secs(1), None);
+        stats
+            .cluster("c")
+            .upstream_request_duration_time
+            .record(Duration::from_micros(80));
+
+        let mut out = Exposition::new();
+        stats.write_prometheus(&mut out);
+        write_prometheus(&manager, &mut out);
+        let text = out.render();
+        let name = "upstream_request_duration_time_seconds";
+        assert_eq!(
+            text.matches(&format!("# TYPE {name} histogram\n")).count(),
+            1
+        );
+        for line in [
+            format!("{name}_bucket{{cluster=\"c\",le=\"0.0001\"}} 1"),
+            format!("{name}_bucket{{cluster=\"c\",host=\"127.0.0.1:80\",le=\"0.00005\"}} 0"),
+            format!("{name}_bucket{{cluster=\"c\",host=\"127.0.0.1:80\",le=\"0.0001\"}} 1"),
+            format!("{name}_bucket{{cluster=\"c\",host=\"127.0.0.1:80\",le=\"+Inf\"}} 1"),
+            format!("{name}_sum{{cluster=\"c\",host=\"127.0.0.1:80\"}} 0.00008"),
+            format!("{name}_count{{cluster=\"c\",host=\"127.0.0.1:80\"}} 1"),
+        ] {
+            assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
+        }
+        // The family's samples stay together: the hosts' come right after the cluster's.
+        let family: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("# TYPE {name}")))
+            .skip(1)
+            .take_while(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(family.len(), 2 * (mosn_observe::histogram::BUCKETS + 2));
     }
 }
