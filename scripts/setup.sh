@@ -3,23 +3,29 @@
 # black-box tests drive (nginx as an upstream; curl, wrk, h2load and nghttp as
 # clients; openssl for test certificates and s_client; iptables for the
 # original_dst test; the Prometheus server and promtool for tests/prometheus.rs), a
-# Python venv at .venv with grpcio for the gRPC peers in tests/peers/ and
-# dubbo-ssl-python for the Dubbo client, and Node.js with the npm packages of
-# tests/peers/node (sofa-rpc-node, sofa-bolt-node, dubbo-remoting: the SOFA Bolt and
-# Dubbo peers).
+# Python venv at .venv with grpcio for the gRPC peers in tests/peers/,
+# dubbo-ssl-python for the Dubbo client, the SkyWalking Python agent
+# (apache-skywalking) and opentelemetry-proto for the tracing peers, and Node.js with
+# the npm packages of tests/peers/node (sofa-rpc-node, sofa-bolt-node,
+# dubbo-remoting: the SOFA Bolt and Dubbo peers).
 # Idempotent, and silent when everything is already there.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # The Python packages of .venv. Changing this list rebuilds the venv on the next run
-# (the marker file holds the list it was built from).
-py_reqs="grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 protobuf==7.36.2 h2==4.4.1 websockets==17.4 dubbo-ssl-python==0.9.6 kazoo==2.11.0"
+# (the marker file holds the list it was built from). apache-skywalking ships the
+# generated code of SkyWalking's protocol (built for protobuf 5.28, which the runtime
+# check of protobuf 7 accepts: it only refuses gencode newer than the runtime), as
+# opentelemetry-proto does for OTLP; both sit with the pins above in the one venv.
+py_reqs="grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1 protobuf==7.36.2 h2==4.4.1 websockets==17.4 dubbo-ssl-python==0.9.6 kazoo==2.11.0 apache-skywalking==1.2.0 opentelemetry-proto==1.45.2"
 venv="$repo/.venv"
 marker="$venv/.mosn-setup-ok"
 venv_ok=false
 if [ -x "$venv/bin/python" ] && [ "$(cat "$marker" 2>/dev/null)" = "$py_reqs" ] &&
-  "$venv/bin/python" -c 'import grpc, grpc_tools, grpc_health, h2, dubbo_ssl' >/dev/null 2>&1; then
+  "$venv/bin/python" -c 'import grpc, grpc_tools, grpc_health, h2, dubbo_ssl
+import skywalking.agent, skywalking.protocol.language_agent.Tracing_pb2_grpc
+import opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' >/dev/null 2>&1; then
   venv_ok=true
 fi
 

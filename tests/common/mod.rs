@@ -577,3 +577,4 @@ pub mod nginx;
 pub mod peers;
 pub mod rpc;
 pub mod tls;
+pub mod trace_peers;
