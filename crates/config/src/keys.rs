@@ -14,6 +14,8 @@ const FREE_FORM_KEYS: &[&str] = &[
     "labels",
     // lb_subset_config.default_subset: host metadata keys
     "default_subset",
+    // tracing.config.config_map: OpenTelemetry resource attribute names
+    "config_map",
 ];
 
 /// Lower-cases every field name, except inside free-form maps.
@@ -41,8 +43,6 @@ pub fn normalize_keys(value: Value) -> Value {
 
 /// Keys of MOSN's v2 configuration that this build parses past without acting on.
 const MOSN_KEYS_NOT_YET: &[&str] = &[
-    // top level
-    "tracing",
     // metrics (its sinks are read)
     "stats_matcher",
     "shm_zone",

@@ -11,6 +11,7 @@ pub mod load;
 pub mod metrics;
 pub mod model;
 pub mod tls;
+pub mod tracing;
 pub mod validate;
 
 pub use duration::GoDuration;

@@ -59,6 +59,9 @@ pub struct MosnConfig {
     /// MOSN's `metrics` (sinks: Prometheus).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<crate::metrics::MetricsConfig>,
+    /// MOSN's `tracing` (drivers: SkyWalking, OpenTelemetry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<crate::tracing::TracingConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -67,6 +67,9 @@ pub fn validate(config: &mut MosnConfig, problems: &mut Problems) {
     if let Some(metrics) = &mut config.metrics {
         crate::metrics::check(metrics, problems);
     }
+    if let Some(tracing) = &config.tracing {
+        crate::tracing::check(tracing, problems);
+    }
 }
 
 fn check_clusters(cm: &ClusterManagerConfig, problems: &mut Problems) -> HashSet<String> {

@@ -1,0 +1,160 @@
+//! A small gRPC client over tonic's generic `Grpc` and prost's codec: the exporters
+//! call a handful of methods, so no generated stubs (and no protoc) are needed.
+
+use crate::TraceError;
+use mosn_config::tracing::Collector;
+use std::time::Duration;
+use tonic::client::Grpc;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request, Status};
+use tonic_prost::ProstCodec;
+
+/// How long a connection attempt to the collector may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one export call may take, connection included.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A collector to call, prepared outside any runtime (so config problems surface at
+/// start, on the caller's thread).
+#[derive(Debug, Clone)]
+pub(crate) struct GrpcTarget {
+    endpoint: Endpoint,
+    uri: String,
+    metadata: MetadataMap,
+}
+
+impl GrpcTarget {
+    pub fn new(collector: &Collector, metadata: &[(String, String)]) -> Result<Self, TraceError> {
+        let uri = collector.uri();
+        let bad_uri = |source| TraceError::Collector {
+            uri: uri.clone(),
+            source,
+        };
+        let mut endpoint = Endpoint::from_shared(uri.clone())
+            .map_err(bad_uri)?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .tcp_nodelay(true);
+        if let Some(tls) = &collector.tls {
+            let mut cfg = ClientTlsConfig::new()
+                .domain_name(tls.server_name.as_deref().unwrap_or(&collector.host));
+            cfg = match &tls.ca_file {
+                Some(path) => {
+                    let pem = std::fs::read(path).map_err(|source| TraceError::CaFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    // tonic skips what it cannot parse; a CA file without a
+                    // certificate would only fail later, at every handshake.
+                    if !contains(&pem, b"-----BEGIN CERTIFICATE-----") {
+                        return Err(TraceError::NoCertificate(path.clone()));
+                    }
+                    cfg.ca_certificate(Certificate::from_pem(pem))
+                }
+                None => cfg.with_native_roots(),
+            };
+            endpoint = endpoint.tls_config(cfg).map_err(bad_uri)?;
+        }
+        let mut map = MetadataMap::new();
+        for (name, value) in metadata {
+            let key = MetadataKey::from_bytes(name.as_bytes())
+                .map_err(|_| TraceError::Metadata(name.clone()))?;
+            let value = MetadataValue::try_from(value.as_str())
+                .map_err(|_| TraceError::Metadata(name.clone()))?;
+            map.insert(key, value);
+        }
+        Ok(GrpcTarget {
+            endpoint,
+            uri,
+            metadata: map,
+        })
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// A client whose connection is made on first use and remade after a failure.
+    /// Must run inside a tokio runtime.
+    pub fn connect(&self) -> GrpcClient {
+        GrpcClient {
+            grpc: Grpc::new(self.endpoint.connect_lazy()),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+/// Where a sink's batches go: a collector's client, or None for the log reporter;
+/// with its name for log lines.
+pub(crate) struct Destination {
+    pub name: String,
+    pub client: Option<GrpcClient>,
+}
+
+impl Destination {
+    /// Runs inside the exporter's runtime (the gRPC channel needs one).
+    pub fn new(grpc: Option<&GrpcTarget>) -> Destination {
+        Destination {
+            name: grpc.map_or_else(|| "log".to_string(), |g| g.uri().to_string()),
+            client: grpc.map(GrpcTarget::connect),
+        }
+    }
+}
+
+pub(crate) struct GrpcClient {
+    grpc: Grpc<Channel>,
+    metadata: MetadataMap,
+}
+
+impl GrpcClient {
+    pub async fn unary<Q, R>(&mut self, path: &'static str, message: Q) -> Result<R, Status>
+    where
+        Q: prost::Message + Send + Sync + 'static,
+        R: prost::Message + Default + Send + Sync + 'static,
+    {
+        self.client_streaming(path, vec![message]).await
+    }
+
+    /// One client-streaming call carrying `messages`.
+    pub async fn client_streaming<Q, R>(
+        &mut self,
+        path: &'static str,
+        messages: Vec<Q>,
+    ) -> Result<R, Status>
+    where
+        Q: prost::Message + Send + Sync + 'static,
+        R: prost::Message + Default + Send + Sync + 'static,
+    {
+        let call = async {
+            self.grpc
+                .ready()
+                .await
+                .map_err(|e| Status::unavailable(format!("collector unreachable: {e}")))?;
+            let mut request = Request::new(tokio_stream::iter(messages));
+            *request.metadata_mut() = self.metadata.clone();
+            let codec = ProstCodec::<Q, R>::default();
+            let path = http::uri::PathAndQuery::from_static(path);
+            self.grpc
+                .client_streaming(request, path, codec)
+                .await
+                .map(tonic::Response::into_inner)
+        };
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded("export call timed out")))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether a failed call is worth another try with the same spans.
+pub(crate) fn retryable(status: &Status) -> bool {
+    use tonic::Code::*;
+    matches!(
+        status.code(),
+        Unavailable | DeadlineExceeded | ResourceExhausted | Aborted | Cancelled | Unknown
+    )
+}

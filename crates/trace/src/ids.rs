@@ -1,0 +1,80 @@
+//! Span and trace ids from the per-thread `fastrand` generator: no lock, no syscall.
+//! They need to be unique, not unpredictable.
+
+/// A random non-zero 128-bit id (W3C and SkyWalking both treat zero as invalid).
+pub(crate) fn id128() -> u128 {
+    loop {
+        let v = fastrand::u128(..);
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+/// A random non-zero 64-bit id.
+pub(crate) fn id64() -> u64 {
+    loop {
+        let v = fastrand::u64(..);
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of `v`, `N` digits (N = 2 × the bytes of the value).
+fn hex<const N: usize>(v: u128) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        let shift = 4 * (N - 1 - i);
+        *b = HEX[((v >> shift) & 0xf) as usize];
+    }
+    out
+}
+
+/// 32 lower-case hex digits.
+pub(crate) fn hex128(v: u128) -> String {
+    // The digits are ASCII, so the conversion cannot fail.
+    String::from_utf8_lossy(&hex::<32>(v)).into_owned()
+}
+
+/// 16 lower-case hex digits.
+pub(crate) fn hex64(v: u64) -> String {
+    String::from_utf8_lossy(&hex::<16>(u128::from(v))).into_owned()
+}
+
+/// Parses exactly `len` lower-case hex digits (W3C forbids upper case).
+pub(crate) fn parse_hex(text: &[u8], len: usize) -> Option<u128> {
+    if text.len() != len || len > 32 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for &c in text {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u128::from(d);
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let v = 0x0af7651916cd43dd8448eb211c80319c_u128;
+        assert_eq!(hex128(v), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(parse_hex(hex128(v).as_bytes(), 32), Some(v));
+        assert_eq!(hex64(0xb7ad6b7169203331), "b7ad6b7169203331");
+        assert_eq!(hex64(1), "0000000000000001");
+        assert_eq!(parse_hex(b"0A", 2), None);
+        assert_eq!(parse_hex(b"0a", 3), None);
+        assert_ne!(id128(), id128());
+        assert_ne!(id64(), 0);
+    }
+}

@@ -1,0 +1,388 @@
+//! Distributed tracing for mosn-rs, from MOSN's `tracing` config: SkyWalking and
+//! OpenTelemetry.
+//!
+//! # Use
+//! [`Tracer::from_config`] once at start (None: tracing is off). Per downstream
+//! request: [`Tracer::start`]; if it returns a span, remove the headers
+//! [`Span::owned_headers`] names from the upstream request and add
+//! [`Span::upstream_headers`] (once per upstream attempt); at the end
+//! [`Span::finish`]. If `start` returns None the request is not traced and its context
+//! headers go upstream untouched.
+//!
+//! # Sampling
+//! An incoming context's decision is honoured: sampled in, traced whatever
+//! `sample_rate` says; not sampled in (sw8 sample flag `0`, traceparent flags without
+//! bit 0), not traced. Without a (valid) incoming context, `sample_rate` decides.
+//!
+//! # SkyWalking (v3)
+//! Reads `sw8`; a malformed one is ignored and a new trace begins. One segment per
+//! request: an Entry span (id 0; operation name = the request path without query;
+//! peer = the downstream address; layer Http; component 5003, the id SkyWalking's
+//! `component-libraries.yml` registers for MOSN; tags `http.method`, `url`,
+//! `status_code` as MOSN writes them, plus `mosn.*` ones; a CrossProcess reference
+//! when `sw8` came in) and, when an upstream was tried, an Exit span (id 1, parent 0,
+//! peer = the upstream). The `sw8` sent upstream names our segment, span 1, our
+//! service and instance, our endpoint and the peer. `sw8-correlation` and `sw8-x` are
+//! passed through untouched. Segments go to `TraceSegmentReportService/collect`
+//! (client streaming, one call per batch); the instance is announced with
+//! `ManagementService/reportInstanceProperties` and kept alive with `keepAlive` every
+//! 20 s. `authentication` travels as gRPC metadata `authentication`. The `log`
+//! reporter (MOSN's default) writes segments to the log instead.
+//!
+//! # OpenTelemetry
+//! Reads W3C `traceparent` (an invalid one is ignored with its `tracestate`) and
+//! carries `tracestate` through. One SERVER span per request, named
+//! `<protocol> <method> <path>` as MOSN names it, with the HTTP semantic-convention
+//! attributes (`http.request.method`, `url.path`, `url.query`,
+//! `http.response.status_code`, `server.address`, `server.port`,
+//! `network.peer.address`, `network.peer.port`, `network.protocol.version`,
+//! `error.type`) and `mosn.listener`, `mosn.route`, `mosn.upstream.cluster`,
+//! `mosn.upstream.host`, `mosn.response_flags`, `mosn.bytes_received`,
+//! `mosn.bytes_sent`; status ERROR on error. The `traceparent` sent upstream is
+//! `00-<trace>-<our span>-01`. Spans go to `TraceService/Export` (OTLP/gRPC) with
+//! resource `service.name` (+ MOSN's `config_map`); `console` writes them to the log.
+//!
+//! A request is an error when its status is 5xx, when there was no response (status
+//! 0), or when it has response flags.
+//!
+//! # Export
+//! `start`, `upstream_headers` and `finish` take no lock; ids come from the
+//! per-thread `fastrand` generator; `finish` copies the request's facts into one
+//! record and `try_send`s it to a bounded queue (`max_queue_spans`): a full queue
+//! drops the span and counts it. A thread named `trace-export`, with its own
+//! current-thread tokio runtime, batches records (`batch_size`, `flush_interval`),
+//! encodes them and sends them with tonic. When the collector is down, a batch is
+//! retried (up to 3 tries) with jittered exponential back-off (200 ms to 30 s); while
+//! it waits the queue fills and then drops, so memory stays bounded and the proxy is
+//! never slowed. A collector that is down at start is fine: the connection is lazy.
+
+mod export;
+mod ids;
+mod otel;
+mod record;
+mod skywalking;
+mod stats;
+mod sw8;
+mod traceparent;
+
+use mosn_config::tracing::{DriverSettings, TracingConfig, TracingSettings};
+use record::{Ctx, Exit, Finished, OtelCtx, SkyCtx};
+use stats::Stats;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+pub use stats::TraceStats;
+
+/// The component id SkyWalking registers for MOSN (`component-libraries.yml`).
+pub const SKYWALKING_COMPONENT_ID: i32 = 5003;
+
+/// Why tracing could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("bad tracing config: {0}")]
+    Config(String),
+    #[error("cannot read the collector CA file {path}: {source}")]
+    CaFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no PEM certificate in the collector CA file {0}")]
+    NoCertificate(String),
+    #[error("bad collector address {uri}: {source}")]
+    Collector {
+        uri: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("bad gRPC metadata {0:?}")]
+    Metadata(String),
+    #[error("cannot start the trace exporter: {0}")]
+    Exporter(#[source] std::io::Error),
+}
+
+/// The tracer: shared by every worker (`Arc`), owns the exporter thread, which stops
+/// (after a short best-effort flush) when the tracer is dropped.
+pub struct Tracer {
+    inner: Arc<Inner>,
+    control: mpsc::UnboundedSender<export::Control>,
+}
+
+/// What spans share with the tracer.
+struct Inner {
+    queue: mpsc::Sender<Finished>,
+    stats: Arc<Stats>,
+    sample_rate: f64,
+    kind: Kind,
+}
+
+enum Kind {
+    SkyWalking {
+        /// Base64 of the service and instance names, as sw8 carries them.
+        service_b64: String,
+        instance_b64: String,
+    },
+    Otel,
+}
+
+impl Tracer {
+    /// None when tracing is disabled or the driver is one we do not run.
+    pub fn from_config(cfg: &TracingConfig) -> Result<Option<Arc<Tracer>>, TraceError> {
+        let settings = cfg.settings().map_err(|issues| {
+            TraceError::Config(
+                issues
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        match settings {
+            Some(settings) => Tracer::new(&settings).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A tracer for checked settings; starts the exporter thread.
+    pub fn new(settings: &TracingSettings) -> Result<Arc<Tracer>, TraceError> {
+        let plan = export::Plan::new(settings)?;
+        let kind = match &settings.driver {
+            DriverSettings::SkyWalking(_) => Kind::SkyWalking {
+                service_b64: sw8::encode(plan.service()),
+                instance_b64: sw8::encode(plan.instance()),
+            },
+            DriverSettings::OpenTelemetry(_) => Kind::Otel,
+        };
+        let (queue, spans) = mpsc::channel(settings.max_queue_spans);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Stats::default());
+        export::spawn(plan, settings, spans, control_rx, stats.clone())?;
+        Ok(Arc::new(Tracer {
+            inner: Arc::new(Inner {
+                queue,
+                stats,
+                sample_rate: settings.sample_rate,
+                kind,
+            }),
+            control,
+        }))
+    }
+
+    /// Starts a span for one downstream request. `header` looks up a request header by
+    /// lower-case name; it is also asked for `:path` (the request target), which
+    /// SkyWalking sends upstream as our endpoint, so answer it for HTTP/1 too. None
+    /// when not sampled (incoming context says not sampled, or the `sample_rate` dice
+    /// said no): the caller then passes any context headers through untouched.
+    pub fn start<'h>(&self, header: &dyn Fn(&str) -> Option<&'h [u8]>) -> Option<Box<Span>> {
+        let inner = &self.inner;
+        let ctx = match &inner.kind {
+            Kind::SkyWalking { .. } => {
+                let parent = header("sw8").and_then(sw8::parse);
+                if !self.sampled(parent.as_ref().map(|p| p.sampled)) {
+                    return None;
+                }
+                let endpoint = header(":path")
+                    .and_then(|p| std::str::from_utf8(p).ok())
+                    .map(|p| record::path_only(p).to_string())
+                    .unwrap_or_default();
+                Ctx::SkyWalking(SkyCtx {
+                    trace_id: match &parent {
+                        Some(p) => p.trace_id.clone(),
+                        None => ids::hex128(ids::id128()),
+                    },
+                    segment_id: ids::hex128(ids::id128()),
+                    parent: parent.map(Box::new),
+                    endpoint,
+                })
+            }
+            Kind::Otel => {
+                let parent = header("traceparent").and_then(traceparent::parse);
+                if !self.sampled(parent.map(|p| p.sampled())) {
+                    return None;
+                }
+                // W3C: a tracestate without a valid traceparent is discarded.
+                let tracestate = parent
+                    .and(header("tracestate"))
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string);
+                Ctx::Otel(OtelCtx {
+                    trace_id: parent.map_or_else(ids::id128, |p| p.trace_id),
+                    span_id: ids::id64(),
+                    parent_span_id: parent.map(|p| p.parent_id),
+                    tracestate,
+                })
+            }
+        };
+        inner.stats.add_started();
+        Some(Box::new(Span {
+            inner: inner.clone(),
+            start_ns: unix_nanos(),
+            exit: None,
+            ctx,
+        }))
+    }
+
+    /// The sampling decision: an incoming one wins, else the dice.
+    fn sampled(&self, incoming: Option<bool>) -> bool {
+        let yes = match incoming {
+            Some(decision) => decision,
+            None => {
+                let rate = self.inner.sample_rate;
+                rate >= 1.0 || fastrand::f64() < rate
+            }
+        };
+        if !yes {
+            self.inner.stats.add_not_sampled();
+        }
+        yes
+    }
+
+    /// Spans started, not sampled, exported, dropped (queue full), export failures.
+    pub fn stats(&self) -> TraceStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Exports every span finished so far, waiting at most `timeout`; true when all
+    /// were sent (or there were none). Blocks the calling thread: for shutdown.
+    pub fn flush_blocking(&self, timeout: Duration) -> bool {
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        if self.control.send(export::Control::Flush(reply)).is_err() {
+            return false;
+        }
+        done.recv_timeout(timeout).unwrap_or(false)
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        // The exporter flushes what it has (briefly) and ends; spans still open then
+        // are dropped at their finish.
+        let _ = self.control.send(export::Control::Shutdown);
+    }
+}
+
+/// One traced request. A span dropped without `finish` is not exported.
+pub struct Span {
+    inner: Arc<Inner>,
+    start_ns: u64,
+    exit: Option<Exit>,
+    ctx: Ctx,
+}
+
+impl Span {
+    /// Lower-case names of request headers this driver owns (SkyWalking: `sw8`;
+    /// OpenTelemetry: `traceparent`, `tracestate`): the caller removes them from the
+    /// upstream request and adds `upstream_headers()` instead.
+    pub fn owned_headers(&self) -> &'static [&'static str] {
+        match self.ctx {
+            Ctx::SkyWalking(_) => &["sw8"],
+            Ctx::Otel(_) => &["traceparent", "tracestate"],
+        }
+    }
+
+    /// The context headers to send upstream, with this proxy's span as the parent.
+    /// `peer` is the upstream address the request goes to (SkyWalking's
+    /// addressUsedAtClient and exit-span peer). Called once per upstream attempt; the
+    /// last one wins for the exit span.
+    pub fn upstream_headers(&mut self, peer: &str) -> Vec<(&'static str, String)> {
+        let now = unix_nanos();
+        match &mut self.exit {
+            Some(exit) => {
+                exit.peer.clear();
+                exit.peer.push_str(peer);
+                exit.start_ns = now;
+            }
+            None => {
+                self.exit = Some(Exit {
+                    peer: peer.to_string(),
+                    start_ns: now,
+                })
+            }
+        }
+        match (&self.ctx, &self.inner.kind) {
+            (
+                Ctx::SkyWalking(ctx),
+                Kind::SkyWalking {
+                    service_b64,
+                    instance_b64,
+                },
+            ) => vec![(
+                "sw8",
+                sw8::format(
+                    &ctx.trace_id,
+                    &ctx.segment_id,
+                    skywalking::EXIT_SPAN_ID,
+                    service_b64,
+                    instance_b64,
+                    &ctx.endpoint,
+                    peer,
+                ),
+            )],
+            (Ctx::Otel(ctx), _) => {
+                let mut out = Vec::with_capacity(2);
+                out.push((
+                    "traceparent",
+                    traceparent::format(ctx.trace_id, ctx.span_id),
+                ));
+                if let Some(state) = &ctx.tracestate {
+                    out.push(("tracestate", state.clone()));
+                }
+                out
+            }
+            // A span is made by its tracer's driver, so the kinds always agree.
+            (Ctx::SkyWalking(_), Kind::Otel) => Vec::new(),
+        }
+    }
+
+    /// Ends the span and queues it for export (never blocks: a full queue drops the
+    /// span and counts it).
+    // Takes the box `start` handed out, so the caller moves it in as it is.
+    #[allow(clippy::boxed_local)]
+    pub fn finish(self: Box<Self>, end: &SpanEnd<'_>) {
+        let Span {
+            inner,
+            start_ns,
+            exit,
+            ctx,
+        } = *self;
+        let end_ns = unix_nanos().max(start_ns);
+        let record = Finished::new(ctx, start_ns, end_ns, exit, end);
+        if inner.queue.try_send(record).is_err() {
+            inner.stats.add_dropped();
+        }
+    }
+}
+
+/// What the proxy knows about a request when it ends.
+#[derive(Debug, Clone)]
+pub struct SpanEnd<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub authority: &'a str,
+    /// "HTTP/1.1", "HTTP/2".
+    pub protocol: &'static str,
+    pub listener: &'a str,
+    pub route: Option<&'a str>,
+    pub cluster: Option<&'a str>,
+    pub upstream_host: Option<SocketAddr>,
+    /// 0: no response.
+    pub status: u16,
+    /// Envoy/MOSN flags text ("UF,UT"), "" when none.
+    pub response_flags: &'a str,
+    pub downstream_remote: SocketAddr,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests;
