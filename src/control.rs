@@ -49,40 +49,87 @@ impl ClusterAdmin for ClusterControl {
     }
 }
 
-/// `{"listener": {...}, "cluster": {name: {counters..., "hosts": [...]}}}`
-pub fn stats_document(stats: &StatsRegistry, clusters: &ClusterManager) -> Value {
-    let mut doc = stats.to_json();
-    for cluster in clusters.all() {
-        let entry = &mut doc["cluster"][&*cluster.name];
-        if entry.is_null() {
-            *entry = Value::Object(Default::default());
-        }
-        entry["hosts"] = Value::Array(cluster.hosts().iter().map(|h| h.to_json()).collect());
-        entry["circuit_breakers"] = cluster.breakers.to_json();
-    }
-    doc["server"] = serde_json::json!({
-        "access_log_dropped_lines": mosn_proxy::access_log::dropped_total(),
-    });
-    doc
+/// What the stats pages read: the stats groups, the clusters and hosts, the tracer.
+#[derive(Clone)]
+pub struct StatSources {
+    pub stats: Arc<StatsRegistry>,
+    pub clusters: Arc<ClusterManager>,
+    pub tracer: Option<Arc<mosn_trace::Tracer>>,
 }
 
-/// Every stat in Prometheus's text format: listeners and clusters (crates/observe),
-/// hosts and breakers (crates/upstream), and, when `process`, the `process_*` metrics.
-pub fn prometheus_text(stats: &StatsRegistry, clusters: &ClusterManager, process: bool) -> String {
-    let mut out = Exposition::new();
-    stats.write_prometheus(&mut out);
-    mosn_upstream::prometheus::write_prometheus(clusters, &mut out);
-    out.sample(
-        "access_log_dropped_lines_total",
-        Kind::Counter,
-        "Access log lines dropped because their writer fell behind.",
-        &[],
-        mosn_proxy::access_log::dropped_total(),
-    );
-    if process {
-        mosn_observe::prometheus::write_process(&mut out);
+impl StatSources {
+    /// `{"listener": {...}, "cluster": {name: {counters..., "hosts": [...]}},
+    /// "server": {...}, "tracing": {...}}`
+    pub fn stats_document(&self) -> Value {
+        let mut doc = self.stats.to_json();
+        for cluster in self.clusters.all() {
+            let entry = &mut doc["cluster"][&*cluster.name];
+            if entry.is_null() {
+                *entry = Value::Object(Default::default());
+            }
+            entry["hosts"] = Value::Array(cluster.hosts().iter().map(|h| h.to_json()).collect());
+            entry["circuit_breakers"] = cluster.breakers.to_json();
+        }
+        doc["server"] = serde_json::json!({
+            "access_log_dropped_lines": mosn_proxy::access_log::dropped_total(),
+        });
+        if let Some(t) = &self.tracer {
+            let t = t.stats();
+            doc["tracing"] = serde_json::json!({
+                "spans_started": t.started,
+                "not_sampled": t.not_sampled,
+                "spans_exported": t.exported,
+                "spans_dropped": t.dropped,
+                "export_failures": t.export_failures,
+                "spans_failed": t.failed_spans,
+            });
+        }
+        doc
     }
-    out.render()
+
+    /// Every stat in Prometheus's text format: listeners and clusters (crates/observe),
+    /// hosts and breakers (crates/upstream), the access logs' and the tracer's, and,
+    /// when `process`, the `process_*` metrics.
+    pub fn prometheus_text(&self, process: bool) -> String {
+        let mut out = Exposition::new();
+        self.stats.write_prometheus(&mut out);
+        mosn_upstream::prometheus::write_prometheus(&self.clusters, &mut out);
+        let mut counter = |name: &str, help: &str, value: u64| {
+            out.sample(name, Kind::Counter, help, &[], value);
+        };
+        counter(
+            "access_log_dropped_lines_total",
+            "Access log lines dropped because their writer fell behind.",
+            mosn_proxy::access_log::dropped_total(),
+        );
+        if let Some(t) = &self.tracer {
+            let t = t.stats();
+            counter(
+                "tracing_spans_started_total",
+                "Requests traced (sampled).",
+                t.started,
+            );
+            counter(
+                "tracing_spans_exported_total",
+                "Spans the collector accepted.",
+                t.exported,
+            );
+            counter(
+                "tracing_spans_dropped_total",
+                "Spans dropped because the export queue was full.",
+                t.dropped,
+            );
+            counter(
+                "tracing_spans_failed_total",
+                "Spans lost to failed or rejected exports.",
+                t.failed_spans,
+            );
+        }
+        if process {
+            mosn_observe::prometheus::write_process(&mut out);
+        }
+        out.render()
+    }
 }
 
 /// A bound Prometheus endpoint of MOSN's `metrics.sinks`.
@@ -113,16 +160,12 @@ pub fn bind_metrics(config: &MosnConfig) -> Result<Vec<MetricsListener>, String>
 }
 
 /// Serves each bound Prometheus endpoint (on the control runtime).
-pub fn serve_metrics(
-    listeners: Vec<MetricsListener>,
-    stats: &Arc<StatsRegistry>,
-    clusters: &Arc<ClusterManager>,
-) {
+pub fn serve_metrics(listeners: Vec<MetricsListener>, sources: &StatSources) {
     for m in listeners {
-        let (stats, clusters) = (stats.clone(), clusters.clone());
+        let sources = sources.clone();
         let process = !m.sink.disable_collect_process;
         let render: Arc<dyn Fn() -> String + Send + Sync> =
-            Arc::new(move || prometheus_text(&stats, &clusters, process));
+            Arc::new(move || sources.prometheus_text(process));
         match tokio::net::TcpListener::from_std(m.listener) {
             Ok(l) => {
                 tokio::spawn(mosn_admin::serve_metrics(

@@ -169,7 +169,13 @@ fn run(
         &config.cluster_manager.clusters,
         stats.clone(),
     ));
-    let snapshot = Snapshot::build(config, &stats, clusters.clone()).map_err(|e| e.to_string())?;
+    // The tracer's exporter thread starts now; a collector that is down is fine.
+    let tracer = match &config.tracing {
+        Some(t) => mosn_trace::Tracer::from_config(t).map_err(|e| e.to_string())?,
+        None => None,
+    };
+    let snapshot = Snapshot::build(config, &stats, clusters.clone(), tracer.clone())
+        .map_err(|e| e.to_string())?;
     let worker_count = match config.first_server().and_then(|s| s.processor) {
         Some(n) if n > 0 => n as usize,
         _ => std::thread::available_parallelism()
@@ -247,16 +253,18 @@ fn run(
         let _health = mosn_upstream::health::spawn_health_checks(clusters.clone());
         let _outlier = mosn_upstream::outlier::spawn_outlier_detection(clusters.clone());
         let _dns = mosn_upstream::dns::spawn_dns_refresh(clusters.clone());
-        control::serve_metrics(metrics_listeners, &stats, &clusters);
+        let sources = control::StatSources {
+            stats,
+            clusters: clusters.clone(),
+            tracer: tracer.clone(),
+        };
+        control::serve_metrics(metrics_listeners, &sources);
         if let Some(l) = admin_listener {
-            let doc_clusters = clusters.clone();
-            let (prom_stats, prom_clusters) = (stats.clone(), clusters.clone());
+            let doc_sources = sources.clone();
             let state = Arc::new(mosn_admin::AdminState {
                 config: Arc::new(config_json),
-                stats: Box::new(move || control::stats_document(&stats, &doc_clusters)),
-                prometheus: Box::new(move || {
-                    control::prometheus_text(&prom_stats, &prom_clusters, true)
-                }),
+                stats: Box::new(move || doc_sources.stats_document()),
+                prometheus: Box::new(move || sources.prometheus_text(true)),
                 clusters: Arc::new(control::ClusterControl(clusters.clone())),
                 logs,
                 lifecycle: lifecycle.clone(),

@@ -345,3 +345,82 @@ fn real_prometheus_scrapes_mosn_and_reads_the_counts_back() {
         "{labels:?}"
     );
 }
+
+/// Latency histograms and per-host errors, as the engines record them: listener
+/// `request_time`, cluster and host `request_duration_time` (MOSN's keys) count every
+/// request, a 5xx counts in the host's `rq_error`, and the Prometheus text carries
+/// the histogram families with cumulative buckets.
+#[test]
+fn request_time_histograms_and_host_errors_count_every_request() {
+    let ok = tagged_upstream("fine");
+    let bad = status_upstream(503);
+    let (port, admin) = (free_port(), free_port());
+    let routes = r#"[{"match": {"prefix": "/bad"}, "route": {"cluster_name": "bad"}},
+        {"match": {"prefix": "/"}, "route": {"cluster_name": "ok"}}]"#;
+    let config = multi_cluster_config(
+        port,
+        admin,
+        routes,
+        &[("ok", vec![ok.addr], ""), ("bad", vec![bad.addr], "")],
+    );
+    let _m = Mosn::start(&config, &[port, admin]);
+    for _ in 0..7 {
+        assert_eq!(get(port, "/x").status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(get(port, "/bad").status, 503);
+    }
+    let stats = admin_stats(admin);
+    let listener = &stats["listener"]["l"]["downstream_request_time"];
+    assert_eq!(listener["count"], 10, "{stats}");
+    assert!(listener["p50_us"].as_f64().unwrap() > 0.0, "{listener}");
+    let ok_cluster = &stats["cluster"]["ok"];
+    assert_eq!(
+        ok_cluster["upstream_request_duration_time"]["count"], 7,
+        "{stats}"
+    );
+    let host = &ok_cluster["hosts"][0];
+    assert_eq!(host["request_duration_time"]["count"], 7, "{host}");
+    assert_eq!(host["rq_error"], 0, "{host}");
+    let bad_host = &stats["cluster"]["bad"]["hosts"][0];
+    assert_eq!(bad_host["rq_error"], 3, "{bad_host}");
+    assert_eq!(bad_host["request_duration_time"]["count"], 3, "{bad_host}");
+
+    let text = get(admin, "/stats/prometheus").body_text();
+    assert_eq!(
+        sample(
+            &text,
+            r#"downstream_request_time_seconds_count{listener="l"}"#
+        )
+        .as_deref(),
+        Some("10"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"downstream_request_time_seconds_bucket{listener="l",le="+Inf"}"#
+        )
+        .as_deref(),
+        Some("10"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"upstream_request_duration_time_seconds_count{cluster="ok"}"#
+        )
+        .as_deref(),
+        Some("7"),
+        "{text}"
+    );
+    let bad_series = format!(
+        r#"upstream_host_rq_error_total{{cluster="bad",host="{}"}}"#,
+        bad.addr
+    );
+    assert_eq!(sample(&text, &bad_series).as_deref(), Some("3"), "{text}");
+    if let Some(promtool) = peer_program("promtool") {
+        let (ok, out) = promtool_check(&promtool, &text);
+        assert!(ok, "{out}");
+    }
+}

@@ -113,6 +113,20 @@ pub mod flags {
         (DOWNSTREAM_CLOSED, "DC"),
         (BAD_REQUEST, "DPE"),
     ];
+
+    /// The flags' names, comma-separated ("" when none).
+    pub fn text(bits: u16) -> String {
+        let mut out = String::new();
+        for (bit, name) in NAMES {
+            if bits & bit != 0 {
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(name);
+            }
+        }
+        out
+    }
 }
 
 /// What one request did, filled in as it goes.
@@ -408,15 +422,10 @@ fn render<'h>(out: &mut String, v: &Var, e: &Entry, header: &impl Fn(&str) -> Op
         }
         Var::ResponseFlag => out.push_str(if e.flags != 0 { "true" } else { "false" }),
         Var::ResponseFlags => {
-            let names: Vec<&str> = flags::NAMES
-                .iter()
-                .filter(|(bit, _)| e.flags & bit != 0)
-                .map(|(_, n)| *n)
-                .collect();
-            if names.is_empty() {
+            if e.flags == 0 {
                 out.push('-');
             } else {
-                out.push_str(&names.join(","));
+                out.push_str(&flags::text(e.flags));
             }
         }
         Var::UpstreamLocalAddress => addr(out, e.upstream_local),

@@ -16,6 +16,7 @@ pub mod rpc;
 pub mod shutdown;
 pub mod snapshot;
 pub mod tcp;
+pub mod trace;
 pub(crate) mod xfcc;
 
 pub use chain::FilterChain;

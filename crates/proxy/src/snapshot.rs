@@ -89,10 +89,12 @@ impl Snapshot {
     /// Builds from a validated config.
     /// `clusters` is the process's cluster manager, which outlives snapshots (clusters
     /// and hosts change at runtime without a new snapshot).
+    /// `tracer`: the process's tracer, when tracing is on (it outlives snapshots).
     pub fn build(
         config: &MosnConfig,
         stats: &StatsRegistry,
         clusters: Arc<ClusterManager>,
+        tracer: Option<Arc<mosn_trace::Tracer>>,
     ) -> Result<Snapshot, SnapshotError> {
         let mut listeners = Vec::new();
         for (si, server) in config.servers.iter().enumerate() {
@@ -119,7 +121,7 @@ impl Snapshot {
                 for (ci, c) in l.filter_chains.iter().enumerate() {
                     let kind = build_kind(&c.filters, &routers, &clusters, idle_timeout)
                         .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
-                    let kind = with_logs(kind, &logs);
+                    let kind = with_recorders(kind, &logs, &tracer);
                     let tls = build_tls(c, &format!("{lpath}.filter_chains[{ci}]"), &kind)?;
                     let runtime = Arc::new(ListenerRuntime {
                         name: l.name.clone(),
@@ -153,7 +155,7 @@ impl Snapshot {
                     idle_timeout,
                 )
                 .ok_or_else(|| SnapshotError::NoTerminalFilter(l.name.clone()))?;
-                let kind = with_logs(kind, &logs);
+                let kind = with_recorders(kind, &logs, &tracer);
                 let handshake_timeout = chains
                     .iter()
                     .filter_map(|c| c.tls.as_ref().map(|t| t.handshake_timeout()))
@@ -227,11 +229,17 @@ pub fn check_access_logs(config: &MosnConfig) -> Vec<mosn_config::ConfigIssue> {
     issues
 }
 
-/// Gives a listener its access logs.
-fn with_logs(kind: ListenerKind, logs: &AccessLogs) -> ListenerKind {
+/// Gives a listener its access logs, and an HTTP one the tracer (RPC calls and
+/// tcp_proxy connections are not traced).
+fn with_recorders(
+    kind: ListenerKind,
+    logs: &AccessLogs,
+    tracer: &Option<Arc<mosn_trace::Tracer>>,
+) -> ListenerKind {
     match kind {
         ListenerKind::Http(mut h) => {
             h.access_logs = logs.clone();
+            h.tracer = tracer.clone();
             if let Some(rpc) = &mut h.rpc {
                 rpc.access_logs = logs.clone();
             }

@@ -118,6 +118,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// One upstream request to `host` ended, `elapsed` after it was sent: `Some(status)`
+    /// when a response head came (its time goes into the cluster's and the host's
+    /// `request_duration_time`), None when none did (connect failure, reset, timeout:
+    /// the host's `rq_error`). Relaxed atomics only.
+    pub fn request_done(&self, host: &Host, elapsed: std::time::Duration, status: Option<u16>) {
+        if status.is_some() {
+            self.stats.upstream_request_duration_time.record(elapsed);
+        }
+        host.stats.request_done(elapsed, status);
+    }
+
     /// Builds from a validated config. Hosts of `previous` with the same address and
     /// settings are kept, with their health and counters.
     pub fn from_config(

@@ -84,6 +84,12 @@ pub fn write_prometheus(manager: &ClusterManager, out: &mut Exposition) {
             );
             counter(
                 out,
+                "upstream_host_rq_error_total",
+                "Upstream requests that got a 5xx or no response.",
+                s.rq_error.load(Relaxed),
+            );
+            counter(
+                out,
                 "upstream_host_ejection_total",
                 "Times outlier detection ejected the host.",
                 s.ejections.load(Relaxed),

@@ -7,12 +7,14 @@ use super::reply::{reply, send_generated, send_local_reply, write_down, Active};
 use super::response::{read_response_head, send_response, ResponseError};
 use super::send::{buffer_body, send_buffered, send_request, SendError};
 use super::{mirror, Downstream, Next};
+use crate::access_log::Entry;
 use crate::retry::{self, Retries, TryFailure, REPLAY_BODY_MAX};
 use crate::shutdown::Shutdown;
+use crate::trace::UpstreamContext;
 use bytes::Bytes;
 use mosn_config::DEFAULT_ROUTE_TIMEOUT;
 use mosn_protocol::http1::{request_framing, BodyFraming, RequestHead, Version};
-use mosn_router::{ClusterAction, RetryPolicy, Route, RouteAction};
+use mosn_router::{ClusterAction, RequestView, RetryPolicy, Route, RouteAction};
 use mosn_upstream::breaker::{try_acquire_owned, Permit};
 use mosn_upstream::outlier::{self, Outcome as OutlierOutcome};
 use mosn_upstream::{pool, ActiveRequest, Cluster, Host, LbContext, PooledConn, UpstreamTls};
@@ -21,20 +23,49 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdown) -> Next {
-    if conn.listener.access_logs.is_empty() {
+    let started = Instant::now();
+    let next = traced(conn, head, shutdown).await;
+    conn.stats.downstream_request_time.record(started.elapsed());
+    next
+}
+
+/// An exchange with its record and span, when the listener logs or traces.
+async fn traced(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdown) -> Next {
+    let span = match &conn.listener.tracer {
+        Some(tracer) => {
+            let view = RouterView(&head, conn.peer);
+            tracer.start(&|name| view.header(name))
+        }
+        None => None,
+    };
+    if conn.listener.access_logs.is_empty() && span.is_none() {
         return exchange(conn, &head, shutdown).await;
     }
-    // Access logging: what the exchange did is noted on the connection as it goes.
+    // What the exchange did is noted on the connection as it goes.
     let (read, written) = (conn.bytes_in, conn.bytes_out);
-    conn.log = conn
-        .listener
-        .access_logs
-        .entry("HTTP1", conn.local, conn.remote);
+    conn.log = Some(Box::new(Entry::new("HTTP1", conn.local, conn.remote)));
+    conn.span = span;
     let next = exchange(conn, &head, shutdown).await;
     if let Some(mut e) = conn.log.take() {
         e.bytes_received = conn.bytes_in - read + head.buf.len() as u64;
         e.bytes_sent = conn.bytes_out - written;
         conn.listener.access_logs.log(&e, |name| head.header(name));
+        if let Some(span) = conn.span.take() {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            let (method, path, authority) =
+                (text(head.method()), text(head.path()), text(head.host()));
+            crate::trace::finish(
+                span,
+                &e,
+                &crate::trace::RequestFacts {
+                    method: &method,
+                    path: &path,
+                    authority: &authority,
+                    protocol: "HTTP/1.1",
+                    listener: conn.listener_name,
+                },
+            );
+        }
     }
     next
 }
@@ -214,6 +245,10 @@ async fn forward(
             e.upstream_cluster = Some(cluster.name.clone());
         });
         let hostname = (!host.hostname.is_empty()).then_some(host.hostname.as_str());
+        let trace = conn
+            .span
+            .as_deref_mut()
+            .map(|s| UpstreamContext::for_try(s, host.addr));
         let mut head_out = Vec::with_capacity(head.buf.len() + 128);
         headers::write_upstream_request(
             &mut head_out,
@@ -232,6 +267,7 @@ async fn forward(
                 fallback_host: &host.authority,
                 upgrade: None,
                 xfcc: conn.client_cert.action(conn.listener.xfcc),
+                trace: trace.as_ref(),
             },
         );
         let (failure, granted) = match try_once(
@@ -346,12 +382,12 @@ async fn try_once<'c>(
         }
         Err(LocalReply::ConnectFailure) => {
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            cluster.request_done(host, Duration::ZERO, None);
             return Outcome::Failed(TryFailure::Connect);
         }
         Err(other) => return Outcome::Reply(other),
     };
-    // Only a latency-aware balancer needs the clock read.
-    let started = cluster.tracks_latency.then(Instant::now);
+    let started = Instant::now();
     let _host_active = ActiveRequest::new(host);
     cluster.stats.upstream_request_total.inc();
     let _up_active = Active::new(&cluster.stats.upstream_request_active);
@@ -363,9 +399,12 @@ async fn try_once<'c>(
     match sent {
         Ok(()) => {}
         Err(SendError::Upstream) => {
+            if !reused {
+                cluster.request_done(host, started.elapsed(), None);
+            }
             return Outcome::Failed(TryFailure::Reset {
                 stale_pooled: reused,
-            })
+            });
         }
         Err(e) => return Outcome::Done(send_failure(conn, e).await),
     }
@@ -379,6 +418,7 @@ async fn try_once<'c>(
             // A stale pooled connection is not the host's fault.
             if !(reused && nothing_received) {
                 outlier::report(host, OutlierOutcome::LocalOriginFailure);
+                cluster.request_done(host, started.elapsed(), None);
             }
             return Outcome::Failed(TryFailure::Reset {
                 stale_pooled: reused && nothing_received,
@@ -386,6 +426,7 @@ async fn try_once<'c>(
         }
         Err(ResponseError::Timeout) => {
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            cluster.request_done(host, started.elapsed(), None);
             cluster.stats.upstream_request_timeout.inc();
             let route_over = deadline.is_some_and(|d| Instant::now() >= d);
             return Outcome::Failed(if route_over {
@@ -394,7 +435,10 @@ async fn try_once<'c>(
                 TryFailure::PerTryTimeout
             });
         }
-        Err(ResponseError::Protocol) => return Outcome::Reply(LocalReply::UpstreamProtocolError),
+        Err(ResponseError::Protocol) => {
+            cluster.request_done(host, started.elapsed(), None);
+            return Outcome::Reply(LocalReply::UpstreamProtocolError);
+        }
         Err(ResponseError::DownstreamGone) => {
             conn.stats.downstream_cancel.inc();
             return Outcome::Done(Next::Close);
@@ -403,9 +447,12 @@ async fn try_once<'c>(
     // Passive health and latency: outlier detection and the EWMA balancer learn from
     // every response head (latency is time to the response head).
     outlier::report(host, OutlierOutcome::Success(resp.status));
-    if let Some(started) = started {
+    let elapsed = started.elapsed();
+    cluster.request_done(host, elapsed, Some(resp.status));
+    // Only a latency-aware balancer learns from it.
+    if cluster.tracks_latency {
         host.record_response(resp.status);
-        host.record_latency(started.elapsed());
+        host.record_latency(elapsed);
     }
     if status_retry.is_some_and(|p| p.retry_on_status(resp.status)) {
         match retry::permit(cluster) {

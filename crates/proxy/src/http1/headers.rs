@@ -75,6 +75,8 @@ pub struct UpstreamRequest<'a> {
     pub upgrade: Option<&'a [u8]>,
     /// What happens to X-Forwarded-Client-Cert.
     pub xfcc: crate::xfcc::Action<'a>,
+    /// A traced request's context headers, in place of the client's.
+    pub trace: Option<&'a crate::trace::UpstreamContext>,
 }
 
 pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &UpstreamRequest<'_>) {
@@ -87,6 +89,9 @@ pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &Upstre
     for h in &head.headers {
         let name = head.name(h);
         if head.is_hop_header(h) || is_overridden(name, up.remove, up.add) {
+            continue;
+        }
+        if up.trace.is_some_and(|t| t.owns(name)) {
             continue;
         }
         if name.eq_ignore_ascii_case(b"host") {
@@ -123,6 +128,11 @@ pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &Upstre
         w.header(b"Host", up.host.unwrap_or(up.fallback_host.as_bytes()));
     }
     write_adds(&mut w, up.add);
+    if let Some(trace) = up.trace {
+        for (name, value) in &trace.add {
+            w.header(name.as_bytes(), value.as_bytes());
+        }
+    }
     match up.xfcc {
         Action::Set(element) => w.header(XFCC, element.as_bytes()),
         Action::Append(element) => {

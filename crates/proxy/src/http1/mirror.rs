@@ -49,6 +49,7 @@ pub(super) fn spawn(
             fallback_host: "",
             upgrade: None,
             xfcc: conn.client_cert.action(conn.listener.xfcc),
+            trace: None,
         },
     );
     let limits = conn.listener.upstream_limits;

@@ -49,6 +49,8 @@ pub struct HttpListener {
     pub http2: Http2Options,
     /// The listener's access logs.
     pub access_logs: crate::access_log::AccessLogs,
+    /// The process's tracer, when tracing is on.
+    pub tracer: Option<Arc<mosn_trace::Tracer>>,
     /// `Auto`: the RPC proxy for connections that start with an RPC protocol's magic.
     pub rpc: Option<Box<crate::rpc::RpcListener>>,
     /// X-Forwarded-Client-Cert handling (Envoy's modes).
@@ -140,6 +142,7 @@ impl HttpListener {
             http2: cfg.http2.clone(),
             rpc: None,
             access_logs: Default::default(),
+            tracer: None,
             xfcc: cfg.forward_client_cert_details,
             xfcc_details: cfg.set_current_client_cert_details.clone(),
         }
@@ -161,8 +164,12 @@ struct Downstream<'a> {
     /// Bytes read from and written to the client over the connection's life.
     bytes_in: u64,
     bytes_out: u64,
-    /// The current exchange's access log entry, when the listener logs.
+    /// The current exchange's record, when the listener logs or the exchange is
+    /// traced.
     log: Option<Box<crate::access_log::Entry>>,
+    /// The current exchange's span, when it is traced.
+    span: Option<Box<mosn_trace::Span>>,
+    listener_name: &'a str,
     listener: &'a HttpListener,
     stats: &'a ListenerStats,
     /// Bytes read from the client and not yet consumed.
@@ -304,6 +311,8 @@ pub async fn serve(
         bytes_in: 0,
         bytes_out: 0,
         log: None,
+        span: None,
+        listener_name: &runtime.name,
         listener,
         stats,
         buf,

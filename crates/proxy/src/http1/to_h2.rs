@@ -97,6 +97,9 @@ pub(super) async fn forward(
         crate::http2::append_forwarded_for(&mut headers, conn.peer);
     }
     crate::xfcc::apply(&mut headers, conn.client_cert.action(conn.listener.xfcc));
+    if let Some(span) = conn.span.as_deref_mut() {
+        crate::trace::UpstreamContext::for_try(span, host.addr).apply(&mut headers);
+    }
     let mut builder = Request::builder()
         .method(head.method())
         .uri(uri)
@@ -114,6 +117,7 @@ pub(super) async fn forward(
         .await;
     };
     let has_body = framing.has_body();
+    let started = Instant::now();
     let (response, mut up) = match sender.send_request(request, !has_body) {
         Ok(pair) => pair,
         Err(_) => return reply(conn, LocalReply::UpstreamReset, true, head).await,
@@ -132,6 +136,7 @@ pub(super) async fn forward(
             Ok(r) => r,
             Err(_) => {
                 cluster.stats.upstream_request_timeout.inc();
+                cluster.request_done(host, started.elapsed(), None);
                 outlier::report(host, OutlierOutcome::LocalOriginFailure);
                 return reply(conn, LocalReply::UpstreamTimeout, close_after_reply, head).await;
             }
@@ -149,14 +154,21 @@ pub(super) async fn forward(
                 return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
             }
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            cluster.request_done(host, started.elapsed(), None);
             return reply(conn, LocalReply::UpstreamReset, close_after_reply, head).await;
         }
     };
     let (parts, mut body) = response.into_parts();
     let status = parts.status.as_u16();
+    cluster.request_done(host, started.elapsed(), Some(status));
     outlier::report(host, OutlierOutcome::Success(status));
     cluster.stats.response(status);
     conn.responded(status);
+    if let Some(e) = conn.log.as_deref_mut() {
+        conn.listener.access_logs.keep_response(e, |name| {
+            parts.headers.get(name).map(http::HeaderValue::as_bytes)
+        });
+    }
     // The head for the client: a known length is kept, else chunked (HTTP/1.1) or close.
     let client_11 = head.version == mosn_protocol::http1::Version::Http11;
     let no_body = head.is_head()

@@ -77,6 +77,7 @@ pub(super) async fn forward(
             fallback_host: &host.authority,
             upgrade: Some(protocol),
             xfcc: conn.client_cert.action(conn.listener.xfcc),
+            trace: None,
         },
     );
     let limit = conn.listener.options.body_timeout.0;

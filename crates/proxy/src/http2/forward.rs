@@ -228,10 +228,12 @@ async fn try_h2<'c>(
         Ok(s) => s,
         Err(LocalReply::ConnectFailure) => {
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            cluster.request_done(host, std::time::Duration::ZERO, None);
             return TryEnd::Failed(TryFailure::Connect);
         }
         Err(reply) => return TryEnd::Reply(reply),
     };
+    let started = Instant::now();
     let uri = format!("http://{}{}", up.authority(parts), up.path_and_query(parts));
     let mut request = Request::builder()
         .method(parts.method.clone())
@@ -262,7 +264,7 @@ async fn try_h2<'c>(
             Err(PipeError::Source(reason)) => up_send.send_reset(reason),
         }
     };
-    let response_side = relay_h2(up, &parts.method, response, respond, status_retry);
+    let response_side = relay_h2(up, &parts.method, response, respond, status_retry, started);
     tokio::pin!(request_side, response_side);
     let mut request_sent = false;
     let outcome = loop {
@@ -287,6 +289,7 @@ async fn relay_h2<'c>(
     response: h2::client::ResponseFuture,
     respond: &mut SendResponse<Bytes>,
     status_retry: Option<&RetryPolicy>,
+    started: Instant,
 ) -> TryEnd<'c> {
     let (ctx, cluster, host) = (up.ctx, up.cluster, &up.host);
     let head = tokio::select! {
@@ -300,6 +303,7 @@ async fn relay_h2<'c>(
     };
     let response = match head {
         Err(Waited::Timeout) => {
+            cluster.request_done(host, started.elapsed(), None);
             return up.timed_out();
         }
         Err(Waited::Failed(e)) => {
@@ -320,6 +324,7 @@ async fn relay_h2<'c>(
                 });
             }
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            cluster.request_done(host, started.elapsed(), None);
             return match e
                 .reason()
                 .filter(|r| e.is_reset() && e.is_remote() && *r != h2::Reason::NO_ERROR)
@@ -334,6 +339,7 @@ async fn relay_h2<'c>(
     };
     let (rparts, mut rbody) = response.into_parts();
     let status = rparts.status.as_u16();
+    cluster.request_done(host, started.elapsed(), Some(status));
     outlier::report(host, OutlierOutcome::Success(status));
     cluster.stats.response(status);
     if status_retry.is_some_and(|p| p.retry_on_status(status)) {

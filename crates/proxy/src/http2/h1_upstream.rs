@@ -39,10 +39,12 @@ pub(super) async fn try_once<'c>(
         Ok(c) => c,
         Err(LocalReply::ConnectFailure) => {
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            cluster.request_done(host, Duration::ZERO, None);
             return TryEnd::Failed(TryFailure::Connect);
         }
         Err(reply) => return TryEnd::Reply(reply),
     };
+    let started = Instant::now();
     let reused = conn.reused;
     // The head: a known length is kept; otherwise a body goes chunked.
     let headers = up.request_headers(parts);
@@ -117,12 +119,16 @@ pub(super) async fn try_once<'c>(
             Ok(Some(r)) if r.status >= 200 => break r,
             Ok(Some(_)) => continue,
             Ok(None) => {}
-            Err(_) => return TryEnd::Reply(LocalReply::UpstreamProtocolError),
+            Err(_) => {
+                cluster.request_done(host, started.elapsed(), None);
+                return TryEnd::Reply(LocalReply::UpstreamProtocolError);
+            }
         }
         match tokio::time::timeout_at(deadline, read_some(&mut conn.stream, &mut buf, READ_CHUNK))
             .await
         {
             Err(_) => {
+                cluster.request_done(host, started.elapsed(), None);
                 return up.timed_out();
             }
             Ok(Ok(0)) | Ok(Err(_)) => {
@@ -130,6 +136,7 @@ pub(super) async fn try_once<'c>(
                 let stale_pooled = reused && buf.is_empty();
                 if !stale_pooled {
                     outlier::report(host, OutlierOutcome::LocalOriginFailure);
+                    cluster.request_done(host, started.elapsed(), None);
                 }
                 return TryEnd::Failed(TryFailure::Reset { stale_pooled });
             }
@@ -137,6 +144,7 @@ pub(super) async fn try_once<'c>(
         }
     };
     outlier::report(host, OutlierOutcome::Success(resp.status));
+    cluster.request_done(host, started.elapsed(), Some(resp.status));
     cluster.stats.response(resp.status);
     if status_retry.is_some_and(|p| p.retry_on_status(resp.status)) {
         match retry::permit(cluster) {

@@ -9,6 +9,7 @@ use crate::http1::reply::Active;
 use crate::http1::HttpListener;
 use crate::shutdown::Shutdown;
 use crate::snapshot::{ListenerKind, ListenerRuntime};
+use crate::trace::UpstreamContext;
 use crate::xfcc::ClientCert;
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -18,7 +19,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use mosn_router::{ClusterAction, HeaderAdd, RequestView, Route, RouteAction};
 use mosn_upstream::{Cluster, Host};
 use std::cell::{Cell, RefCell};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -27,9 +28,15 @@ use tokio::time::Instant;
 pub struct StreamContext {
     pub(super) runtime: Arc<ListenerRuntime>,
     pub(super) peer: IpAddr,
+    /// The listener address the client reached, and the client's.
+    local: SocketAddr,
+    remote: SocketAddr,
     pub(super) client_cert: Rc<ClientCert>,
-    /// The stream's access log entry, when the listener logs; noted as the stream goes.
+    /// The stream's record, when the listener logs or the stream is traced; noted as
+    /// the stream goes.
     log: RefCell<Option<Box<Entry>>>,
+    /// The stream's span, when it is traced (started by [`Self::start_span`]).
+    span: RefCell<Option<Box<mosn_trace::Span>>>,
     /// Body bytes read from the client and sent to it on this stream.
     pub(super) body_in: Cell<u64>,
     pub(super) body_out: Cell<u64>,
@@ -41,6 +48,7 @@ impl StreamContext {
         accepted: crate::Accepted,
         client_cert: Rc<ClientCert>,
     ) -> Self {
+        // A traced stream gets a record too; start_span makes it.
         let log = match &runtime.kind {
             ListenerKind::Http(h) => h.access_logs.entry("HTTP2", accepted.local, accepted.peer),
             _ => None,
@@ -48,8 +56,11 @@ impl StreamContext {
         StreamContext {
             runtime,
             peer: accepted.peer.ip(),
+            local: accepted.local,
+            remote: accepted.peer,
             client_cert,
             log: RefCell::new(log),
+            span: RefCell::new(None),
             body_in: Cell::new(0),
             body_out: Cell::new(0),
         }
@@ -82,7 +93,33 @@ impl StreamContext {
         self.note(|e| e.flags |= flags::DOWNSTREAM_CLOSED);
     }
 
-    /// Writes the stream's access log lines.
+    /// Starts the stream's span when the listener traces and the request is sampled.
+    fn start_span(&self, parts: &http::request::Parts, local: SocketAddr, remote: SocketAddr) {
+        let Some(tracer) = self.listener().and_then(|l| l.tracer.as_ref()) else {
+            return;
+        };
+        let view = H2View {
+            parts,
+            peer: self.peer,
+        };
+        let Some(span) = tracer.start(&|name| view.header(name)) else {
+            return;
+        };
+        *self.span.borrow_mut() = Some(span);
+        let mut log = self.log.borrow_mut();
+        if log.is_none() {
+            *log = Some(Box::new(Entry::new("HTTP2", local, remote)));
+        }
+    }
+
+    /// The trace context for a try to `peer`, when the stream is traced.
+    pub(super) fn trace_context(&self, peer: SocketAddr) -> Option<UpstreamContext> {
+        let mut span = self.span.borrow_mut();
+        span.as_deref_mut()
+            .map(|s| UpstreamContext::for_try(s, peer))
+    }
+
+    /// Writes the stream's access log lines and ends its span.
     fn finish(&self, parts: &http::request::Parts) {
         let Some(mut e) = self.log.borrow_mut().take() else {
             return;
@@ -97,6 +134,20 @@ impl StreamContext {
             peer: self.peer,
         };
         listener.access_logs.log(&e, |name| view.header(name));
+        if let Some(span) = self.span.borrow_mut().take() {
+            let authority = String::from_utf8_lossy(view.host()).into_owned();
+            crate::trace::finish(
+                span,
+                &e,
+                &crate::trace::RequestFacts {
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    authority: &authority,
+                    protocol: "HTTP/2",
+                    listener: &self.runtime.name,
+                },
+            );
+        }
     }
 
     pub(super) fn listener(&self) -> Option<&HttpListener> {
@@ -158,8 +209,14 @@ pub async fn handle(
     respond: SendResponse<Bytes>,
     _shutdown: Shutdown,
 ) {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
+    ctx.start_span(&parts, ctx.local, ctx.remote);
     route(&ctx, &parts, body, respond).await;
+    ctx.runtime
+        .stats
+        .downstream_request_time
+        .record(started.elapsed());
     ctx.finish(&parts);
 }
 
@@ -267,6 +324,9 @@ impl Upstream<'_> {
             &mut headers,
             self.ctx.client_cert.action(self.listener.xfcc),
         );
+        if let Some(trace) = self.ctx.trace_context(self.host.addr) {
+            trace.apply(&mut headers);
+        }
         headers
     }
 

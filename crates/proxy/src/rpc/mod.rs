@@ -72,6 +72,8 @@ impl RequestView for RpcView<'_> {
 #[derive(Clone)]
 pub(crate) struct ClientSide {
     out: mpsc::UnboundedSender<BytesMut>,
+    /// The listener's stats (request time is recorded when the answer comes).
+    stats: Arc<ListenerStats>,
     queued: Rc<Cell<usize>>,
     in_flight: Rc<Cell<usize>>,
 }
@@ -99,6 +101,7 @@ pub async fn serve(
     let queued = Rc::new(Cell::new(0usize));
     let client = ClientSide {
         out,
+        stats: stats.clone(),
         queued: queued.clone(),
         in_flight: Rc::new(Cell::new(0)),
     };

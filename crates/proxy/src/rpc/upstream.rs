@@ -52,6 +52,8 @@ struct Pending {
     /// The request as the client sent it (its own id), for a hijack answer.
     request: Frame,
     deadline: Option<Instant>,
+    /// When it was sent (request time stats).
+    sent: Instant,
     log: Option<RequestLog>,
     _permit: RequestPermit,
 }
@@ -116,13 +118,17 @@ impl Mux {
         });
         let drained: Vec<Pending> = self.pending.borrow_mut().drain().map(|(_, p)| p).collect();
         for p in drained {
-            answer(self.codec, p, why);
+            answer(self, p, why);
         }
     }
 }
 
-fn answer(codec: &'static dyn Codec, p: Pending, why: Hijack) {
-    let reply = codec.hijack(&p.request, why);
+/// Answers a request in flight with the proxy's own error.
+fn answer(mux: &Mux, p: Pending, why: Hijack) {
+    let elapsed = p.sent.elapsed();
+    mux.cluster.request_done(&mux.host, elapsed, None);
+    p.client.stats.downstream_request_time.record(elapsed);
+    let reply = mux.codec.hijack(&p.request, why);
     if let Some(log) = p.log {
         log.hijacked(why, reply.as_ref().map_or(0, |r| r.len()));
     }
@@ -220,6 +226,7 @@ pub(super) fn forward(
                 client,
                 request,
                 deadline,
+                sent: Instant::now(),
                 log,
                 _permit: permit,
             },
@@ -323,6 +330,9 @@ fn on_frame(mux: &Mux, mut frame: Frame) {
             };
             let ok = mux.codec.is_success(frame.status);
             let code = if ok { 200 } else { 500 };
+            let elapsed = p.sent.elapsed();
+            mux.cluster.request_done(&mux.host, elapsed, Some(code));
+            p.client.stats.downstream_request_time.record(elapsed);
             mux.cluster.stats.response(code);
             outlier::report(&mux.host, OutlierOutcome::Success(code));
             mux.codec.set_id(&mut frame, p.request.id);
@@ -358,7 +368,7 @@ fn expire(mux: &Mux) {
     for id in late {
         if let Some(p) = mux.pending.borrow_mut().remove(&id) {
             mux.cluster.stats.upstream_request_timeout.inc();
-            answer(mux.codec, p, Hijack::Timeout);
+            answer(mux, p, Hijack::Timeout);
         }
     }
 }
