@@ -382,6 +382,16 @@ fn request_time_histograms_and_host_errors_count_every_request() {
     let host = &ok_cluster["hosts"][0];
     assert_eq!(host["request_duration_time"]["count"], 7, "{host}");
     assert_eq!(host["rq_error"], 0, "{host}");
+    // Every exchange's connection closed (http_exchange reads to the end).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while admin_stats(admin)["listener"]["l"]["downstream_connection_destroy"]
+        .as_u64()
+        .unwrap_or(0)
+        < 10
+    {
+        assert!(Instant::now() < deadline, "{}", admin_stats(admin));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let bad_host = &stats["cluster"]["bad"]["hosts"][0];
     assert_eq!(bad_host["rq_error"], 3, "{bad_host}");
     assert_eq!(bad_host["request_duration_time"]["count"], 3, "{bad_host}");

@@ -91,6 +91,7 @@ stats_group!(
     ListenerStats {
         counters: [
             downstream_connection_total,
+            downstream_connection_destroy,
             downstream_request_total,
             downstream_response_1xx,
             downstream_response_2xx,

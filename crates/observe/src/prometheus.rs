@@ -224,6 +224,7 @@ pub fn help(key: &str) -> &'static str {
     match key {
         "downstream_connection_total" => "Downstream connections accepted.",
         "downstream_connection_active" => "Downstream connections open.",
+        "downstream_connection_destroy" => "Downstream connections closed.",
         "downstream_request_total" => "Downstream requests received.",
         "downstream_request_active" => "Downstream requests in flight.",
         "downstream_request_time" => {

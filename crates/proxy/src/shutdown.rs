@@ -29,6 +29,7 @@ impl<'a> ConnectionGuard<'a> {
 impl Drop for ConnectionGuard<'_> {
     fn drop(&mut self) {
         self.stats.downstream_connection_active.dec();
+        self.stats.downstream_connection_destroy.inc();
         OPEN_CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -34,6 +34,9 @@ pub struct HostStats {
     pub cx_connect_fail: AtomicU64,
     pub ejections: AtomicU64,
     pub hc_failures: AtomicU64,
+    /// Active health checks run and passed (MOSN's healthcheck `attempt`, `success`).
+    pub hc_attempts: AtomicU64,
+    pub hc_successes: AtomicU64,
     /// Open connections (LB_LEAST_CONNECTION). Whoever opens upstream connections holds
     /// an [`ActiveConnection`] for each one's life.
     pub cx_active: AtomicU64,
@@ -215,6 +218,8 @@ impl Host {
             "cx_active": s.cx_active.load(Ordering::Relaxed),
             "ejections": s.ejections.load(Ordering::Relaxed),
             "hc_failures": s.hc_failures.load(Ordering::Relaxed),
+            "hc_attempts": s.hc_attempts.load(Ordering::Relaxed),
+            "hc_successes": s.hc_successes.load(Ordering::Relaxed),
             "request_duration_time": s.request_duration_time.snapshot().to_json(),
             "outlier": crate::outlier::host_json(self),
         })

@@ -100,6 +100,18 @@ pub fn write_prometheus(manager: &ClusterManager, out: &mut Exposition) {
                 "Active health checks of the host that failed.",
                 s.hc_failures.load(Relaxed),
             );
+            counter(
+                out,
+                "healthcheck_attempt_total",
+                "Active health checks of the host run.",
+                s.hc_attempts.load(Relaxed),
+            );
+            counter(
+                out,
+                "healthcheck_success_total",
+                "Active health checks of the host that passed.",
+                s.hc_successes.load(Relaxed),
+            );
             gauge(
                 out,
                 "upstream_host_healthy",

@@ -273,7 +273,9 @@ enum Transition {
 impl Verdict {
     fn record(&mut self, host: &Host, ok: bool, spec: &CheckSpec) -> Transition {
         let failed = host.health_flags() & health::FAILED_ACTIVE_HC != 0;
+        host.stats.hc_attempts.fetch_add(1, Ordering::Relaxed);
         if ok {
+            host.stats.hc_successes.fetch_add(1, Ordering::Relaxed);
             self.failures = 0;
             if failed {
                 self.passes += 1;

@@ -229,6 +229,18 @@ async fn tcp_check_on_a_closed_port_fails() {
     assert!(eligible(&m, "t", open_addr));
     assert!(host(&m, "t", closed).stats.hc_failures.load(SeqCst) >= 1);
     assert_eq!(host(&m, "t", open_addr).stats.hc_failures.load(SeqCst), 0);
+    // Every check counts as an attempt; only the open port's pass.
+    let closed_stats = &host(&m, "t", closed).stats;
+    assert_eq!(
+        closed_stats.hc_attempts.load(SeqCst),
+        closed_stats.hc_failures.load(SeqCst)
+    );
+    assert_eq!(closed_stats.hc_successes.load(SeqCst), 0);
+    wait_until(Duration::from_secs(1), || {
+        host(&m, "t", open_addr).stats.hc_successes.load(SeqCst) >= 1
+    })
+    .await
+    .expect("the open port passes its checks");
     runner.abort();
 }
 
