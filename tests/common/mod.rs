@@ -578,3 +578,4 @@ pub mod peers;
 pub mod rpc;
 pub mod tls;
 pub mod trace_peers;
+pub mod xds;
