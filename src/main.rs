@@ -4,6 +4,7 @@
 mod control;
 mod logging;
 mod workers;
+mod xds;
 
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
@@ -64,10 +65,39 @@ fn main() -> ExitCode {
 }
 
 fn load(path: Option<&PathBuf>) -> Result<LoadedConfig, ConfigError> {
-    let loaded = match path {
+    let mut loaded = match path {
         Some(p) => load_file(p)?,
         None => load_str(QUICKSTART)?,
     };
+    // An xDS bootstrap's static clusters join the cluster manager's (the xDS server's
+    // among them); its errors stop the start like any other.
+    match mosn_xds::bootstrap::parse(&loaded.config) {
+        Ok(Some(bootstrap)) => {
+            let mut problems = mosn_config::error::Problems::default();
+            for (i, c) in bootstrap.static_clusters.into_iter().enumerate() {
+                let at = format!("static_resources.clusters[{i}]");
+                if loaded
+                    .config
+                    .cluster_manager
+                    .clusters
+                    .iter()
+                    .any(|k| k.name == c.name)
+                {
+                    problems.error(
+                        format!("{at}.name"),
+                        format!("cluster {:?} is also in cluster_manager", c.name),
+                    );
+                }
+                mosn_config::validate::check_cluster(&c, &at, &mut problems);
+                loaded.config.cluster_manager.clusters.push(c);
+            }
+            if !problems.errors.is_empty() {
+                return Err(ConfigError::Invalid(problems.errors));
+            }
+        }
+        Ok(None) => {}
+        Err(issues) => return Err(ConfigError::Invalid(issues)),
+    }
     // Certificates are read and matched to their keys now, so a bad one stops the
     // start (exit 2) with its JSON path.
     let mut issues: Vec<mosn_config::ConfigIssue> = mosn_proxy::snapshot::check_tls(&loaded.config)
@@ -238,8 +268,11 @@ fn run(
     };
     let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     let (drain_tx, shutdown) = Shutdown::channel();
+    let mut listener_control = Vec::with_capacity(worker_count);
     for (i, sockets) in per_worker.into_iter().enumerate() {
-        workers::spawn(i, sockets, snapshot.clone(), shutdown.clone())
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        listener_control.push(tx);
+        workers::spawn(i, sockets, rx, snapshot.clone(), shutdown.clone())
             .map_err(|e| format!("cannot start worker: {e}"))?;
     }
     tracing::info!(
@@ -248,7 +281,38 @@ fn run(
         env!("CARGO_PKG_VERSION")
     );
 
+    let running_config = Arc::new(std::sync::Mutex::new(config_json));
+    let xds = match mosn_xds::bootstrap::parse(config) {
+        Ok(Some(bootstrap)) => {
+            let cluster = config
+                .cluster_manager
+                .clusters
+                .iter()
+                .find(|c| c.name == bootstrap.ads_cluster)
+                .ok_or_else(|| format!("xDS cluster {:?} missing", bootstrap.ads_cluster))?;
+            let client = mosn_xds::client_config(&bootstrap, cluster)?;
+            let status = Arc::new(mosn_xds::status::XdsStatus::new(&client.uri, client.delta));
+            let applier = xds::RuntimeApplier::new(
+                config.clone(),
+                stats.clone(),
+                clusters.clone(),
+                tracer.clone(),
+                snapshot.clone(),
+                listener_control,
+                running_config.clone(),
+            );
+            Some((client, status, applier))
+        }
+        _ => None,
+    };
+
     control.block_on(async move {
+        let xds_status = xds.map(|(client, status, applier)| {
+            tracing::info!(server = %client.uri, delta = client.delta, node = %client.node.id, "xDS: connecting");
+            let state = mosn_xds::state::XdsState::new(applier);
+            tokio::spawn(mosn_xds::ads::run(client, state, status.clone()));
+            status
+        });
         // Active health checks and outlier detection run here, off the workers.
         let _health = mosn_upstream::health::spawn_health_checks(clusters.clone());
         let _outlier = mosn_upstream::outlier::spawn_outlier_detection(clusters.clone());
@@ -261,8 +325,18 @@ fn run(
         control::serve_metrics(metrics_listeners, &sources);
         if let Some(l) = admin_listener {
             let doc_sources = sources.clone();
+            let dump_status = xds_status.clone();
             let state = Arc::new(mosn_admin::AdminState {
-                config: Arc::new(config_json),
+                config: Box::new(move || {
+                    let mut doc = running_config.lock().map(|c| c.clone()).unwrap_or_default();
+                    if let Some(status) = &dump_status {
+                        doc["xds"] = status.to_json();
+                    }
+                    doc
+                }),
+                xds: xds_status.clone().map(|s| {
+                    Box::new(move || s.to_json()) as Box<dyn Fn() -> serde_json::Value + Send + Sync>
+                }),
                 stats: Box::new(move || doc_sources.stats_document()),
                 prometheus: Box::new(move || sources.prometheus_text(true)),
                 clusters: Arc::new(control::ClusterControl(clusters.clone())),
@@ -331,6 +405,7 @@ async fn wait_for_stop(
         let open = open_connections();
         if open == 0 {
             tracing::info!("drained; exiting");
+            mosn_proxy::access_log::flush_for_exit(Duration::from_secs(2));
             return Ok(ExitCode::SUCCESS);
         }
         if Instant::now() >= deadline {
@@ -338,6 +413,7 @@ async fn wait_for_stop(
                 open,
                 "graceful timeout reached; exiting with connections open"
             );
+            mosn_proxy::access_log::flush_for_exit(Duration::from_secs(2));
             return Ok(ExitCode::SUCCESS);
         }
         tokio::select! {

@@ -2,14 +2,20 @@
 //! listening sockets (SO_REUSEPORT) and its own upstream pools. Nothing on a worker's
 //! request path is shared with another worker except the read-only config snapshot
 //! and relaxed atomic stats.
+//!
+//! Listeners come and go at runtime (xDS): a worker takes [`ListenerCommand`]s. A
+//! removed listener stops accepting and its connections drain as on SIGTERM (the
+//! exchange in flight finishes, then they close), while the others run on.
 
 use arc_swap::ArcSwap;
 use mosn_proxy::{serve_connection, Shutdown, Snapshot};
+use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 use tokio::task::LocalSet;
 
 /// One listener socket given to one worker.
@@ -18,10 +24,20 @@ pub struct WorkerSocket {
     pub socket: StdListener,
 }
 
-/// Starts a worker thread serving `sockets` until shutdown drains it.
+/// A change to a worker's listeners.
+pub enum ListenerCommand {
+    /// Start accepting on this socket.
+    Add(WorkerSocket),
+    /// Stop accepting on the named listener and drain its connections.
+    Remove(String),
+}
+
+/// Starts a worker thread serving `sockets` (and those `commands` add) until
+/// shutdown drains it.
 pub fn spawn(
     index: usize,
     sockets: Vec<WorkerSocket>,
+    mut commands: mpsc::UnboundedReceiver<ListenerCommand>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -40,19 +56,9 @@ pub fn spawn(
             };
             let local = LocalSet::new();
             local.block_on(&runtime, async move {
-                let mut accepts = Vec::new();
+                let mut running: HashMap<String, watch::Sender<bool>> = HashMap::new();
                 for ws in sockets {
-                    match TcpListener::from_std(ws.socket) {
-                        Ok(listener) => accepts.push(tokio::task::spawn_local(accept_loop(
-                            listener,
-                            ws.listener_name,
-                            snapshot.clone(),
-                            shutdown.clone(),
-                        ))),
-                        Err(e) => {
-                            tracing::error!(worker = index, error = %e, "cannot register listener")
-                        }
-                    }
+                    start_listener(index, ws, &snapshot, &shutdown, &mut running);
                 }
                 // Idle upstream connections that are no use any more close within a
                 // sweep interval instead of at the next request.
@@ -63,8 +69,33 @@ pub fn spawn(
                         mosn_upstream::pool::sweep();
                     }
                 });
-                for a in accepts {
-                    let _ = a.await;
+                // Access log lines wait in a per-worker buffer; hand them over now and
+                // then, until the process ends (draining connections still log).
+                tokio::task::spawn_local(async {
+                    let mut tick = tokio::time::interval(mosn_proxy::access_log::FLUSH_INTERVAL);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    loop {
+                        tick.tick().await;
+                        mosn_proxy::access_log::flush_local();
+                    }
+                });
+                let mut draining = shutdown.clone();
+                loop {
+                    tokio::select! {
+                        command = commands.recv() => match command {
+                            Some(ListenerCommand::Add(ws)) => {
+                                start_listener(index, ws, &snapshot, &shutdown, &mut running);
+                            }
+                            Some(ListenerCommand::Remove(name)) => {
+                                if let Some(stop) = running.remove(&name) {
+                                    let _ = stop.send(true);
+                                }
+                            }
+                            // The control side is gone (the process is ending).
+                            None => draining.draining().await,
+                        },
+                        _ = draining.draining() => break,
+                    }
                 }
                 sweeper.abort();
                 // Listeners are closed; keep the runtime alive while connections drain.
@@ -72,6 +103,45 @@ pub fn spawn(
                 std::future::pending::<()>().await;
             });
         })
+}
+
+/// Starts accepting on one socket; its connections drain when the process drains
+/// or when the listener is removed (`running` holds the listener's switch).
+fn start_listener(
+    worker: usize,
+    ws: WorkerSocket,
+    snapshot: &Arc<ArcSwap<Snapshot>>,
+    process: &Shutdown,
+    running: &mut HashMap<String, watch::Sender<bool>>,
+) {
+    let listener = match TcpListener::from_std(ws.socket) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(worker, listener = %ws.listener_name, error = %e, "cannot register listener");
+            return;
+        }
+    };
+    let (stop, own) = Shutdown::channel();
+    // The listener drains with the process, too (until it drained on its own).
+    let (mut process, mut removed) = (process.clone(), own.clone());
+    let relay = stop.clone();
+    tokio::task::spawn_local(async move {
+        tokio::select! {
+            _ = process.draining() => {
+                let _ = relay.send(true);
+            }
+            _ = removed.draining() => {}
+        }
+    });
+    if let Some(previous) = running.insert(ws.listener_name.clone(), stop) {
+        let _ = previous.send(true);
+    }
+    tokio::task::spawn_local(accept_loop(
+        listener,
+        ws.listener_name,
+        snapshot.clone(),
+        own,
+    ));
 }
 
 async fn accept_loop(

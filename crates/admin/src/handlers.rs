@@ -16,7 +16,7 @@ pub fn index(_: &AdminState, _: &Request) -> Result<Reply, AdminError> {
 }
 
 pub fn config_dump(s: &AdminState, _: &Request) -> Result<Reply, AdminError> {
-    let mut config = (*s.config).clone();
+    let mut config = (s.config)();
     redact_secrets(&mut config);
     Ok(Reply::json(200, &config))
 }
@@ -282,6 +282,17 @@ pub fn disable_log(s: &AdminState, req: &Request) -> Result<Reply, AdminError> {
     }
     s.logs.set_enabled(&path, false)?;
     Ok(Reply::text(200, "disable logger success\n"))
+}
+
+/// The xDS client's state; 404 when the proxy runs without xDS.
+pub fn xds(s: &AdminState, _: &Request) -> Result<Reply, AdminError> {
+    match &s.xds {
+        Some(state) => Ok(Reply::json(200, &state())),
+        None => Ok(Reply::text(
+            404,
+            "xDS is not configured (no dynamic_resources)\n",
+        )),
+    }
 }
 
 /// MOSN: `pid=N&state=S`.

@@ -152,8 +152,11 @@ pub struct ServerInfo {
 
 /// What the admin API reads and changes.
 pub struct AdminState {
-    /// The running config, already rendered as JSON (secrets are redacted on output).
-    pub config: Arc<Value>,
+    /// Renders the running config as JSON (secrets are redacted on output); with xDS,
+    /// what the control plane applied is in it.
+    pub config: Box<dyn Fn() -> Value + Send + Sync>,
+    /// The xDS client's state (connection, last ACK/NACK per type); None without xDS.
+    pub xds: Option<Box<dyn Fn() -> Value + Send + Sync>>,
     /// Renders the stats document on demand.
     pub stats: Box<dyn Fn() -> Value + Send + Sync>,
     /// Renders every stat in Prometheus's text format.
@@ -279,6 +282,11 @@ const ENDPOINTS: &[Endpoint] = &[
         "/api/v1/config_dump",
         "the running config as JSON (inline private keys and session ticket keys redacted)",
         h::config_dump,
+    ),
+    get(
+        "/xds",
+        "the xDS client: server, variant (sotw/delta), connection, and per type the version last ACKed and the last NACK with its reason",
+        h::xds,
     ),
     get(
         "/api/v1/stats",

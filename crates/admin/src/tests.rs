@@ -85,14 +85,17 @@ fn fixture() -> Fixture {
         enabled: Mutex::new(true),
     });
     let state = AdminState {
-        config: Arc::new(json!({
-            "servers": [{"listeners": [{"filter_chains": [{"tls_context": {
-                "cert_chain": "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----",
-                "private_key": "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----",
-                "ticket": "ticket-secret"
-            }}]}]}],
-            "cluster_manager": {"clusters": [{"tls_context": {"private_key": "/etc/keys/client.key"}}]}
-        })),
+        config: Box::new(move || {
+            json!({
+                "servers": [{"listeners": [{"filter_chains": [{"tls_context": {
+                    "cert_chain": "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----",
+                    "private_key": "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----",
+                    "ticket": "ticket-secret"
+                }}]}]}],
+                "cluster_manager": {"clusters": [{"tls_context": {"private_key": "/etc/keys/client.key"}}]}
+            })
+        }),
+        xds: None,
         stats: Box::new(|| {
             json!({
                 "listener": {"a": {"downstream_request_total": 2, "downstream_connection_active": 1,

@@ -16,6 +16,9 @@ const FREE_FORM_KEYS: &[&str] = &[
     "default_subset",
     // tracing.config.config_map: OpenTelemetry resource attribute names
     "config_map",
+    // the xDS bootstrap is Envoy's JSON, read by crates/xds as it is written
+    "static_resources",
+    "dynamic_resources",
 ];
 
 /// Lower-cases every field name, except inside free-form maps.
@@ -51,9 +54,6 @@ const MOSN_KEYS_NOT_YET: &[&str] = &[
     "lazy_flush",
     "sample",
     "ewma",
-    "dynamic_resources",
-    "static_resources",
-    "node",
     "pprof",
     "plugin",
     "third_part_codec",

@@ -47,18 +47,6 @@ pub fn load_str(text: &str) -> Result<LoadedConfig, ConfigError> {
         }]));
     }
     let mut problems = Problems::default();
-    let has_servers = value
-        .get("servers")
-        .and_then(Value::as_array)
-        .is_some_and(|s| !s.is_empty());
-    for key in ["dynamic_resources", "static_resources"] {
-        if !has_servers && value.get(key).is_some() {
-            problems.error(
-                key,
-                "an xDS bootstrap is valid MOSN but not supported by mosn-rs yet",
-            );
-        }
-    }
     let Some(mut config) = typed_from_value::<MosnConfig>(&value, "", &mut problems) else {
         return Err(ConfigError::Invalid(problems.errors));
     };

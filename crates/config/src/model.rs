@@ -59,6 +59,13 @@ pub struct MosnConfig {
     /// MOSN's `metrics` (sinks: Prometheus).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<crate::metrics::MetricsConfig>,
+    /// The xDS bootstrap (Envoy's shape, as MOSN reads it): read by crates/xds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_resources: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dynamic_resources: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<Value>,
     /// MOSN's `tracing` (drivers: SkyWalking, OpenTelemetry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracing: Option<crate::tracing::TracingConfig>,

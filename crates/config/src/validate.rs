@@ -17,7 +17,8 @@ pub const LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FA
 /// Checks `config`, fills each filter's typed form, and records problems.
 pub fn validate(config: &mut MosnConfig, problems: &mut Problems) {
     let cluster_names = check_clusters(&config.cluster_manager, problems);
-    if config.servers.is_empty() {
+    // An xDS bootstrap may bring every listener from the control plane.
+    if config.servers.is_empty() && config.dynamic_resources.is_none() {
         problems.error("servers", "at least one server is required");
     }
     let mut listener_names = HashSet::new();
