@@ -5,18 +5,17 @@
 //! through a bounded queue: when it is full the line is dropped and counted, never
 //! waited for. SIGUSR1 reopens every file (logrotate).
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// MOSN's default format (pkg/types/accesslog.go), less its tracing ids.
 pub const DEFAULT_FORMAT: &str = "%start_time% %request_received_duration% %response_received_duration% %bytes_sent% %bytes_received% %protocol% %response_code% %duration% %response_flag% %response_code% %upstream_local_address% %downstream_local_address% %downstream_remote_address% %upstream_host%";
-/// Lines queued per file before new ones are dropped.
-const QUEUE_LINES: usize = 16 * 1024;
 
 /// A variable of MOSN's access log format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,6 +299,8 @@ fn find<'e>(kept: &'e [(Arc<str>, Box<[u8]>)], name: &str) -> Option<&'e [u8]> {
 /// One configured access log.
 pub struct AccessLog {
     parts: Vec<Part>,
+    /// Each part's JSON key (its variable's name; empty for text), made once.
+    json_names: Vec<String>,
     json: bool,
     sink: Arc<Sink>,
 }
@@ -308,42 +309,53 @@ impl AccessLog {
     /// From MOSN's config; Err names an unknown variable.
     pub fn new(path: &str, format: Option<&str>, json: bool) -> Result<AccessLog, String> {
         let format = format.filter(|f| !f.is_empty()).unwrap_or(DEFAULT_FORMAT);
+        let parts = parse_format(format)?;
+        let json_names = parts
+            .iter()
+            .map(|p| match p {
+                Part::Var(v) => v.name(),
+                Part::Text(_) => String::new(),
+            })
+            .collect();
         Ok(AccessLog {
-            parts: parse_format(format)?,
+            parts,
+            json_names,
             json,
             sink: Sink::for_path(path),
         })
     }
 
-    /// Formats and queues the line of a finished request.
+    /// Formats the line of a finished request into this thread's buffer for its file.
     pub fn log<'h>(&self, e: &Entry, header: impl Fn(&str) -> Option<&'h [u8]>) {
-        let mut line = String::with_capacity(256);
-        if self.json {
-            line.push('{');
-            let mut first = true;
-            for p in &self.parts {
-                let Part::Var(v) = p else { continue };
-                if !first {
-                    line.push(',');
+        with_local_buffer(&self.sink, |line| {
+            if self.json {
+                line.push('{');
+                let mut first = true;
+                for (p, name) in self.parts.iter().zip(&self.json_names) {
+                    let Part::Var(v) = p else { continue };
+                    if !first {
+                        line.push(',');
+                    }
+                    first = false;
+                    json_string(line, name);
+                    line.push(':');
+                    // Rendered in place, then escaped where it stands.
+                    let at = line.len();
+                    render(line, v, e, &header);
+                    let value = line.split_off(at);
+                    json_string(line, &value);
                 }
-                first = false;
-                json_string(&mut line, &v.name());
-                line.push(':');
-                let mut value = String::new();
-                render(&mut value, v, e, &header);
-                json_string(&mut line, &value);
-            }
-            line.push('}');
-        } else {
-            for p in &self.parts {
-                match p {
-                    Part::Text(t) => line.push_str(t),
-                    Part::Var(v) => render(&mut line, v, e, &header),
+                line.push('}');
+            } else {
+                for p in &self.parts {
+                    match p {
+                        Part::Text(t) => line.push_str(t),
+                        Part::Var(v) => render(line, v, e, &header),
+                    }
                 }
             }
-        }
-        line.push('\n');
-        self.sink.push(line);
+            line.push('\n');
+        });
     }
 
     /// Lines dropped because the writer fell behind.
@@ -529,10 +541,18 @@ fn sinks() -> &'static Mutex<SinksByPath> {
     SINKS.get_or_init(|| Mutex::new(Vec::new()))
 }
 
+/// Lines of one worker for one file, handed to the writer as one piece.
+struct Chunk {
+    text: String,
+    lines: u64,
+}
+
 /// One log file and the thread that writes it.
 struct Sink {
-    tx: SyncSender<String>,
+    tx: SyncSender<Chunk>,
     dropped: AtomicU64,
+    /// Chunks sent and not yet written (for the flush at exit).
+    in_flight: AtomicU64,
 }
 
 impl Sink {
@@ -542,26 +562,118 @@ impl Sink {
         if let Some((_, s)) = list.iter().find(|(p, _)| p == path) {
             return s.clone();
         }
-        let (tx, rx) = sync_channel(QUEUE_LINES);
+        let (tx, rx) = sync_channel(QUEUE_CHUNKS);
         let sink = Arc::new(Sink {
             tx,
             dropped: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         });
         let owned = path.to_string();
+        let writer = sink.clone();
         let _ = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_lines(&owned, rx));
+            .spawn(move || write_chunks(&owned, rx, &writer));
         list.push((path.to_string(), sink.clone()));
         sink
     }
 
-    fn push(&self, line: String) {
-        match self.tx.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+    fn push(&self, chunk: Chunk) {
+        let lines = chunk.lines;
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send(chunk).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            self.dropped.fetch_add(lines, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Chunks waiting for their writer before new ones are dropped (each up to
+/// `CHUNK_BYTES`, so at most 16 MiB per file).
+const QUEUE_CHUNKS: usize = 512;
+/// A worker's lines for one file go to the writer when they reach this size, or at
+/// the worker's next flush tick ([`flush_local`]), whichever comes first.
+const CHUNK_BYTES: usize = 32 * 1024;
+/// How often workers hand their buffered lines over (and so the longest a line waits
+/// before it is written; Envoy's default file flush interval is 1 s).
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+
+thread_local! {
+    /// This thread's unwritten lines, per file: formatting appends here, so a request
+    /// costs no allocation, no lock and no wake-up of the writer.
+    static LOCAL: RefCell<Vec<(Arc<Sink>, Chunk)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Appends a line to this thread's buffer for `sink` with `write`, handing the
+/// buffer over once it is big enough.
+fn with_local_buffer(sink: &Arc<Sink>, write: impl FnOnce(&mut String)) {
+    LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        let index = match local.iter().position(|(s, _)| Arc::ptr_eq(s, sink)) {
+            Some(i) => i,
+            None => {
+                local.push((
+                    sink.clone(),
+                    Chunk {
+                        text: String::with_capacity(CHUNK_BYTES + 1024),
+                        lines: 0,
+                    },
+                ));
+                local.len() - 1
+            }
+        };
+        let (sink, chunk) = &mut local[index];
+        write(&mut chunk.text);
+        chunk.lines += 1;
+        if chunk.text.len() >= CHUNK_BYTES {
+            let full = std::mem::replace(
+                chunk,
+                Chunk {
+                    text: String::with_capacity(CHUNK_BYTES + 1024),
+                    lines: 0,
+                },
+            );
+            sink.push(full);
+        }
+    });
+}
+
+/// Hands this thread's buffered lines to their writers. Workers call it every
+/// [`FLUSH_INTERVAL`].
+pub fn flush_local() {
+    LOCAL.with(|local| {
+        for (sink, chunk) in local.borrow_mut().iter_mut() {
+            if chunk.lines > 0 {
+                let text = std::mem::replace(&mut chunk.text, String::with_capacity(1024));
+                let lines = std::mem::take(&mut chunk.lines);
+                sink.push(Chunk { text, lines });
             }
         }
+    });
+}
+
+/// At exit: gives the workers a flush tick, then waits (up to `limit`) until every
+/// writer wrote what it was given.
+pub fn flush_for_exit(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let open = sinks().lock().map(|l| !l.is_empty()).unwrap_or(false);
+    if !open {
+        return;
+    }
+    std::thread::sleep(FLUSH_INTERVAL + Duration::from_millis(10));
+    flush_local();
+    loop {
+        let pending: u64 = sinks()
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .map(|(_, s)| s.in_flight.load(Ordering::Relaxed))
+                    .sum()
+            })
+            .unwrap_or(0);
+        if pending == 0 || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -586,7 +698,7 @@ fn open(path: &str) -> Out {
         "stdout" | "/dev/stdout" => Out::Stdout,
         "stderr" | "/dev/stderr" => Out::Stderr,
         _ => match OpenOptions::new().create(true).append(true).open(path) {
-            Ok(f) => Out::File(BufWriter::new(f)),
+            Ok(f) => Out::File(BufWriter::with_capacity(64 * 1024, f)),
             Err(e) => {
                 tracing::error!(path, error = %e, "cannot open access log");
                 Out::Broken
@@ -595,10 +707,10 @@ fn open(path: &str) -> Out {
     }
 }
 
-fn write_lines(path: &str, rx: Receiver<String>) {
+fn write_chunks(path: &str, rx: Receiver<Chunk>, sink: &Sink) {
     let mut out = open(path);
     let mut generation = REOPEN_GENERATION.load(Ordering::Relaxed);
-    while let Ok(line) = rx.recv() {
+    while let Ok(chunk) = rx.recv() {
         let now = REOPEN_GENERATION.load(Ordering::Relaxed);
         if now != generation {
             generation = now;
@@ -616,14 +728,17 @@ fn write_lines(path: &str, rx: Receiver<String>) {
             }
             Out::Broken => {}
         };
-        write(&line);
+        write(&chunk.text);
+        let mut written = 1;
         // Drain what is queued, then flush once.
         while let Ok(more) = rx.try_recv() {
-            write(&more);
+            write(&more.text);
+            written += 1;
         }
         if let Out::File(f) = &mut out {
             let _ = f.flush();
         }
+        sink.in_flight.fetch_sub(written, Ordering::Relaxed);
     }
 }
 
@@ -658,6 +773,7 @@ mod tests {
         assert_eq!(parts.len(), 5);
         let log = AccessLog {
             parts,
+            json_names: Vec::new(),
             json: false,
             sink: Sink::for_path("/dev/null"),
         };
