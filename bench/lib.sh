@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2034  # sets variables for the scripts sourcing it
-# Shared by bench/run.sh (HTTP/1.1), bench/run-h2.sh (HTTP/2, gRPC) and
-# bench/run-tls.sh (TLS). Sourced, never run: the caller has `set -euo
+# Shared by bench/run.sh (HTTP/1.1), bench/run-h2.sh (HTTP/2, gRPC),
+# bench/run-tls.sh (TLS), bench/run-rpc.sh (Bolt, Dubbo) and
+# bench/run-observe.sh (access log and tracing cost). Sourced, never run: the caller has `set -euo
 # pipefail` and sets KEEP_TMP and ROUNDS before using them. Only 127.0.0.1 is
 # used; every process started with `start` is stopped when the caller exits
 # (also on Ctrl-C or an error).
@@ -321,19 +322,22 @@ write_envoy() {
             typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}" "${@:2}"
 }
 
-# write_mosn DOWNSTREAM UPSTREAM UPSTREAM_PORT [CHAIN_JSON [CLUSTER_JSON [MATCH_JSON]]]:
+# write_mosn DOWNSTREAM UPSTREAM UPSTREAM_PORT [CHAIN_JSON [CLUSTER_JSON [MATCH_JSON
+# [LISTENER_JSON [TOP_JSON]]]]]:
 # $TMP/mosn.json, mosn-rs (MOSN v2 config, one worker) listening on
 # PORT[mosn], a proxy filter (downstream_protocol DOWNSTREAM,
 # upstream_protocol UPSTREAM) routing everything to the cluster `up`
-# (127.0.0.1:UPSTREAM_PORT). CHAIN_JSON / CLUSTER_JSON: more members of the
-# filter chain / cluster, each followed by a comma. MATCH_JSON: the route's
-# match (default {"prefix":"/"}; RPC protocols match on headers instead).
+# (127.0.0.1:UPSTREAM_PORT). CHAIN_JSON / CLUSTER_JSON / LISTENER_JSON /
+# TOP_JSON: more members of the filter chain / cluster / listener / top-level
+# object (e.g. access_logs, admin, tracing), each followed by a comma.
+# MATCH_JSON: the route's match (default {"prefix":"/"}; RPC protocols match on
+# headers instead).
 write_mosn() {
     local match=${6:-'{"prefix":"/"}'}
     cat >"$TMP/mosn.json" <<EOF
-{"servers":[{"default_log_path":"stderr","default_log_level":"ERROR","processor":1,
+{${8:-}"servers":[{"default_log_path":"stderr","default_log_level":"ERROR","processor":1,
   "routers":[{"router_config_name":"r","virtual_hosts":[{"name":"h","domains":["*"],"routers":[{"match":$match,"route":{"cluster_name":"up"}}]}]}],
-  "listeners":[{"name":"l","address":"127.0.0.1:${PORT[mosn]}","bind_port":true,"filter_chains":[{${4:-}"filters":[{"type":"proxy","config":{"downstream_protocol":"$1","upstream_protocol":"$2","router_config_name":"r"}}]}]}]}],
+  "listeners":[{"name":"l","address":"127.0.0.1:${PORT[mosn]}","bind_port":true,${7:-}"filter_chains":[{${4:-}"filters":[{"type":"proxy","config":{"downstream_protocol":"$1","upstream_protocol":"$2","router_config_name":"r"}}]}]}]}],
  "cluster_manager":{"clusters":[{"name":"up",${5:-}"type":"SIMPLE","lb_type":"LB_ROUNDROBIN","hosts":[{"address":"127.0.0.1:$3"}]}]}}
 EOF
 }
@@ -396,27 +400,32 @@ children_cpu_us() {
 # load-generator run, which must run in between as a child of the calling
 # shell (not in a subshell). meter_end sets, in µs: METER_CPU (utime+stime of
 # PID's process tree: the proxy), METER_UPSTREAM (the same for UPSTREAM_PID,
-# 0 without it), METER_GEN (user+system time of the load generator),
-# METER_OTHER ("other CPU", above) and METER_BUSY (the machine's busy time,
-# all cores); and METER_RSS, VmRSS of PID's tree after the run, in KiB.
+# 0 without it), METER_SIDE (the same for the global METER_SIDE_PID when set,
+# a helper of the proxy such as a trace collector; 0 without it), METER_GEN
+# (user+system time of the load generator), METER_OTHER ("other CPU", above,
+# which leaves out METER_SIDE_PID's too) and METER_BUSY (the machine's busy
+# time, all cores); and METER_RSS, VmRSS of PID's tree after the run, in KiB.
 meter_begin() {
-    _M_PID=$1 _M_UP=${2:-} _M_UPT=0 _M_UPU=0
+    _M_PID=$1 _M_UP=${2:-} _M_UPT=0 _M_UPU=0 _M_SIDE=${METER_SIDE_PID:-} _M_SDT=0 _M_SDU=0
     read -r _M_CPU _M_USR < <("$PY" "$BENCH/procstat.py" cpu "$_M_PID")
     [[ -z $_M_UP ]] || read -r _M_UPT _M_UPU < <("$PY" "$BENCH/procstat.py" cpu "$_M_UP")
+    [[ -z $_M_SIDE ]] || read -r _M_SDT _M_SDU < <("$PY" "$BENCH/procstat.py" cpu "$_M_SIDE")
     children_cpu_us _M_CHU _M_CHT
     read -r _M_MU _M_MB < <(machine_cpu_us)
 }
 # shellcheck disable=SC2153  # _M_CHU and _M_CHT are set by children_cpu_us
 meter_end() {
-    local mu mb chu cht cpu usr upt=0 upu=0
+    local mu mb chu cht cpu usr upt=0 upu=0 sdt=0 sdu=0
     read -r mu mb < <(machine_cpu_us)
     children_cpu_us chu cht
     read -r cpu usr < <("$PY" "$BENCH/procstat.py" cpu "$_M_PID")
     [[ -z $_M_UP ]] || read -r upt upu < <("$PY" "$BENCH/procstat.py" cpu "$_M_UP")
+    [[ -z $_M_SIDE ]] || read -r sdt sdu < <("$PY" "$BENCH/procstat.py" cpu "$_M_SIDE")
     METER_CPU=$((cpu - _M_CPU))
     METER_UPSTREAM=$((upt - _M_UPT))
+    METER_SIDE=$((sdt - _M_SDT))
     METER_GEN=$((cht - _M_CHT))
-    METER_OTHER=$(((mu - _M_MU) - (usr - _M_USR) - (upu - _M_UPU) - (chu - _M_CHU)))
+    METER_OTHER=$(((mu - _M_MU) - (usr - _M_USR) - (upu - _M_UPU) - (sdu - _M_SDU) - (chu - _M_CHU)))
     METER_BUSY=$((mb - _M_MB))
     METER_RSS=$("$PY" "$BENCH/procstat.py" rss "$_M_PID")
 }

@@ -9,6 +9,9 @@ need no special care: /proc/PID/stat already sums all threads of a process.
                              (total = utime+stime; user = utime alone)
     procstat.py rss PID   -> VmRSS of the tree, in KiB
     procstat.py pids PID  -> the PIDs of the tree
+    procstat.py threads PID -> CPU time (utime+stime, microseconds) of PID's
+                             threads by name, a line "NAME US" each (threads
+                             of the same name summed)
 
 Also imported by idle_conns.py so both use one definition of "the proxy".
 """
@@ -61,6 +64,21 @@ def cpu_us(root):
     return ((user + system) * 1_000_000 // CLK_TCK, user * 1_000_000 // CLK_TCK)
 
 
+def threads_us(pid):
+    """{thread name: utime+stime in microseconds} of the threads of one process."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            fields = _stat_fields(f"{pid}/task/{tid}")
+        except OSError:
+            continue  # exited while we looked
+        ticks = int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
+        out[name] = out.get(name, 0) + ticks * 1_000_000 // CLK_TCK
+    return out
+
+
 def rss_kib(root):
     total = 0
     for pid in tree(root):
@@ -83,8 +101,11 @@ def main():
         print(rss_kib(pid))
     elif what == "pids":
         print(" ".join(map(str, tree(pid))))
+    elif what == "threads":
+        for name, us in sorted(threads_us(pid).items()):
+            print(name.replace(" ", "_"), us)
     else:
-        sys.exit(f"usage: {sys.argv[0]} cpu|rss|pids PID")
+        sys.exit(f"usage: {sys.argv[0]} cpu|rss|pids|threads PID")
 
 
 if __name__ == "__main__":
