@@ -91,6 +91,13 @@ fn lifecycle(variant: AdsVariant) {
         server.stderr_text()
     );
     assert_eq!(until_answer(port, "a").as_deref(), Some("a"));
+    // An HTTP/2 client, an HTTP/1.1 cluster (no protocol options: Envoy's default).
+    if let Some(out) = common::tls::curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://127.0.0.1:{port}/"),
+    ]) {
+        assert_eq!(out.stdout, "a", "{out:?}");
+    }
     let page = xds_page(admin);
     assert_eq!(page["variant"], variant.event_name(), "{page}");
     assert_eq!(page["connected"], true, "{page}");

@@ -653,6 +653,23 @@ pub struct ClusterConfig {
     /// STRICT_DNS: `V4_ONLY`, `V6_ONLY` (and Envoy's `V4_PREFERRED`, `AUTO`, `ALL`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub dns_lookup_family: String,
+    /// The HTTP protocol spoken to the cluster's hosts (`Http1`, `Http2`), over the
+    /// proxy filter's `upstream_protocol`; empty: the filter's. (mosn-rs: Envoy's
+    /// per-cluster protocol options arrive here from xDS.)
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub upstream_protocol: String,
+}
+
+impl ClusterConfig {
+    /// The cluster's own upstream HTTP protocol, when it names one.
+    pub fn http_protocol(&self) -> Option<crate::filters::ProxyProtocol> {
+        match crate::filters::parse_protocol(&self.upstream_protocol) {
+            Some(
+                p @ (crate::filters::ProxyProtocol::Http1 | crate::filters::ProxyProtocol::Http2),
+            ) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// MOSN's `lb_subset_config`. Subset balancing is on when `subset_selectors` is not empty.

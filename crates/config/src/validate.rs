@@ -90,6 +90,15 @@ fn check_clusters(cm: &ClusterManagerConfig, problems: &mut Problems) -> HashSet
 
 /// Checks one cluster on its own (also used for clusters added at runtime).
 pub fn check_cluster(cluster: &ClusterConfig, path: &str, problems: &mut Problems) {
+    if !cluster.upstream_protocol.is_empty() && cluster.http_protocol().is_none() {
+        problems.error(
+            format!("{path}.upstream_protocol"),
+            format!(
+                "{:?}: a cluster speaks Http1 or Http2",
+                cluster.upstream_protocol
+            ),
+        );
+    }
     if cluster.name.is_empty() {
         problems.error(format!("{path}.name"), "a cluster needs a name");
     }

@@ -169,7 +169,7 @@ async fn forward(
         )
         .await;
     }
-    if conn.listener.upstream == Some(mosn_config::filters::ProxyProtocol::Http2) {
+    if conn.listener.upstream_for(&cluster) == Some(mosn_config::filters::ProxyProtocol::Http2) {
         let ctx = LbContext {
             hash,
             metadata_match: choice.metadata_match.map(|m| m.map()),

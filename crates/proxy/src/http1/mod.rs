@@ -113,6 +113,13 @@ fn looks_like_http1(start: &[u8]) -> Option<bool> {
 }
 
 impl HttpListener {
+    /// The HTTP protocol spoken to `cluster`: its own (Envoy's per-cluster protocol
+    /// options, from xDS), else the proxy filter's `upstream_protocol` (None: the
+    /// client's).
+    pub fn upstream_for(&self, cluster: &mosn_upstream::Cluster) -> Option<ProxyProtocol> {
+        cluster.config.http_protocol().or(self.upstream)
+    }
+
     pub fn new(
         cfg: &ProxyFilterConfig,
         routes: Arc<RouteTable>,

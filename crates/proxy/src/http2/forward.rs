@@ -70,7 +70,7 @@ pub(super) async fn forward(
     };
     // RFC 8441: a WebSocket goes to an HTTP/1.1 upstream as an Upgrade, unretried.
     let websocket = super::websocket::requested(parts);
-    if websocket && listener.upstream == Some(ProxyProtocol::Http2) {
+    if websocket && listener.upstream_for(&cluster) == Some(ProxyProtocol::Http2) {
         return local_reply(
             ctx,
             &mut respond,
@@ -161,7 +161,10 @@ pub(super) async fn forward(
             return super::websocket::forward(&up, parts, body, respond, idle).await;
         }
         let status_retry = retries.status_retry(body.resendable());
-        let end = match listener.upstream.unwrap_or(ProxyProtocol::Http2) {
+        let end = match listener
+            .upstream_for(&cluster)
+            .unwrap_or(ProxyProtocol::Http2)
+        {
             ProxyProtocol::Http1 => {
                 h1_upstream::try_once(&up, parts, &mut body, &mut respond, status_retry).await
             }

@@ -76,7 +76,7 @@ pub(super) fn spawn(
         headers,
         body,
     };
-    let h1 = listener.upstream == Some(ProxyProtocol::Http1);
+    let h1 = listener.upstream_for(&cluster) == Some(ProxyProtocol::Http1);
     let http2 = listener.http2.clone();
     let limits = listener.upstream_limits;
     tokio::task::spawn_local(async move {

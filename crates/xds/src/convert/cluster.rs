@@ -26,8 +26,8 @@ pub struct ClusterOut {
     pub eds_service: Option<String>,
     /// SDS secrets its TLS context needs (see `apply_secrets`).
     pub secrets: Vec<String>,
-    /// The HTTP protocol Envoy would speak to its hosts. The model cannot say this per
-    /// cluster (the proxy filter's `upstream_protocol` is per listener).
+    /// The HTTP protocol Envoy would speak to its hosts (also set as the cluster's
+    /// `upstream_protocol`).
     pub upstream_protocol: UpstreamProtocol,
 }
 
@@ -124,6 +124,12 @@ fn convert(c: &cl::Cluster, ctx: &mut Ctx) -> Result<ClusterOut, ConvertError> {
         }
     }
     let upstream_protocol = upstream_http::protocol(c, ctx, &mut out)?;
+    // The cluster says how its hosts are spoken to, over the listener's default.
+    out.upstream_protocol = match upstream_protocol {
+        UpstreamProtocol::Http1 => "Http1".into(),
+        UpstreamProtocol::Http2 => "Http2".into(),
+        UpstreamProtocol::Downstream => String::new(),
+    };
     ignored_fields(c, ctx)?;
     Ok(ClusterOut {
         cluster: out,
