@@ -176,3 +176,74 @@ fn mosns_xds_sample_bootstrap_validates() {
     let out = common::cli::run_on_file("validate", &root.join("xds-server-sample/config.json"));
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
 }
+
+/// The xDS server's cluster with mutual TLS (the bootstrap's transport socket: CA, SNI,
+/// client certificate), through a TLS-terminating mosn-rs (tcp_proxy) in front of the
+/// control plane that requires the client's certificate.
+#[test]
+fn the_xds_server_is_reached_over_mutual_tls() {
+    let Some(server) = XdsServer::start() else {
+        return;
+    };
+    let Some(pki) = common::tls::Pki::new() else {
+        return;
+    };
+    let server_cert = pki.server("xds", "xds.test", &["DNS:xds.test"]);
+    let client_cert = pki.client(
+        "sidecar",
+        "sidecar",
+        &["URI:spiffe://cluster.local/ns/default/sa/app"],
+    );
+    // The terminator: TLS with client verification, bytes on to the control plane.
+    let (front, front_admin) = (free_port(), free_port());
+    let terminator = json!({
+        "servers": [{"default_log_path": "stderr", "processor": 1,
+            "listeners": [{"name": "tls", "address": format!("127.0.0.1:{front}"), "bind_port": true,
+                "filter_chains": [{
+                    "tls_context": {"status": true, "cert_chain": server_cert.cert_path(),
+                        "private_key": server_cert.key_path(), "ca_cert": pki.ca_cert_path(),
+                        "verify_client": true, "require_client_cert": true},
+                    "filters": [{"type": "tcp_proxy", "config": {"cluster": "cp"}}]}]}]}],
+        "cluster_manager": {"clusters": [{"name": "cp", "type": "SIMPLE", "lb_type": "LB_RANDOM",
+            "hosts": [{"address": server.addr().to_string()}]}]},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": front_admin}}}
+    });
+    let _front = Mosn::start(&terminator.to_string(), &[front, front_admin]);
+
+    let admin = free_port();
+    let mut bootstrap = envoy_ads_bootstrap_variant(front, "mosn-mtls", admin, AdsVariant::Delta);
+    bootstrap["static_resources"]["clusters"][0]["transport_socket"] = json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": "xds.test",
+            "common_tls_context": {
+                "tls_certificates": [{"certificate_chain": {"filename": client_cert.cert_path()},
+                                      "private_key": {"filename": client_cert.key_path()}}],
+                "validation_context": {"trusted_ca": {"filename": pki.ca_cert_path()}}
+            }
+        }
+    });
+    let m = Mosn::start(&bootstrap.to_string(), &[admin]);
+    let up = tagged_upstream("over-mtls");
+    let port = free_port();
+    server.snapshot(
+        "t1",
+        vec![
+            listener_http("l1", port, "rc1"),
+            route_config("rc1", vhosts_to("c1")),
+            cluster_static("c1", &[up.addr]),
+        ],
+    );
+    assert_eq!(
+        until_answer(port, "over-mtls").as_deref(),
+        Some("over-mtls"),
+        "{}\n{}",
+        xds_page(admin),
+        m.log_text()
+    );
+    assert_eq!(
+        xds_page(admin)["server"],
+        format!("https://127.0.0.1:{front}")
+    );
+}

@@ -138,10 +138,16 @@ async fn connect(config: &ClientConfig) -> Result<Channel, String> {
             .tls_config(tls.clone())
             .map_err(|e| format!("xDS TLS: {e}"))?;
     }
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("connect to {}: {e}", config.uri))
+    endpoint.connect().await.map_err(|e| {
+        // tonic's "transport error" says little: the causes underneath say why.
+        let mut text = format!("connect to {}: {e}", config.uri);
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        text
+    })
 }
 
 /// What the client knows across streams.

@@ -54,7 +54,9 @@ pub fn client_config(
             } else {
                 t.server_name.clone()
             };
-            Some(cfg.domain_name(name))
+            // A server (or a TLS terminator before it) that does not negotiate ALPN
+            // still speaks HTTP/2: gRPC has no other.
+            Some(cfg.domain_name(name).assume_http2(true))
         }
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
