@@ -23,25 +23,40 @@ pub(crate) fn id64() -> u64 {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Lower-case hex of `v`, `N` digits (N = 2 × the bytes of the value).
-fn hex<const N: usize>(v: u128) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        let shift = 4 * (N - 1 - i);
-        *b = HEX[((v >> shift) & 0xf) as usize];
+/// Lower-case hex digits of an id, on the stack.
+#[derive(Clone, Copy)]
+pub(crate) struct Hex<const N: usize>([u8; N]);
+
+impl<const N: usize> Hex<N> {
+    /// `N` digits of `v` (N = 2 × the bytes of the value).
+    fn of(v: u128) -> Self {
+        let mut out = [0u8; N];
+        for (i, b) in out.iter_mut().enumerate() {
+            let shift = 4 * (N - 1 - i);
+            *b = HEX[((v >> shift) & 0xf) as usize];
+        }
+        Hex(out)
     }
-    out
+
+    pub fn as_str(&self) -> &str {
+        // The digits are ASCII: this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The digits as bytes (no UTF-8 check: for base64 and protobuf).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// 32 lower-case hex digits.
-pub(crate) fn hex128(v: u128) -> String {
-    // The digits are ASCII, so the conversion cannot fail.
-    String::from_utf8_lossy(&hex::<32>(v)).into_owned()
+pub(crate) fn hex128(v: u128) -> Hex<32> {
+    Hex::of(v)
 }
 
 /// 16 lower-case hex digits.
-pub(crate) fn hex64(v: u64) -> String {
-    String::from_utf8_lossy(&hex::<16>(u128::from(v))).into_owned()
+pub(crate) fn hex64(v: u64) -> Hex<16> {
+    Hex::of(u128::from(v))
 }
 
 /// Parses exactly `len` lower-case hex digits (W3C forbids upper case).
@@ -68,10 +83,10 @@ mod tests {
     #[test]
     fn hex_round_trips() {
         let v = 0x0af7651916cd43dd8448eb211c80319c_u128;
-        assert_eq!(hex128(v), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(hex128(v).as_str(), "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(parse_hex(hex128(v).as_bytes(), 32), Some(v));
-        assert_eq!(hex64(0xb7ad6b7169203331), "b7ad6b7169203331");
-        assert_eq!(hex64(1), "0000000000000001");
+        assert_eq!(hex64(0xb7ad6b7169203331).as_str(), "b7ad6b7169203331");
+        assert_eq!(hex64(1).as_str(), "0000000000000001");
         assert_eq!(parse_hex(b"0A", 2), None);
         assert_eq!(parse_hex(b"0a", 3), None);
         assert_ne!(id128(), id128());

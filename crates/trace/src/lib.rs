@@ -47,14 +47,20 @@
 //!
 //! # Export
 //! `start`, `upstream_headers` and `finish` take no lock; ids come from the
-//! per-thread `fastrand` generator; `finish` copies the request's facts into one
-//! record and `try_send`s it to a bounded queue (`max_queue_spans`): a full queue
-//! drops the span and counts it. A thread named `trace-export`, with its own
-//! current-thread tokio runtime, batches records (`batch_size`, `flush_interval`),
-//! encodes them and sends them with tonic. When the collector is down, a batch is
-//! retried (up to 3 tries) with jittered exponential back-off (200 ms to 30 s); while
-//! it waits the queue fills and then drops, so memory stays bounded and the proxy is
-//! never slowed. A collector that is down at start is fine: the connection is lazy.
+//! per-thread `fastrand` generator and stay integers until a header or an export
+//! needs their text. A sampled span keeps all its text (incoming context, upstream
+//! peer, and at `finish` the request's facts) in one buffer, allocated at `start`;
+//! `finish` moves that buffer into one record and `try_send`s it to a bounded queue
+//! (`max_queue_spans`): a full queue drops the span and counts it. A thread named
+//! `trace-export`, with its own current-thread tokio runtime, batches records
+//! (`batch_size`, `flush_interval`), encodes each batch field by field into one byte
+//! buffer reused from batch to batch (the bytes prost would write for the same
+//! messages, without building them), and sends those bytes with tonic as they are.
+//! The log reporters decode them back to log each span. When the collector is down,
+//! a batch is retried (up to 3 tries) with jittered exponential back-off (200 ms to
+//! 30 s); while it waits the queue fills and then drops, so memory stays bounded and
+//! the proxy is never slowed. A collector that is down at start is fine: the
+//! connection is lazy.
 
 mod export;
 mod ids;
@@ -66,7 +72,7 @@ mod sw8;
 mod traceparent;
 
 use mosn_config::tracing::{DriverSettings, TracingConfig, TracingSettings};
-use record::{Ctx, Exit, Finished, OtelCtx, SkyCtx};
+use record::{Ctx, Field, Finished, OtelCtx, SkyCtx, Texts};
 use stats::Stats;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -177,24 +183,33 @@ impl Tracer {
     /// said no): the caller then passes any context headers through untouched.
     pub fn start<'h>(&self, header: &dyn Fn(&str) -> Option<&'h [u8]>) -> Option<Box<Span>> {
         let inner = &self.inner;
+        // A span's text fields share one buffer, allocated once the span is
+        // sampled (or an incoming sw8 needs somewhere to be decoded).
+        let mut text = Texts::default();
         let ctx = match &inner.kind {
             Kind::SkyWalking { .. } => {
-                let parent = header("sw8").and_then(sw8::parse);
-                if !self.sampled(parent.as_ref().map(|p| p.sampled)) {
+                let incoming = header("sw8");
+                // The buffer is sized once: for the incoming sw8 and for the path,
+                // which it holds twice (our endpoint now, the request's at finish).
+                let endpoint = match incoming {
+                    Some(value) => {
+                        let endpoint = endpoint_of(header);
+                        text.reserve(value.len() + 2 * endpoint.len());
+                        Some(endpoint)
+                    }
+                    None => None,
+                };
+                let parent = incoming.and_then(|v| text.set_sw8_parent(v));
+                if !self.sampled(parent.map(|p| p.sampled)) {
                     return None;
                 }
-                let endpoint = header(":path")
-                    .and_then(|p| std::str::from_utf8(p).ok())
-                    .map(|p| record::path_only(p).to_string())
-                    .unwrap_or_default();
+                let endpoint = endpoint.unwrap_or_else(|| endpoint_of(header));
+                text.reserve(2 * endpoint.len());
+                text.set(Field::Endpoint, endpoint);
                 Ctx::SkyWalking(SkyCtx {
-                    trace_id: match &parent {
-                        Some(p) => p.trace_id.clone(),
-                        None => ids::hex128(ids::id128()),
-                    },
-                    segment_id: ids::hex128(ids::id128()),
-                    parent: parent.map(Box::new),
-                    endpoint,
+                    new_trace_id: parent.is_none().then(ids::id128),
+                    segment_id: ids::id128(),
+                    parent_span_id: parent.map(|p| p.span_id),
                 })
             }
             Kind::Otel => {
@@ -207,13 +222,13 @@ impl Tracer {
                     .and(header("tracestate"))
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_string);
+                    .unwrap_or("");
+                text.reserve(tracestate.len());
+                text.set(Field::TraceState, tracestate);
                 Ctx::Otel(OtelCtx {
                     trace_id: parent.map_or_else(ids::id128, |p| p.trace_id),
                     span_id: ids::id64(),
                     parent_span_id: parent.map(|p| p.parent_id),
-                    tracestate,
                 })
             }
         };
@@ -221,8 +236,9 @@ impl Tracer {
         Some(Box::new(Span {
             inner: inner.clone(),
             start_ns: unix_nanos(),
-            exit: None,
+            exit_start_ns: None,
             ctx,
+            text,
         }))
     }
 
@@ -269,8 +285,10 @@ impl Drop for Tracer {
 pub struct Span {
     inner: Arc<Inner>,
     start_ns: u64,
-    exit: Option<Exit>,
+    /// See `Finished::exit_start_ns`.
+    exit_start_ns: Option<u64>,
     ctx: Ctx,
+    text: Texts,
 }
 
 impl Span {
@@ -289,20 +307,12 @@ impl Span {
     /// addressUsedAtClient and exit-span peer). Called once per upstream attempt; the
     /// last one wins for the exit span.
     pub fn upstream_headers(&mut self, peer: &str) -> Vec<(&'static str, String)> {
-        let now = unix_nanos();
-        match &mut self.exit {
-            Some(exit) => {
-                exit.peer.clear();
-                exit.peer.push_str(peer);
-                exit.start_ns = now;
-            }
-            None => {
-                self.exit = Some(Exit {
-                    peer: peer.to_string(),
-                    start_ns: now,
-                })
-            }
-        }
+        self.exit_start_ns = Some(match self.ctx {
+            Ctx::SkyWalking(_) => unix_nanos(),
+            // OTLP has no exit span, so its start is never read: spare the clock.
+            Ctx::Otel(_) => self.start_ns,
+        });
+        self.text.set(Field::Peer, peer);
         match (&self.ctx, &self.inner.kind) {
             (
                 Ctx::SkyWalking(ctx),
@@ -310,28 +320,34 @@ impl Span {
                     service_b64,
                     instance_b64,
                 },
-            ) => vec![(
-                "sw8",
-                sw8::format(
-                    &ctx.trace_id,
-                    &ctx.segment_id,
-                    skywalking::EXIT_SPAN_ID,
-                    service_b64,
-                    instance_b64,
-                    &ctx.endpoint,
-                    peer,
-                ),
-            )],
+            ) => {
+                let new_trace_id = ctx.new_trace_id.map(ids::hex128);
+                let trace_id = match &new_trace_id {
+                    Some(hex) => hex.as_bytes(),
+                    None => self.text.get(Field::TraceId).as_bytes(),
+                };
+                vec![(
+                    "sw8",
+                    sw8::format(
+                        trace_id,
+                        ids::hex128(ctx.segment_id).as_bytes(),
+                        skywalking::EXIT_SPAN_ID,
+                        service_b64,
+                        instance_b64,
+                        self.text.get(Field::Endpoint),
+                        peer,
+                    ),
+                )]
+            }
             (Ctx::Otel(ctx), _) => {
-                let mut out = Vec::with_capacity(2);
-                out.push((
+                let traceparent = (
                     "traceparent",
                     traceparent::format(ctx.trace_id, ctx.span_id),
-                ));
-                if let Some(state) = &ctx.tracestate {
-                    out.push(("tracestate", state.clone()));
+                );
+                match self.text.opt(Field::TraceState) {
+                    Some(state) => vec![traceparent, ("tracestate", state.to_string())],
+                    None => vec![traceparent],
                 }
-                out
             }
             // A span is made by its tracer's driver, so the kinds always agree.
             (Ctx::SkyWalking(_), Kind::Otel) => Vec::new(),
@@ -343,17 +359,25 @@ impl Span {
     // Takes the box `start` handed out, so the caller moves it in as it is.
     #[allow(clippy::boxed_local)]
     pub fn finish(self: Box<Self>, end: &SpanEnd<'_>) {
-        let Span {
-            inner,
-            start_ns,
-            exit,
-            ctx,
-        } = *self;
-        let end_ns = unix_nanos().max(start_ns);
-        let record = Finished::new(ctx, start_ns, end_ns, exit, end);
+        let (record, inner) = self.into_record(end);
         if inner.queue.try_send(record).is_err() {
             inner.stats.add_dropped();
         }
+    }
+
+    /// The span's record for the exporter, with its tracer's side.
+    #[allow(clippy::boxed_local)]
+    fn into_record(self: Box<Self>, end: &SpanEnd<'_>) -> (Finished, Arc<Inner>) {
+        let Span {
+            inner,
+            start_ns,
+            exit_start_ns,
+            ctx,
+            text,
+        } = *self;
+        let end_ns = unix_nanos().max(start_ns);
+        let record = Finished::new(ctx, text, start_ns, end_ns, exit_start_ns, end);
+        (record, inner)
     }
 }
 
@@ -376,6 +400,14 @@ pub struct SpanEnd<'a> {
     pub downstream_remote: SocketAddr,
     pub bytes_received: u64,
     pub bytes_sent: u64,
+}
+
+/// The request path without its query, from the `:path` header ("" without one).
+fn endpoint_of<'h>(header: &dyn Fn(&str) -> Option<&'h [u8]>) -> &'h str {
+    header(":path")
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .map(record::path_only)
+        .unwrap_or("")
 }
 
 fn unix_nanos() -> u64 {

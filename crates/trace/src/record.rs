@@ -1,8 +1,9 @@
-//! What a finished request leaves for the exporter: its trace context and the facts
-//! of `SpanEnd`, owned. Strings are packed into one buffer so `finish` allocates once
-//! for them; encoding happens on the exporter thread.
+//! What a span carries from `start` to the exporter: its trace context (ids as
+//! integers, formatted only when a header or an export needs them) and every text
+//! field, packed into one buffer. A span allocates its buffer once, at `start`, sized
+//! for a typical request; `upstream_headers` and `finish` append to it. Encoding
+//! happens on the exporter thread.
 
-use crate::sw8::Sw8;
 use crate::SpanEnd;
 use std::net::SocketAddr;
 
@@ -15,35 +16,43 @@ pub(crate) enum Ctx {
 
 #[derive(Debug)]
 pub(crate) struct SkyCtx {
-    /// The incoming trace id, or a new one.
-    pub trace_id: String,
-    pub segment_id: String,
-    /// The incoming context, when there was a valid one.
-    pub parent: Option<Box<Sw8>>,
-    /// Our entry endpoint (the request path without its query), sent in sw8.
-    pub endpoint: String,
+    /// A new trace's id; None when the incoming one is continued (its text, which
+    /// need not be hex, is `Field::TraceId`).
+    pub new_trace_id: Option<u128>,
+    pub segment_id: u128,
+    /// The incoming context's span id, when there was a valid `sw8`; its other
+    /// fields are the `Field::Parent*` texts.
+    pub parent_span_id: Option<i32>,
 }
 
 #[derive(Debug)]
 pub(crate) struct OtelCtx {
     pub trace_id: u128,
     pub span_id: u64,
-    /// The incoming parent span, when there was a valid traceparent.
+    /// The incoming parent span, when there was a valid traceparent (the incoming
+    /// tracestate, passed on unchanged, is `Field::TraceState`).
     pub parent_span_id: Option<u64>,
-    /// The incoming tracestate, passed on unchanged.
-    pub tracestate: Option<String>,
 }
 
-/// The last upstream attempt: where it went and when.
-#[derive(Debug)]
-pub(crate) struct Exit {
-    pub peer: String,
-    pub start_ns: u64,
-}
-
-/// The text fields of `SpanEnd`, in this order, in one buffer.
-#[derive(Debug, Clone, Copy)]
+/// The text fields of a span, in the order they are filled: the context's at
+/// `start`, the upstream peer at each `upstream_headers` (a retry rewrites it, which
+/// works because nothing follows it until `finish`), `SpanEnd`'s at `finish`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Field {
+    /// SkyWalking, from the incoming sw8.
+    TraceId,
+    ParentSegment,
+    ParentService,
+    ParentInstance,
+    ParentEndpoint,
+    ParentAddress,
+    /// SkyWalking: our entry endpoint (the request path without its query), sent
+    /// in sw8.
+    Endpoint,
+    /// OpenTelemetry: the incoming tracestate (empty: none).
+    TraceState,
+    /// The last upstream tried.
+    Peer,
     Method,
     Path,
     Authority,
@@ -53,34 +62,112 @@ pub(crate) enum Field {
     Flags,
 }
 
-const FIELDS: usize = 7;
+const FIELDS: usize = Field::Flags as usize + 1;
 
-#[derive(Debug)]
+/// Room for what `upstream_headers` and `finish` usually append (peer, method, path,
+/// authority, listener, cluster), so that a span's text is one allocation.
+const LATER_TEXT: usize = 160;
+
+/// Text fields in one buffer. Offsets are u32 (the record crosses a channel, so it
+/// is kept small); text beyond 4 GiB could never come through the proxy and would be
+/// left out rather than wrap.
+#[derive(Debug, Default)]
 pub(crate) struct Texts {
     buf: String,
-    ends: [usize; FIELDS],
+    ends: [u32; FIELDS],
+    /// Fields set so far: later ones read as empty.
+    filled: u8,
 }
 
 impl Texts {
-    fn new(parts: [&str; FIELDS]) -> Self {
-        let mut buf = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-        let mut ends = [0; FIELDS];
-        for (end, part) in ends.iter_mut().zip(parts) {
-            buf.push_str(part);
-            *end = buf.len();
+    /// Makes room for `known` bytes now and a request's usual fields later: the
+    /// span's one allocation, when the guess holds.
+    pub fn reserve(&mut self, known: usize) {
+        self.buf.reserve(known + LATER_TEXT);
+    }
+
+    /// Where `field` starts (fields before it that were never set are empty).
+    fn start_of(&self, field: Field) -> usize {
+        let i = (field as usize).min(usize::from(self.filled));
+        if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] as usize
         }
-        Texts { buf, ends }
+    }
+
+    /// Sets `field` to `text`. Fields are set in order: setting one drops any later
+    /// ones already set (the peer is rewritten this way) and leaves skipped ones empty.
+    pub fn set(&mut self, field: Field, text: &str) {
+        self.open(field);
+        self.push_str(text);
+        self.seal(field);
+    }
+
+    /// Starts `field` for text appended with `push_str`, then `seal`: drops what
+    /// was set from `field` on, and makes the skipped fields before it empty.
+    fn open(&mut self, field: Field) {
+        let i = field as usize;
+        let start = self.start_of(field);
+        self.buf.truncate(start);
+        let from = usize::from(self.filled).min(i);
+        for e in &mut self.ends[from..i] {
+            *e = start as u32;
+        }
+        self.filled = i as u8;
+    }
+
+    /// Ends `field` (opened with `open`) where the buffer ends now.
+    fn seal(&mut self, field: Field) {
+        let i = field as usize;
+        self.ends[i] = self.buf.len() as u32;
+        self.filled = i as u8 + 1;
+    }
+
+    fn push_str(&mut self, text: &str) {
+        if u32::try_from(self.buf.len() + text.len()).is_ok() {
+            self.buf.push_str(text);
+        }
     }
 
     pub fn get(&self, field: Field) -> &str {
         let i = field as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.buf[start..self.ends[i]]
+        if i >= usize::from(self.filled) {
+            return "";
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.buf.get(start..self.ends[i] as usize).unwrap_or("")
     }
 
     /// The field, None when empty (route and cluster are optional).
     pub fn opt(&self, field: Field) -> Option<&str> {
         Some(self.get(field)).filter(|s| !s.is_empty())
+    }
+
+    /// Sets the SkyWalking parent fields from an incoming sw8 (the first fields, so
+    /// before any other); None, and nothing set, when it is malformed.
+    pub fn set_sw8_parent(&mut self, value: &[u8]) -> Option<crate::sw8::Head> {
+        let mut field = Field::TraceId;
+        let head = crate::sw8::parse_with(value, |text| {
+            self.set(field, text);
+            field = next_parent_field(field);
+        });
+        if head.is_none() {
+            self.buf.clear();
+            self.filled = 0;
+        }
+        head
+    }
+}
+
+/// The order in which sw8 hands over its text fields.
+fn next_parent_field(f: Field) -> Field {
+    match f {
+        Field::TraceId => Field::ParentSegment,
+        Field::ParentSegment => Field::ParentService,
+        Field::ParentService => Field::ParentInstance,
+        Field::ParentInstance => Field::ParentEndpoint,
+        _ => Field::ParentAddress,
     }
 }
 
@@ -88,10 +175,13 @@ impl Texts {
 #[derive(Debug)]
 pub(crate) struct Finished {
     pub ctx: Ctx,
+    pub text: Texts,
     pub start_ns: u64,
     pub end_ns: u64,
-    pub exit: Option<Exit>,
-    pub text: Texts,
+    /// When the last upstream try began (SkyWalking's exit span; OpenTelemetry,
+    /// which never reads it, records the span's start); None when no try was made.
+    /// The try's peer is `Field::Peer`.
+    pub exit_start_ns: Option<u64>,
     pub protocol: &'static str,
     pub upstream_host: Option<SocketAddr>,
     pub status: u16,
@@ -101,27 +191,37 @@ pub(crate) struct Finished {
 }
 
 impl Finished {
+    /// Completes a span's record: `text` gets `end`'s fields after what the span
+    /// set, in the buffer it already has when they fit.
     pub fn new(
         ctx: Ctx,
+        mut text: Texts,
         start_ns: u64,
         end_ns: u64,
-        exit: Option<Exit>,
+        exit_start_ns: Option<u64>,
         end: &SpanEnd<'_>,
     ) -> Self {
+        let parts = [
+            (Field::Method, end.method),
+            (Field::Path, end.path),
+            (Field::Authority, end.authority),
+            (Field::Listener, end.listener),
+            (Field::Route, end.route.unwrap_or("")),
+            (Field::Cluster, end.cluster.unwrap_or("")),
+            (Field::Flags, end.response_flags),
+        ];
+        text.buf.reserve(parts.iter().map(|(_, p)| p.len()).sum());
+        for (field, part) in parts {
+            text.open(field);
+            text.push_str(part);
+            text.seal(field);
+        }
         Finished {
             ctx,
+            text,
             start_ns,
             end_ns,
-            exit,
-            text: Texts::new([
-                end.method,
-                end.path,
-                end.authority,
-                end.listener,
-                end.route.unwrap_or(""),
-                end.cluster.unwrap_or(""),
-                end.response_flags,
-            ]),
+            exit_start_ns,
             protocol: end.protocol,
             upstream_host: end.upstream_host,
             status: end.status,
@@ -136,15 +236,16 @@ impl Finished {
         self.status >= 500 || self.status == 0 || !self.text.get(Field::Flags).is_empty()
     }
 
-    /// Why the request is an error, for logs and status messages.
-    pub fn error_kind(&self) -> String {
+    /// Why the request is an error, for logs and status messages; `digits` holds
+    /// the status code's text when that is the reason.
+    pub fn error_kind<'a>(&'a self, digits: &'a mut itoa::Buffer) -> &'a str {
         let flags = self.text.get(Field::Flags);
         if !flags.is_empty() {
-            flags.to_string()
+            flags
         } else if self.status == 0 {
-            "no response".to_string()
+            "no response"
         } else {
-            self.status.to_string()
+            digits.format(self.status)
         }
     }
 
@@ -153,16 +254,91 @@ impl Finished {
         path_only(self.text.get(Field::Path))
     }
 
+    /// The last upstream peer tried, when there was a try.
+    pub fn exit_peer(&self) -> Option<&str> {
+        self.exit_start_ns.map(|_| self.text.get(Field::Peer))
+    }
+
     /// Where the request went upstream: the host that answered, else the last peer
     /// tried.
-    pub fn upstream(&self) -> Option<String> {
-        self.upstream_host
-            .map(|a| a.to_string())
-            .or_else(|| self.exit.as_ref().map(|e| e.peer.clone()))
+    pub fn upstream(&self) -> Option<Upstream<'_>> {
+        match (self.upstream_host, self.exit_peer()) {
+            (Some(host), _) => Some(Upstream::Host(host)),
+            (None, Some(peer)) => Some(Upstream::Peer(peer)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// An upstream as text, written where it is needed instead of into its own String.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Upstream<'a> {
+    Host(SocketAddr),
+    Peer(&'a str),
+}
+
+impl std::fmt::Display for Upstream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upstream::Host(host) => host.fmt(f),
+            Upstream::Peer(peer) => f.write_str(peer),
+        }
     }
 }
 
 /// The path of a request target, without the query.
 pub(crate) fn path_only(target: &str) -> &str {
     target.split_once('?').map_or(target, |(p, _)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_set_in_order_and_the_peer_is_rewritten() {
+        let mut t = Texts::default();
+        t.reserve(0);
+        t.set(Field::Endpoint, "/a");
+        t.set(Field::Peer, "10.0.0.1:80");
+        assert_eq!(t.get(Field::TraceId), "");
+        assert_eq!(t.get(Field::TraceState), "");
+        assert_eq!(t.get(Field::Peer), "10.0.0.1:80");
+        t.set(Field::Peer, "p:1");
+        assert_eq!(t.get(Field::Peer), "p:1");
+        assert_eq!(t.get(Field::Endpoint), "/a");
+        assert_eq!(t.get(Field::Method), "");
+        t.set(Field::Flags, "UF");
+        assert_eq!(t.get(Field::Flags), "UF");
+        assert_eq!(t.opt(Field::Cluster), None);
+        assert_eq!(t.get(Field::Peer), "p:1");
+    }
+
+    #[test]
+    fn sw8_parents_are_set_whole_or_not_at_all() {
+        let mut t = Texts::default();
+        assert!(t
+            .set_sw8_parent(b"1-YQ==-Yg==-0-Yw==-ZA==-!!!-Zg==")
+            .is_none());
+        assert_eq!(t.get(Field::TraceId), "");
+        assert_eq!(t.get(Field::ParentService), "");
+        let head = t
+            .set_sw8_parent(b"1-YQ==-Yg==-4-Yw==-ZA==-ZQ==-Zg==")
+            .expect("valid");
+        assert_eq!((head.sampled, head.span_id), (true, 4));
+        t.set(Field::Endpoint, "/a");
+        let got: Vec<&str> = [
+            Field::TraceId,
+            Field::ParentSegment,
+            Field::ParentService,
+            Field::ParentInstance,
+            Field::ParentEndpoint,
+            Field::ParentAddress,
+            Field::Endpoint,
+        ]
+        .into_iter()
+        .map(|f| t.get(f))
+        .collect();
+        assert_eq!(got, ["a", "b", "c", "d", "e", "f", "/a"]);
+    }
 }

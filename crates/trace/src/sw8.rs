@@ -5,9 +5,10 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use std::fmt::Write;
 
-/// A parsed incoming `sw8`.
+/// A parsed incoming `sw8`, owned (the tests' view; the tracer parses with
+/// `parse_with` into a span's text buffer).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sw8 {
     /// `1`: the upstream recorded this trace; `0`: it did not, and asks us not to.
@@ -21,41 +22,75 @@ pub(crate) struct Sw8 {
     pub address: String,
 }
 
+/// The parts of an incoming `sw8` that are not text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// `1`: the upstream recorded this trace; `0`: it did not, and asks us not to.
+    pub sampled: bool,
+    pub span_id: i32,
+}
+
 /// Parses a `sw8` value; None when it is malformed (the caller then starts a new
 /// trace: a bad header from a client must never fail the request).
+#[cfg(test)]
 pub(crate) fn parse(value: &[u8]) -> Option<Sw8> {
-    let text = std::str::from_utf8(value).ok()?.trim();
-    let mut parts = text.split('-');
-    let mut next = || parts.next();
-    let sampled = match next()? {
+    let mut texts = Vec::with_capacity(6);
+    let head = parse_with(value, |t| texts.push(t.to_string()))?;
+    let mut texts = texts.into_iter();
+    let mut next = || texts.next().unwrap_or_default();
+    Some(Sw8 {
+        sampled: head.sampled,
+        trace_id: next(),
+        segment_id: next(),
+        span_id: head.span_id,
+        service: next(),
+        instance: next(),
+        endpoint: next(),
+        address: next(),
+    })
+}
+
+/// Parses a `sw8` value, handing its decoded text fields to `text` in order (trace
+/// id, parent segment id, service, instance, endpoint, address), each decoded on the
+/// stack when short. None when the value is malformed; `text` may have been called
+/// for some fields by then.
+pub(crate) fn parse_with(value: &[u8], mut text: impl FnMut(&str)) -> Option<Head> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    // Check the shape before decoding anything.
+    let mut parts = [""; 8];
+    let mut split = value.split('-');
+    for part in &mut parts {
+        *part = split.next()?;
+    }
+    if split.next().is_some() || parts[1].is_empty() || parts[2].is_empty() {
+        return None;
+    }
+    let sampled = match parts[0] {
         "1" => true,
         "0" => false,
         _ => return None,
     };
-    let trace_id = decode(next()?)?;
-    let segment_id = decode(next()?)?;
-    let span_id: i32 = next()?.parse().ok()?;
-    let service = decode(next()?)?;
-    let instance = decode(next()?)?;
-    let endpoint = decode(next()?)?;
-    let address = decode(next()?)?;
-    if next().is_some() || trace_id.is_empty() || segment_id.is_empty() || span_id < 0 {
+    let span_id: i32 = parts[3].parse().ok()?;
+    if span_id < 0 {
         return None;
     }
-    Some(Sw8 {
-        sampled,
-        trace_id,
-        segment_id,
-        span_id,
-        service,
-        instance,
-        endpoint,
-        address,
-    })
+    for part in [parts[1], parts[2], parts[4], parts[5], parts[6], parts[7]] {
+        decode_with(part, &mut text)?;
+    }
+    Some(Head { sampled, span_id })
 }
 
-fn decode(field: &str) -> Option<String> {
-    String::from_utf8(STANDARD.decode(field).ok()?).ok()
+/// Decodes one base64 field (it must be UTF-8) and hands it to `text`.
+fn decode_with(field: &str, text: &mut impl FnMut(&str)) -> Option<()> {
+    let mut stack = [0u8; 256];
+    match STANDARD.decode_slice(field, &mut stack) {
+        Ok(n) => text(std::str::from_utf8(stack.get(..n)?).ok()?),
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            text(&String::from_utf8(STANDARD.decode(field).ok()?).ok()?)
+        }
+        Err(base64::DecodeSliceError::DecodeError(_)) => return None,
+    }
+    Some(())
 }
 
 /// Base64 of `text`, for the header.
@@ -63,29 +98,36 @@ pub(crate) fn encode(text: &str) -> String {
     STANDARD.encode(text)
 }
 
-/// The `sw8` value naming our segment's span `span_id` as the parent. `service_b64`
-/// and `instance_b64` come encoded already (they never change).
+/// The `sw8` value naming our segment's span `span_id` as the parent. The ids are
+/// text, as bytes; `service_b64` and `instance_b64` come encoded already (they never
+/// change).
 pub(crate) fn format(
-    trace_id: &str,
-    segment_id: &str,
+    trace_id: &[u8],
+    segment_id: &[u8],
     span_id: i32,
     service_b64: &str,
     instance_b64: &str,
     endpoint: &str,
     peer: &str,
 ) -> String {
+    let b64 = |n: usize| n.div_ceil(3) * 4;
+    let mut digits = itoa::Buffer::new();
+    let span_id = digits.format(span_id);
     let mut out = String::with_capacity(
-        16 + 4 * (trace_id.len() + segment_id.len() + endpoint.len() + peer.len()) / 3
+        9 + b64(trace_id.len())
+            + b64(segment_id.len())
+            + span_id.len()
             + service_b64.len()
-            + instance_b64.len(),
+            + instance_b64.len()
+            + b64(endpoint.len())
+            + b64(peer.len()),
     );
     out.push_str("1-");
     STANDARD.encode_string(trace_id, &mut out);
     out.push('-');
     STANDARD.encode_string(segment_id, &mut out);
     out.push('-');
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{span_id}");
+    out.push_str(span_id);
     out.push('-');
     out.push_str(service_b64);
     out.push('-');
@@ -147,8 +189,8 @@ mod tests {
     #[test]
     fn format_round_trips() {
         let text = format(
-            "t1",
-            "s1",
+            b"t1",
+            b"s1",
             1,
             &encode("svc"),
             &encode("inst@host"),

@@ -1,7 +1,10 @@
 //! Tests of the tracer as the proxy uses it: header handling, sampling, the queue,
 //! and export to in-process collectors.
 
+mod bench;
 mod collector;
+mod encoding;
+mod reference;
 
 use crate::otel::proto as otlp;
 use crate::skywalking::proto as sw;

@@ -48,13 +48,13 @@ pub(crate) fn parse(value: &[u8]) -> Option<TraceParent> {
     })
 }
 
-/// A version-00 `traceparent`, sampled.
+/// A version-00 `traceparent`, sampled: one allocation, of its exact size.
 pub(crate) fn format(trace_id: u128, span_id: u64) -> String {
     let mut out = String::with_capacity(55);
     out.push_str("00-");
-    out.push_str(&hex128(trace_id));
+    out.push_str(hex128(trace_id).as_str());
     out.push('-');
-    out.push_str(&hex64(span_id));
+    out.push_str(hex64(span_id).as_str());
     out.push_str("-01");
     out
 }

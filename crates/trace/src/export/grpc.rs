@@ -1,14 +1,19 @@
-//! A small gRPC client over tonic's generic `Grpc` and prost's codec: the exporters
-//! call a handful of methods, so no generated stubs (and no protoc) are needed.
+//! A small gRPC client over tonic's generic `Grpc`: the exporters call a handful of
+//! methods, so no generated stubs (and no protoc) are needed. Span batches go out
+//! as bytes encoded already (`wire`), through a codec that passes them on as they
+//! are; the rare management calls and every response use prost's codec.
 
 use crate::TraceError;
+use bytes::{BufMut, Bytes};
 use mosn_config::tracing::Collector;
+use std::marker::PhantomData;
 use std::time::Duration;
 use tonic::client::Grpc;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
-use tonic_prost::ProstCodec;
+use tonic_prost::{ProstCodec, ProstDecoder};
 
 /// How long a connection attempt to the collector may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -113,18 +118,34 @@ impl GrpcClient {
         Q: prost::Message + Send + Sync + 'static,
         R: prost::Message + Default + Send + Sync + 'static,
     {
-        self.client_streaming(path, vec![message]).await
+        self.call(path, vec![message], ProstCodec::<Q, R>::default())
+            .await
     }
 
-    /// One client-streaming call carrying `messages`.
-    pub async fn client_streaming<Q, R>(
+    /// One client-streaming call carrying `messages`, each a message's protobuf
+    /// encoding (a unary call is the same on the wire, with one message).
+    pub async fn send_encoded<R>(
         &mut self,
         path: &'static str,
-        messages: Vec<Q>,
+        messages: Vec<Bytes>,
     ) -> Result<R, Status>
     where
-        Q: prost::Message + Send + Sync + 'static,
         R: prost::Message + Default + Send + Sync + 'static,
+    {
+        self.call(path, messages, PreEncoded::<R>(PhantomData))
+            .await
+    }
+
+    async fn call<C>(
+        &mut self,
+        path: &'static str,
+        messages: Vec<C::Encode>,
+        codec: C,
+    ) -> Result<C::Decode, Status>
+    where
+        C: Codec + Send + 'static,
+        C::Encode: Sync,
+        C::Decode: Sync,
     {
         let call = async {
             self.grpc
@@ -133,7 +154,6 @@ impl GrpcClient {
                 .map_err(|e| Status::unavailable(format!("collector unreachable: {e}")))?;
             let mut request = Request::new(tokio_stream::iter(messages));
             *request.metadata_mut() = self.metadata.clone();
-            let codec = ProstCodec::<Q, R>::default();
             let path = http::uri::PathAndQuery::from_static(path);
             self.grpc
                 .client_streaming(request, path, codec)
@@ -143,6 +163,40 @@ impl GrpcClient {
         tokio::time::timeout(CALL_TIMEOUT, call)
             .await
             .unwrap_or_else(|_| Err(Status::deadline_exceeded("export call timed out")))
+    }
+}
+
+/// Sends messages encoded already, decodes the answer with prost.
+struct PreEncoded<R>(PhantomData<R>);
+
+impl<R> Codec for PreEncoded<R>
+where
+    R: prost::Message + Default + Send + 'static,
+{
+    type Encode = Bytes;
+    type Decode = R;
+    type Encoder = PassThrough;
+    type Decoder = ProstDecoder<R>;
+
+    fn encoder(&mut self) -> PassThrough {
+        PassThrough
+    }
+
+    fn decoder(&mut self) -> ProstDecoder<R> {
+        ProstDecoder::default()
+    }
+}
+
+/// Writes a message's bytes as they are (tonic adds the gRPC framing).
+struct PassThrough;
+
+impl Encoder for PassThrough {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
     }
 }
 

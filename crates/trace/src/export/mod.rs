@@ -4,6 +4,7 @@
 
 mod backoff;
 pub(crate) mod grpc;
+pub(crate) mod wire;
 
 use crate::record::Finished;
 use crate::stats::Stats;

@@ -4,10 +4,12 @@
 pub(crate) mod proto;
 
 use crate::export::grpc::{Destination, GrpcTarget};
-use crate::record::{Ctx, Field, Finished};
+use crate::export::wire::{Size, Wire};
+use crate::record::{Ctx, Field, Finished, Upstream};
 use crate::TraceError;
 use mosn_config::tracing::{OtelSettings, Reporter};
-use proto::{int_kv, string_kv, KeyValue, SpanKind, StatusCode};
+use prost::Message;
+use proto::{string_kv, KeyValue, SpanKind, StatusCode};
 
 /// The instrumentation scope spans are reported under.
 const SCOPE_NAME: &str = "mosn-rs";
@@ -57,7 +59,8 @@ fn default_service_name() -> String {
 }
 
 pub(crate) struct Sink {
-    resource: Vec<KeyValue>,
+    fixed: Fixed,
+    wire: Wire,
     to: Destination,
 }
 
@@ -66,7 +69,8 @@ impl Sink {
     pub fn new(plan: Plan) -> Self {
         Sink {
             to: Destination::new(plan.grpc.as_ref()),
-            resource: plan.resource,
+            fixed: Fixed::new(&plan.resource),
+            wire: Wire::default(),
         }
     }
 
@@ -76,21 +80,29 @@ impl Sink {
 
     /// Sends a batch; Ok holds how many spans the collector rejected.
     pub async fn export(&mut self, batch: &[Finished]) -> Result<usize, tonic::Status> {
-        let request = request(batch, &self.resource);
+        self.wire.begin_batch();
+        encode_request(&mut self.wire, batch, &self.fixed);
+        let messages = self.wire.take_messages();
         match &mut self.to.client {
             Some(client) => {
                 let response: proto::ExportTraceServiceResponse =
-                    client.unary(proto::EXPORT_PATH, request).await?;
+                    client.send_encoded(proto::EXPORT_PATH, messages).await?;
                 let rejected = response
                     .partial_success
                     .map_or(0, |p| p.rejected_spans.max(0) as usize);
                 Ok(rejected)
             }
             None => {
-                for rs in &request.resource_spans {
-                    for ss in &rs.scope_spans {
-                        for span in &ss.spans {
-                            tracing::info!(target: "mosn_trace::otel", "span {span:?}");
+                // The console reporter: not the fast path, so it reads the request
+                // back to log each span as the message it is.
+                for message in messages {
+                    let request = proto::ExportTraceServiceRequest::decode(message)
+                        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+                    for rs in &request.resource_spans {
+                        for ss in &rs.scope_spans {
+                            for span in &ss.spans {
+                                tracing::info!(target: "mosn_trace::otel", "span {span:?}");
+                            }
                         }
                     }
                 }
@@ -100,118 +112,144 @@ impl Sink {
     }
 }
 
-/// One export request for a batch.
-pub(crate) fn request(
-    batch: &[Finished],
-    resource: &[KeyValue],
-) -> proto::ExportTraceServiceRequest {
-    proto::ExportTraceServiceRequest {
-        resource_spans: vec![proto::ResourceSpans {
-            resource: Some(proto::Resource {
-                attributes: resource.to_vec(),
-                dropped_attributes_count: 0,
-            }),
-            scope_spans: vec![proto::ScopeSpans {
-                scope: Some(proto::InstrumentationScope {
-                    name: SCOPE_NAME.to_string(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                }),
-                spans: batch.iter().filter_map(span).collect(),
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
+/// What every export request repeats, encoded once: the `Resource` (field 1 of
+/// `ResourceSpans`) and the `InstrumentationScope` (field 1 of `ScopeSpans`).
+pub(crate) struct Fixed {
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+}
+
+impl Fixed {
+    pub fn new(resource: &[KeyValue]) -> Self {
+        let resource = proto::Resource {
+            attributes: resource.to_vec(),
+            dropped_attributes_count: 0,
+        };
+        let scope = proto::InstrumentationScope {
+            name: SCOPE_NAME.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let mut fixed = Fixed {
+            resource: Vec::new(),
+            scope: Vec::new(),
+        };
+        prost::encoding::message::encode(1, &resource, &mut fixed.resource);
+        prost::encoding::message::encode(1, &scope, &mut fixed.scope);
+        fixed
     }
 }
 
-/// The span of one request.
-pub(crate) fn span(f: &Finished) -> Option<proto::Span> {
+// Field numbers of the OTLP messages written here (see proto.rs).
+const RESOURCE_SPANS: u32 = 1;
+const SCOPE_SPANS: u32 = 2;
+const SPANS: u32 = 2;
+const ATTRIBUTES: u32 = 9;
+const STATUS: u32 = 15;
+
+/// Encodes one `ExportTraceServiceRequest` for a batch: one `ResourceSpans` with one
+/// `ScopeSpans` holding a span per request.
+pub(crate) fn encode_request(w: &mut Wire, batch: &[Finished], fixed: &Fixed) {
+    let resource_spans = w.begin(RESOURCE_SPANS, Size::Large);
+    w.raw(&fixed.resource);
+    let scope_spans = w.begin(SCOPE_SPANS, Size::Large);
+    w.raw(&fixed.scope);
+    for f in batch {
+        encode_span(w, f);
+    }
+    w.end(scope_spans);
+    // schema_url (3) of both is empty: left out.
+    w.end(resource_spans);
+}
+
+/// The `Span` of one request.
+fn encode_span(w: &mut Wire, f: &Finished) {
     let Ctx::Otel(ctx) = &f.ctx else {
-        return None;
+        return;
     };
     let method = f.text.get(Field::Method);
     let target = f.text.get(Field::Path);
     let path = f.path_only();
-    let mut attributes = vec![
-        string_kv("http.request.method", method),
-        string_kv("url.path", path),
-    ];
+    let span = w.begin(SPANS, Size::Medium);
+    w.bytes_field(1, &ctx.trace_id.to_be_bytes());
+    w.bytes_field(2, &ctx.span_id.to_be_bytes());
+    w.string(3, &[f.text.get(Field::TraceState)]);
+    if let Some(parent) = ctx.parent_span_id {
+        w.bytes_field(4, &parent.to_be_bytes());
+    }
+    // MOSN's span name: "<protocol> <method> <path>" (here without the query).
+    w.string(5, &[f.protocol, " ", method, " ", path]);
+    w.varint(6, SpanKind::Server as u64);
+    w.fixed64(7, f.start_ns);
+    w.fixed64(8, f.end_ns);
+
+    w.kv_str(ATTRIBUTES, "http.request.method", &[method]);
+    w.kv_str(ATTRIBUTES, "url.path", &[path]);
     if let Some((_, query)) = target.split_once('?') {
-        attributes.push(string_kv("url.query", query));
+        w.kv_str(ATTRIBUTES, "url.query", &[query]);
     }
     if f.status != 0 {
-        attributes.push(int_kv("http.response.status_code", i64::from(f.status)));
+        w.kv_int(ATTRIBUTES, "http.response.status_code", i64::from(f.status));
     }
     let (host, port) = split_authority(f.text.get(Field::Authority));
     if !host.is_empty() {
-        attributes.push(string_kv("server.address", host));
+        w.kv_str(ATTRIBUTES, "server.address", &[host]);
     }
     if let Some(port) = port {
-        attributes.push(int_kv("server.port", i64::from(port)));
+        w.kv_int(ATTRIBUTES, "server.port", i64::from(port));
     }
-    attributes.push(string_kv(
-        "network.peer.address",
-        f.downstream_remote.ip().to_string(),
-    ));
-    attributes.push(int_kv(
+    w.kv_with(ATTRIBUTES, "network.peer.address", |w| {
+        w.ip(f.downstream_remote.ip())
+    });
+    w.kv_int(
+        ATTRIBUTES,
         "network.peer.port",
         i64::from(f.downstream_remote.port()),
-    ));
+    );
     let version = f.protocol.strip_prefix("HTTP/").unwrap_or(f.protocol);
-    attributes.push(string_kv("network.protocol.version", version));
-    attributes.push(string_kv("mosn.listener", f.text.get(Field::Listener)));
+    w.kv_str(ATTRIBUTES, "network.protocol.version", &[version]);
+    w.kv_str(ATTRIBUTES, "mosn.listener", &[f.text.get(Field::Listener)]);
     if let Some(route) = f.text.opt(Field::Route) {
-        attributes.push(string_kv("mosn.route", route));
+        w.kv_str(ATTRIBUTES, "mosn.route", &[route]);
     }
     if let Some(cluster) = f.text.opt(Field::Cluster) {
-        attributes.push(string_kv("mosn.upstream.cluster", cluster));
+        w.kv_str(ATTRIBUTES, "mosn.upstream.cluster", &[cluster]);
     }
-    if let Some(host) = f.upstream() {
-        attributes.push(string_kv("mosn.upstream.host", host));
+    match f.upstream() {
+        Some(Upstream::Host(host)) => {
+            w.kv_with(ATTRIBUTES, "mosn.upstream.host", |w| w.socket_addr(host))
+        }
+        Some(Upstream::Peer(peer)) => w.kv_str(ATTRIBUTES, "mosn.upstream.host", &[peer]),
+        None => {}
     }
     if let Some(flags) = f.text.opt(Field::Flags) {
-        attributes.push(string_kv("mosn.response_flags", flags));
+        w.kv_str(ATTRIBUTES, "mosn.response_flags", &[flags]);
     }
-    attributes.push(int_kv(
+    w.kv_int(
+        ATTRIBUTES,
         "mosn.bytes_received",
         i64::try_from(f.bytes_received).unwrap_or(i64::MAX),
-    ));
-    attributes.push(int_kv(
+    );
+    w.kv_int(
+        ATTRIBUTES,
         "mosn.bytes_sent",
         i64::try_from(f.bytes_sent).unwrap_or(i64::MAX),
-    ));
-    let status = if f.is_error() {
-        let kind = f.error_kind();
-        attributes.push(string_kv("error.type", kind.clone()));
-        Some(proto::Status {
-            message: kind,
-            code: StatusCode::Error as i32,
-        })
-    } else {
-        None
-    };
+    );
+    if f.is_error() {
+        let mut digits = itoa::Buffer::new();
+        let kind = f.error_kind(&mut digits);
+        w.kv_str(ATTRIBUTES, "error.type", &[kind]);
+        let status = w.begin(STATUS, Size::Small);
+        w.string(2, &[kind]);
+        w.varint(3, StatusCode::Error as u64);
+        w.end(status);
+    }
     let mut flags =
         u32::from(crate::traceparent::FLAG_SAMPLED) | proto::SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE;
     if ctx.parent_span_id.is_some() {
         flags |= proto::SPAN_FLAGS_CONTEXT_IS_REMOTE;
     }
-    Some(proto::Span {
-        trace_id: ctx.trace_id.to_be_bytes().to_vec(),
-        span_id: ctx.span_id.to_be_bytes().to_vec(),
-        trace_state: ctx.tracestate.clone().unwrap_or_default(),
-        parent_span_id: ctx
-            .parent_span_id
-            .map(|p| p.to_be_bytes().to_vec())
-            .unwrap_or_default(),
-        // MOSN's span name: "<protocol> <method> <path>" (here without the query).
-        name: format!("{} {method} {path}", f.protocol),
-        kind: SpanKind::Server as i32,
-        start_time_unix_nano: f.start_ns,
-        end_time_unix_nano: f.end_ns,
-        attributes,
-        status,
-        flags,
-    })
+    w.fixed32(16, flags);
+    w.end(span);
 }
 
 /// Host and port of an authority (`host`, `host:port`, `[v6]:port`).

@@ -159,12 +159,3 @@ pub fn string_kv(key: &str, value: impl Into<String>) -> KeyValue {
         }),
     }
 }
-
-pub fn int_kv(key: &str, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::Int(value)),
-        }),
-    }
-}

@@ -3,11 +3,12 @@
 pub(crate) mod proto;
 
 use crate::export::grpc::{Destination, GrpcTarget};
-use crate::record::{Ctx, Field, Finished};
+use crate::export::wire::{Size, Wire};
+use crate::record::{Ctx, Field, Finished, Upstream};
 use crate::{ids, TraceError, SKYWALKING_COMPONENT_ID};
 use mosn_config::tracing::{Reporter, SkyWalkingSettings};
-use proto::{kv, KeyStringValuePair, Log, RefType, SegmentObject, SegmentReference, SpanLayer};
-use proto::{SpanObject, SpanType};
+use prost::Message;
+use proto::{kv, KeyStringValuePair, RefType, SpanLayer, SpanType};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -54,7 +55,7 @@ impl Plan {
 
 /// `<32 hex>@<hostname>`, unique per process start as go2sky's `<uuid>@<ip>` is.
 fn default_instance() -> String {
-    format!("{}@{}", ids::hex128(ids::id128()), hostname())
+    format!("{}@{}", ids::hex128(ids::id128()).as_str(), hostname())
 }
 
 pub(crate) fn hostname() -> String {
@@ -69,6 +70,7 @@ pub(crate) fn hostname() -> String {
 pub(crate) struct Sink {
     service: String,
     instance: String,
+    wire: Wire,
     to: Destination,
     /// Keep-alives until the properties are reported again (0: at the next upkeep).
     properties_in: u32,
@@ -82,6 +84,7 @@ impl Sink {
             to: Destination::new(plan.grpc.as_ref()),
             service: plan.service,
             instance: plan.instance,
+            wire: Wire::default(),
             properties_in: 0,
             next_keep_alive: Instant::now(),
         }
@@ -92,18 +95,21 @@ impl Sink {
     }
 
     pub async fn export(&mut self, batch: &[Finished]) -> Result<usize, tonic::Status> {
-        let segments: Vec<SegmentObject> = batch
-            .iter()
-            .filter_map(|f| segment(f, &self.service, &self.instance))
-            .collect();
+        self.wire.begin_batch();
+        for f in batch {
+            encode_segment(&mut self.wire, f, &self.service, &self.instance);
+        }
+        let segments = self.wire.take_messages();
         match &mut self.to.client {
             Some(client) => {
-                let _: proto::Commands = client
-                    .client_streaming(proto::COLLECT_PATH, segments)
-                    .await?;
+                let _: proto::Commands = client.send_encoded(proto::COLLECT_PATH, segments).await?;
             }
             None => {
-                for s in &segments {
+                // The log reporter: not the fast path, so it reads each segment back
+                // to log it as the message it is.
+                for segment in segments {
+                    let s = proto::SegmentObject::decode(segment)
+                        .map_err(|e| tonic::Status::internal(e.to_string()))?;
                     tracing::info!(target: "mosn_trace::skywalking", "segment {s:?}");
                 }
             }
@@ -168,111 +174,151 @@ fn millis(ns: u64) -> i64 {
     (ns / 1_000_000) as i64
 }
 
-/// The segment of one request.
-pub(crate) fn segment(f: &Finished, service: &str, instance: &str) -> Option<SegmentObject> {
+// Field numbers of the SkyWalking messages written here (see proto.rs).
+const SPANS: u32 = 3;
+const REFS: u32 = 5;
+const TAGS: u32 = 12;
+const LOGS: u32 = 13;
+const LOG_DATA: u32 = 2;
+
+/// Encodes the `SegmentObject` of one request as a message of its own (each is one
+/// message of the `collect` stream).
+pub(crate) fn encode_segment(w: &mut Wire, f: &Finished, service: &str, instance: &str) {
     let Ctx::SkyWalking(ctx) = &f.ctx else {
-        return None;
+        return;
     };
-    let operation = f.path_only().to_string();
-    let is_error = f.is_error();
-    let url = format!(
-        "{}{}",
-        f.text.get(Field::Authority),
-        f.text.get(Field::Path)
-    );
-    let method = f.text.get(Field::Method);
-    let status = (f.status != 0).then(|| f.status.to_string());
-    let error_logs = || {
-        if is_error {
-            vec![Log {
-                time: millis(f.end_ns),
-                data: vec![
-                    kv("event", "error"),
-                    kv("error.kind", f.error_kind()),
-                    kv("message", ERROR_LOG),
-                ],
-            }]
-        } else {
-            Vec::new()
-        }
+    w.begin_message();
+    let new_trace_id = ctx.new_trace_id.map(ids::hex128);
+    // Strings, written from bytes: the hex digits need no UTF-8 check.
+    match &new_trace_id {
+        Some(hex) => w.bytes_field(1, hex.as_bytes()),
+        None => w.string(1, &[f.text.get(Field::TraceId)]),
+    }
+    w.bytes_field(2, ids::hex128(ctx.segment_id).as_bytes());
+
+    let mut digits = itoa::Buffer::new();
+    let status = (f.status != 0).then(|| digits.format(f.status));
+    let mut kind_digits = itoa::Buffer::new();
+    let error_kind = f.is_error().then(|| f.error_kind(&mut kind_digits));
+    // What the entry and exit spans share.
+    let shared = Shared {
+        operation: f.path_only(),
+        method: f.text.get(Field::Method),
+        authority: f.text.get(Field::Authority),
+        target: f.text.get(Field::Path),
+        status,
+        error_kind,
+        end_ms: millis(f.end_ns),
     };
 
-    let mut tags = vec![kv("http.method", method), kv("url", url.clone())];
-    if let Some(code) = &status {
-        tags.push(kv("status_code", code.clone()));
+    let entry = w.begin(SPANS, Size::Medium);
+    w.int32(1, ENTRY_SPAN_ID);
+    w.int32(2, -1);
+    w.varint(3, millis(f.start_ns) as u64);
+    w.varint(4, shared.end_ms as u64);
+    if let Some(parent_span_id) = ctx.parent_span_id {
+        let r = w.begin(REFS, Size::Medium);
+        w.varint(1, RefType::CrossProcess as u64);
+        w.string(2, &[f.text.get(Field::TraceId)]);
+        w.string(3, &[f.text.get(Field::ParentSegment)]);
+        w.int32(4, parent_span_id);
+        w.string(5, &[f.text.get(Field::ParentService)]);
+        w.string(6, &[f.text.get(Field::ParentInstance)]);
+        w.string(7, &[f.text.get(Field::ParentEndpoint)]);
+        w.string(8, &[f.text.get(Field::ParentAddress)]);
+        w.end(r);
     }
-    tags.push(kv("mosn.protocol", f.protocol));
-    tags.push(kv("mosn.listener", f.text.get(Field::Listener)));
+    w.string(6, &[shared.operation]);
+    let peer = w.begin(7, Size::Small);
+    w.socket_addr(f.downstream_remote);
+    w.end_string(peer);
+    w.varint(8, SpanType::Entry as u64);
+    shared.encode_http_fields(w);
+    shared.encode_tags(w);
+    w.key_string(TAGS, "mosn.protocol", f.protocol);
+    w.key_string(TAGS, "mosn.listener", f.text.get(Field::Listener));
     for (key, field) in [
         ("mosn.route", Field::Route),
         ("mosn.cluster", Field::Cluster),
         ("mosn.response_flags", Field::Flags),
     ] {
         if let Some(value) = f.text.opt(field) {
-            tags.push(kv(key, value));
+            w.key_string(TAGS, key, value);
         }
     }
-    let refs = ctx
-        .parent
-        .iter()
-        .map(|p| SegmentReference {
-            ref_type: RefType::CrossProcess as i32,
-            trace_id: p.trace_id.clone(),
-            parent_trace_segment_id: p.segment_id.clone(),
-            parent_span_id: p.span_id,
-            parent_service: p.service.clone(),
-            parent_service_instance: p.instance.clone(),
-            parent_endpoint: p.endpoint.clone(),
-            network_address_used_at_peer: p.address.clone(),
-        })
-        .collect();
-    // What the entry and exit spans share.
-    let http_span = SpanObject {
-        end_time: millis(f.end_ns),
-        span_layer: SpanLayer::Http as i32,
-        component_id: SKYWALKING_COMPONENT_ID,
-        is_error,
-        logs: error_logs(),
-        ..SpanObject::default()
+    shared.encode_logs(w);
+    w.end(entry);
+
+    // The exit span: to the last peer tried, else to the host that answered.
+    let exit_peer = match f.exit_peer() {
+        Some(peer) => Some(Upstream::Peer(peer)),
+        None => f.upstream(),
     };
-    let mut spans = vec![SpanObject {
-        span_id: ENTRY_SPAN_ID,
-        parent_span_id: -1,
-        start_time: millis(f.start_ns),
-        refs,
-        operation_name: operation.clone(),
-        peer: f.downstream_remote.to_string(),
-        span_type: SpanType::Entry as i32,
-        tags,
-        ..http_span.clone()
-    }];
-    if let Some(peer) = f
-        .exit
-        .as_ref()
-        .map(|e| e.peer.clone())
-        .or_else(|| f.upstream())
-    {
-        let mut tags = vec![kv("http.method", method), kv("url", url)];
-        if let Some(code) = status {
-            tags.push(kv("status_code", code));
+    if let Some(peer) = exit_peer {
+        let exit = w.begin(SPANS, Size::Medium);
+        w.int32(1, EXIT_SPAN_ID);
+        w.int32(2, ENTRY_SPAN_ID);
+        w.varint(3, millis(f.exit_start_ns.unwrap_or(f.start_ns)) as u64);
+        w.varint(4, shared.end_ms as u64);
+        w.string(6, &[shared.operation]);
+        let at = w.begin(7, Size::Small);
+        match peer {
+            Upstream::Host(host) => w.socket_addr(host),
+            Upstream::Peer(peer) => w.raw(peer.as_bytes()),
         }
-        spans.push(SpanObject {
-            span_id: EXIT_SPAN_ID,
-            parent_span_id: ENTRY_SPAN_ID,
-            start_time: millis(f.exit.as_ref().map_or(f.start_ns, |e| e.start_ns)),
-            operation_name: operation,
-            peer,
-            span_type: SpanType::Exit as i32,
-            tags,
-            ..http_span
-        });
+        w.end_string(at);
+        w.varint(8, SpanType::Exit as u64);
+        shared.encode_http_fields(w);
+        shared.encode_tags(w);
+        shared.encode_logs(w);
+        w.end(exit);
     }
-    Some(SegmentObject {
-        trace_id: ctx.trace_id.clone(),
-        trace_segment_id: ctx.segment_id.clone(),
-        spans,
-        service: service.to_string(),
-        service_instance: instance.to_string(),
-        is_size_limited: false,
-    })
+    w.string(4, &[service]);
+    w.string(5, &[instance]);
+    // is_size_limited (6) is false: left out.
+}
+
+/// What a segment's entry and exit spans have in common.
+struct Shared<'a> {
+    operation: &'a str,
+    method: &'a str,
+    authority: &'a str,
+    target: &'a str,
+    status: Option<&'a str>,
+    /// Some when the request is an error.
+    error_kind: Option<&'a str>,
+    end_ms: i64,
+}
+
+impl Shared<'_> {
+    /// span_layer, component_id, is_error (fields 9 to 11).
+    fn encode_http_fields(&self, w: &mut Wire) {
+        w.varint(9, SpanLayer::Http as u64);
+        w.int32(10, SKYWALKING_COMPONENT_ID);
+        w.bool(11, self.error_kind.is_some());
+    }
+
+    /// The tags both spans have, as MOSN writes them.
+    fn encode_tags(&self, w: &mut Wire) {
+        w.key_string(TAGS, "http.method", self.method);
+        let url = w.begin(TAGS, Size::Small);
+        w.string(1, &["url"]);
+        w.string(2, &[self.authority, self.target]);
+        w.end(url);
+        if let Some(code) = self.status {
+            w.key_string(TAGS, "status_code", code);
+        }
+    }
+
+    /// MOSN's error log, on spans of failed requests.
+    fn encode_logs(&self, w: &mut Wire) {
+        if let Some(kind) = self.error_kind {
+            let log = w.begin(LOGS, Size::Small);
+            w.varint(1, self.end_ms as u64);
+            w.key_string(LOG_DATA, "event", "error");
+            w.key_string(LOG_DATA, "error.kind", kind);
+            w.key_string(LOG_DATA, "message", ERROR_LOG);
+            w.end(log);
+        }
+    }
 }

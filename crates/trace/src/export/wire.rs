@@ -1,0 +1,404 @@
+//! Protobuf written field by field into one reusable buffer, with prost's encoding
+//! primitives: no message structs, no String per attribute. Writes what prost's
+//! derived encoders write for the same values (proto3: a scalar or string field at
+//! its default is left out, a oneof member or a set message field never is, fields
+//! in tag order — the callers keep that order), so collectors see the same bytes.
+//!
+//! A nested message's length is known only after its body: `begin` reserves the
+//! number of length bytes the body will most likely need and `end` writes the length
+//! there, moving the body when the guess was wrong (rare; minimal varints keep the
+//! bytes identical to prost's).
+
+use bytes::Bytes;
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// How many length bytes to reserve for a nested message: under 128 bytes, under
+/// 16 KiB, under 2 MiB.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Size {
+    Small = 1,
+    Medium = 2,
+    Large = 3,
+}
+
+/// An open nested message or piecewise string: where its body starts.
+#[must_use = "a nested field must be ended"]
+pub(crate) struct Nested {
+    /// Where the field's key starts (an empty string field is removed, key and all).
+    key_at: usize,
+    /// Where the reserved length bytes start.
+    len_at: usize,
+    reserved: usize,
+}
+
+/// The buffer messages are encoded into, reused from batch to batch. A `Vec`, not a
+/// `BytesMut`: most writes are a byte or two, and a Vec's push is the cheaper.
+#[derive(Default)]
+pub(crate) struct Wire {
+    buf: Vec<u8>,
+    /// Where each message taken with `take_messages` starts.
+    starts: Vec<usize>,
+    /// The last batch's bytes, kept to take their allocation back once sent.
+    sent: Option<Bytes>,
+    /// The last batch's size: room to start with when its buffer is not back.
+    last_len: usize,
+}
+
+impl Wire {
+    /// Starts a batch: the buffer is empty and, once the last batch's bytes have all
+    /// been sent and dropped, it is the same allocation again.
+    pub fn begin_batch(&mut self) {
+        if let Some(Ok(mut sent)) = self.sent.take().map(Bytes::try_into_mut) {
+            // Emptied first, so that getting the Vec back copies nothing.
+            sent.clear();
+            self.buf = Vec::from(sent);
+        }
+        self.buf.clear();
+        self.buf.reserve(self.last_len);
+        self.starts.clear();
+    }
+
+    /// Marks the start of a top-level message (one gRPC message of a stream).
+    pub fn begin_message(&mut self) {
+        self.starts.push(self.buf.len());
+    }
+
+    /// The batch's messages, as marked with `begin_message` (the whole buffer as one
+    /// message when none was marked). They share the buffer, which `begin_batch`
+    /// takes back once they are dropped.
+    pub fn take_messages(&mut self) -> Vec<Bytes> {
+        self.last_len = self.buf.len();
+        let all = Bytes::from(std::mem::take(&mut self.buf));
+        self.sent = Some(all.clone());
+        if self.starts.is_empty() {
+            return vec![all];
+        }
+        let ends = self.starts.iter().skip(1).copied().chain([all.len()]);
+        self.starts
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| all.slice(start..end))
+            .collect()
+    }
+
+    /// The bytes written since `begin_batch` (for tests).
+    #[cfg(test)]
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    fn key(&mut self, tag: u32, wire_type: WireType) {
+        // Every tag written here but one is under 16: a one-byte key.
+        if tag < 16 {
+            self.buf.push((tag << 3) as u8 | wire_type as u8);
+        } else {
+            encode_key(tag, wire_type, &mut self.buf);
+        }
+    }
+
+    fn len_or_varint(&mut self, value: u64) {
+        if value < 0x80 {
+            self.buf.push(value as u8);
+        } else {
+            encode_varint(value, &mut self.buf);
+        }
+    }
+
+    /// A length-delimited field whose body is `parts` (a string or bytes), left out
+    /// when empty.
+    pub fn string(&mut self, tag: u32, parts: &[&str]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > 0 {
+            self.string_always(tag, parts, len);
+        }
+    }
+
+    /// A length-delimited field even when empty (a oneof member).
+    fn string_always(&mut self, tag: u32, parts: &[&str], len: usize) {
+        self.key(tag, WireType::LengthDelimited);
+        self.len_or_varint(len as u64);
+        for p in parts {
+            self.buf.extend_from_slice(p.as_bytes());
+        }
+    }
+
+    /// A bytes field, left out when empty.
+    pub fn bytes_field(&mut self, tag: u32, value: &[u8]) {
+        if !value.is_empty() {
+            self.key(tag, WireType::LengthDelimited);
+            self.len_or_varint(value.len() as u64);
+            self.buf.extend_from_slice(value);
+        }
+    }
+
+    /// Bytes encoded already (a field prepared once), copied as they are.
+    pub fn raw(&mut self, encoded: &[u8]) {
+        self.buf.extend_from_slice(encoded);
+    }
+
+    /// A uint64, or a non-negative int64/int32/enum, left out when 0.
+    pub fn varint(&mut self, tag: u32, value: u64) {
+        if value != 0 {
+            self.key(tag, WireType::Varint);
+            self.len_or_varint(value);
+        }
+    }
+
+    /// An int32 (negative ones take ten bytes, sign-extended as protobuf says), left
+    /// out when 0.
+    pub fn int32(&mut self, tag: u32, value: i32) {
+        self.varint(tag, i64::from(value) as u64);
+    }
+
+    pub fn bool(&mut self, tag: u32, value: bool) {
+        self.varint(tag, u64::from(value));
+    }
+
+    pub fn fixed64(&mut self, tag: u32, value: u64) {
+        if value != 0 {
+            self.key(tag, WireType::SixtyFourBit);
+            self.buf.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    pub fn fixed32(&mut self, tag: u32, value: u32) {
+        if value != 0 {
+            self.key(tag, WireType::ThirtyTwoBit);
+            self.buf.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    /// Opens a nested message field (or a string written piecewise).
+    pub fn begin(&mut self, tag: u32, size: Size) -> Nested {
+        let key_at = self.buf.len();
+        self.key(tag, WireType::LengthDelimited);
+        let len_at = self.buf.len();
+        let reserved = size as usize;
+        self.buf.resize(len_at + reserved, 0);
+        Nested {
+            key_at,
+            len_at,
+            reserved,
+        }
+    }
+
+    /// Closes a message field: it stays even when empty (a set message field).
+    pub fn end(&mut self, nested: Nested) {
+        let body_at = nested.len_at + nested.reserved;
+        let len = self.buf.len() - body_at;
+        let needed = encoded_len_varint(len as u64);
+        if needed != nested.reserved {
+            // The guess was wrong: move the body to fit the length exactly.
+            let new_body_at = nested.len_at + needed;
+            if needed > nested.reserved {
+                self.buf.resize(new_body_at + len, 0);
+                self.buf.copy_within(body_at..body_at + len, new_body_at);
+            } else {
+                self.buf.copy_within(body_at..body_at + len, new_body_at);
+                self.buf.truncate(new_body_at + len);
+            }
+        }
+        // The length's varint, in the `needed` bytes kept for it.
+        let mut rest = len;
+        if let Some(at) = self.buf.get_mut(nested.len_at..nested.len_at + needed) {
+            for (i, b) in at.iter_mut().enumerate() {
+                let more = if i + 1 < needed { 0x80 } else { 0 };
+                *b = (rest & 0x7f) as u8 | more;
+                rest >>= 7;
+            }
+        }
+    }
+
+    /// Closes a string written piecewise: left out, key and all, when empty.
+    pub fn end_string(&mut self, nested: Nested) {
+        if self.buf.len() == nested.len_at + nested.reserved {
+            self.buf.truncate(nested.key_at);
+        } else {
+            self.end(nested);
+        }
+    }
+
+    /// A SkyWalking `KeyStringValuePair` (key 1, value 2; an empty value is left
+    /// out), its length computed up front.
+    pub fn key_string(&mut self, tag: u32, key: &str, value: &str) {
+        let body = string_len(key.len()) + string_len(value.len());
+        self.key(tag, WireType::LengthDelimited);
+        self.len_or_varint(body as u64);
+        self.string(1, &[key]);
+        self.string(2, &[value]);
+    }
+
+    /// An OTLP `KeyValue` with a string `AnyValue` (a oneof: written even when empty).
+    pub fn kv_str(&mut self, tag: u32, key: &str, parts: &[&str]) {
+        let value_len: usize = parts.iter().map(|p| p.len()).sum();
+        let any_value = field_len(value_len);
+        let body = string_len(key.len()) + field_len(any_value);
+        self.key(tag, WireType::LengthDelimited);
+        self.len_or_varint(body as u64);
+        self.string(1, &[key]);
+        self.key(2, WireType::LengthDelimited);
+        self.len_or_varint(any_value as u64);
+        self.string_always(1, parts, value_len);
+    }
+
+    /// An OTLP `KeyValue` with an int `AnyValue` (a oneof: written even when 0).
+    pub fn kv_int(&mut self, tag: u32, key: &str, value: i64) {
+        let any_value = 1 + encoded_len_varint(value as u64);
+        let body = string_len(key.len()) + field_len(any_value);
+        self.key(tag, WireType::LengthDelimited);
+        self.len_or_varint(body as u64);
+        self.string(1, &[key]);
+        self.key(2, WireType::LengthDelimited);
+        self.len_or_varint(any_value as u64);
+        self.key(3, WireType::Varint);
+        self.len_or_varint(value as u64);
+    }
+
+    /// An OTLP `KeyValue` whose string value `write` writes in place.
+    pub fn kv_with(&mut self, tag: u32, key: &str, write: impl FnOnce(&mut Self)) {
+        let kv = self.begin(tag, Size::Small);
+        self.string(1, &[key]);
+        let any_value = self.begin(2, Size::Small);
+        let text = self.begin(1, Size::Small);
+        write(self);
+        self.end(text);
+        self.end(any_value);
+        self.end(kv);
+    }
+
+    /// Writes `value`'s text at the end of the buffer (inside an open string).
+    pub fn display(&mut self, value: impl std::fmt::Display) {
+        use std::io::Write;
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.buf, "{value}");
+    }
+
+    /// An IP address's text, as `Display` writes it; IPv4 without the formatting
+    /// machinery (it is most of what there is to format).
+    pub fn ip(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => self.ipv4(v4),
+            IpAddr::V6(_) => self.display(ip),
+        }
+    }
+
+    /// A socket address's text, as `Display` writes it.
+    pub fn socket_addr(&mut self, addr: SocketAddr) {
+        match addr {
+            SocketAddr::V4(v4) => {
+                self.ipv4(*v4.ip());
+                self.buf.push(b':');
+                self.buf
+                    .extend_from_slice(itoa::Buffer::new().format(v4.port()).as_bytes());
+            }
+            SocketAddr::V6(_) => self.display(addr),
+        }
+    }
+
+    fn ipv4(&mut self, ip: Ipv4Addr) {
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b'.');
+            }
+            self.buf
+                .extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+        }
+    }
+}
+
+/// The bytes of a length-delimited field with a one-byte key (tags under 16) and a
+/// `len`-byte body.
+fn field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+/// The same for a string field, which is left out when empty.
+fn string_len(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        field_len(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_length_guesses_are_fixed() {
+        for (len, size) in [
+            (0, Size::Medium),
+            (5, Size::Large),
+            (127, Size::Small),
+            (128, Size::Small),
+            (20_000, Size::Medium),
+        ] {
+            let mut w = Wire::default();
+            w.begin_batch();
+            let n = w.begin(2, size);
+            w.raw(&vec![7u8; len]);
+            w.end(n);
+            let mut want = Vec::new();
+            prost::encoding::bytes::encode(2, &vec![7u8; len], &mut want);
+            if len == 0 {
+                // A message field is written even empty; a bytes field would not be.
+                want = vec![0x12, 0];
+            }
+            assert_eq!(w.bytes(), want.as_slice(), "{len}");
+        }
+    }
+
+    #[test]
+    fn empty_piecewise_strings_are_left_out() {
+        let mut w = Wire::default();
+        w.begin_batch();
+        let s = w.begin(3, Size::Small);
+        w.end_string(s);
+        assert!(w.bytes().is_empty());
+        w.int32(1, -1);
+        assert_eq!(w.bytes().len(), 11);
+    }
+
+    #[test]
+    fn messages_share_the_buffer_and_it_is_reused() {
+        let mut w = Wire::default();
+        w.begin_batch();
+        for i in 1..=3 {
+            w.begin_message();
+            w.varint(1, i);
+        }
+        let first = w.buf.as_ptr();
+        let messages = w.take_messages();
+        assert_eq!(messages, [&[8u8, 1][..], &[8, 2], &[8, 3]]);
+        drop(messages);
+        w.begin_batch();
+        assert!(w.bytes().is_empty());
+        w.varint(1, 1);
+        assert_eq!(w.buf.as_ptr(), first, "the same allocation");
+        // Still held (a call that has not let go): a new buffer, the old untouched.
+        let held = w.take_messages();
+        w.begin_batch();
+        w.varint(1, 2);
+        assert_eq!(held, [&[8u8, 1][..]]);
+        assert_eq!(w.bytes(), [8, 2]);
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for addr in [
+            "1.2.3.4:5",
+            "255.0.10.100:65535",
+            "[2001:db8::7]:443",
+            "[fe80::1]:80",
+        ] {
+            let addr: SocketAddr = addr.parse().expect("an address");
+            let mut w = Wire::default();
+            w.socket_addr(addr);
+            w.buf.push(b' ');
+            w.ip(addr.ip());
+            assert_eq!(w.bytes(), format!("{addr} {}", addr.ip()).as_bytes());
+        }
+    }
+}
