@@ -2,8 +2,9 @@
 //! checks the whole composed config first (the same validation a MOSN file gets, the
 //! snapshot build, binding new listener ports), and only then changes anything:
 //! clusters (hosts-only changes touch only the hosts), the snapshot new connections
-//! load, and the workers' listener sockets. Connections already open keep the
-//! config they started with, so no request in flight is dropped.
+//! load (with its route tables, which open connections take at their next request),
+//! and the workers' listener sockets. A request in flight finishes with the config
+//! it started with, so none is dropped.
 
 use crate::workers::{ListenerCommand, WorkerSocket};
 use arc_swap::ArcSwap;
@@ -183,6 +184,8 @@ impl Applier for RuntimeApplier {
         }
         // 2. Commit: clusters, then the snapshot, then the sockets.
         self.apply_clusters(x)?;
+        // Open connections take the new route tables at their next request.
+        snapshot.publish_routes();
         self.snapshot.store(Arc::new(snapshot));
         for (name, addr) in &self.bound {
             if wanted.get(name) != Some(addr) {

@@ -887,22 +887,12 @@ fn envoy_and_mosn_answer_alike() {
     );
     let after: Vec<_> = before.iter_mut().map(on_before).collect();
     found.cases += 1;
-    // KNOWN GAP: mosn-rs routes a connection by the route table it was accepted
-    // with (docs/xds.md, "How updates are applied"); Envoy routes each new request
-    // by the newest RouteConfiguration, open connection or not.
-    let report = format!(
-        "RDS update: keep-alive connection opened before it (Host exact.example.com, GET /)\n  envoy:   {:?}\n  mosn-rs: {:?}",
-        after[0], after[1]
+    // Both route the next request on an open connection by the newest
+    // RouteConfiguration.
+    assert_eq!(
+        after[0], after[1],
+        "RDS update: keep-alive connection opened before it (Host exact.example.com, GET /)"
     );
-    if after[0] != after[1] {
-        found.gaps.push(format!(
-            "{report}\n  gap: requests on a connection opened before an RDS update keep the old routes in mosn-rs"
-        ));
-    } else {
-        found
-            .fixed
-            .push("RDS update: keep-alive connection opened before it");
-    }
 
     eprintln!(
         "{} cases + 2 proportion checks; ready after {ready:?}, done after {:?}",

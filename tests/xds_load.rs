@@ -5,8 +5,9 @@
 //! every 150-250 ms. wrk must see no non-2xx/3xx response and no socket error.
 //! After each ACK, requests on new connections go to the new target (checked
 //! during the wrk phase, then again in a second phase of 20 pushes without wrk,
-//! where a keep-alive connection opened before the push must follow an endpoint
-//! change; a route change does not reach it in mosn-rs: see KNOWN GAP below).
+//! where a keep-alive connection opened before the push must follow both: as in
+//! Envoy, the next request on an open connection is routed by the newest route
+//! configuration).
 
 mod common;
 
@@ -270,7 +271,6 @@ fn twenty_updates_under_load() {
     assert_eq!(socket_errors, 0, "socket errors under updates:\n{text}");
 
     // Phase 2: after each ACK, every new request follows the new config.
-    let mut gaps = Vec::new();
     for n in PUSHES + 1..=2 * PUSHES {
         let mut before = TcpStream::connect(("127.0.0.1", port)).unwrap();
         before
@@ -289,25 +289,12 @@ fn twenty_updates_under_load() {
                 "{version} ({change:?}) ACKed, new connection request {i}: {got:?}, want one of {want:?}"
             );
         }
-        // A connection opened before the push: endpoint changes apply to it.
+        // A connection opened before the push follows the change too.
         let got = get_on(&mut before);
-        let follows = got.as_deref().is_ok_and(|t| want.contains(t));
-        match change {
-            Change::Endpoints => assert!(
-                follows,
-                "{version} (EDS) ACKed, request on a connection opened before: {got:?} (before the push {old:?}), want one of {want:?}"
-            ),
-            // KNOWN GAP: mosn-rs keeps the route table a connection started with
-            // (docs/xds.md "How updates are applied"); Envoy routes every new request
-            // on an open connection by the newest RouteConfiguration.
-            Change::Route if !follows => gaps.push(format!(
-                "{version} (RDS): keep-alive connection opened before the push got {got:?} (before: {old:?}), new config wants {want:?}"
-            )),
-            Change::Route => {}
-        }
-    }
-    if !gaps.is_empty() {
-        eprintln!("KNOWN GAPS ({}):\n{}", gaps.len(), gaps.join("\n"));
+        assert!(
+            got.as_deref().is_ok_and(|t| want.contains(t)),
+            "{version} ({change:?}) ACKed, request on a connection opened before: {got:?} (before the push {old:?}), want one of {want:?}"
+        );
     }
     eprintln!("done after {:?}", started.elapsed());
     drop(mosn);

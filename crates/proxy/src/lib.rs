@@ -12,6 +12,7 @@ pub mod http2;
 mod listener_filter;
 pub mod proxy_protocol;
 pub(crate) mod retry;
+pub mod routes;
 pub mod rpc;
 pub mod shutdown;
 pub mod snapshot;

@@ -6,6 +6,7 @@ use crate::http1::{Detect, HttpListener};
 use crate::rpc::RpcListener;
 use crate::tcp::TcpProxyListener;
 
+use crate::routes::{self, SharedRoutes};
 use mosn_config::filters::ProxyProtocol;
 use mosn_config::listener_filters::{ListenerFilter, OriginalDstMode};
 use mosn_config::tls::DEFAULT_HANDSHAKE_TIMEOUT;
@@ -13,9 +14,10 @@ use mosn_config::{
     FilterChainConfig, FilterConfig, MosnConfig, NetworkFilter, DEFAULT_CONNECTION_IDLE_TIMEOUT,
 };
 use mosn_observe::{ListenerStats, StatsRegistry};
-use mosn_router::{RouterError, RouterSet};
+use mosn_router::{RouteTable, RouterError, RouterSet};
 use mosn_tls::ServerTlsSet;
 use mosn_upstream::ClusterManager;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -83,6 +85,9 @@ impl ListenerRuntime {
 pub struct Snapshot {
     pub listeners: Vec<Arc<ListenerRuntime>>,
     pub clusters: Arc<ClusterManager>,
+    /// Route tables that replace ones open connections already use: stored by
+    /// [`Snapshot::publish_routes`] when this snapshot goes into service.
+    pending_routes: Vec<(Arc<SharedRoutes>, Arc<RouteTable>)>,
 }
 
 impl Snapshot {
@@ -97,9 +102,21 @@ impl Snapshot {
         tracer: Option<Arc<mosn_trace::Tracer>>,
     ) -> Result<Snapshot, SnapshotError> {
         let mut listeners = Vec::new();
+        let mut pending_routes = Vec::new();
         for (si, server) in config.servers.iter().enumerate() {
-            let routers = RouterSet::build(&server.routers)
+            let built = RouterSet::build(&server.routers)
                 .map_err(|source| SnapshotError::Router { server: si, source })?;
+            let mut routers = HashMap::new();
+            for r in &server.routers {
+                let name = &r.router_config_name;
+                if let Some(table) = built.get(name) {
+                    let (shared, existed) = routes::shared(&format!("{si}/{name}"), table);
+                    if existed {
+                        pending_routes.push((shared.clone(), table.clone()));
+                    }
+                    routers.insert(name.clone(), shared);
+                }
+            }
             for (li, l) in server.listeners.iter().enumerate() {
                 let Ok(addr) = l.address.parse::<SocketAddr>() else {
                     continue;
@@ -177,7 +194,16 @@ impl Snapshot {
         Ok(Snapshot {
             listeners,
             clusters,
+            pending_routes,
         })
+    }
+
+    /// Puts this snapshot's route tables into service for connections that opened
+    /// under an earlier one (call when the snapshot itself goes into service).
+    pub fn publish_routes(&self) {
+        for (shared, table) in &self.pending_routes {
+            shared.store(table.clone());
+        }
     }
 
     pub fn listener(&self, name: &str) -> Option<&Arc<ListenerRuntime>> {
@@ -322,7 +348,7 @@ fn tls_contexts(
 /// as its fallback.
 fn build_kind(
     filters: &[FilterConfig],
-    routers: &RouterSet,
+    routers: &HashMap<String, Arc<SharedRoutes>>,
     clusters: &Arc<ClusterManager>,
     idle_timeout: std::time::Duration,
 ) -> Option<ListenerKind> {

@@ -14,7 +14,7 @@ use crate::trace::UpstreamContext;
 use bytes::Bytes;
 use mosn_config::DEFAULT_ROUTE_TIMEOUT;
 use mosn_protocol::http1::{request_framing, BodyFraming, RequestHead, Version};
-use mosn_router::{ClusterAction, RequestView, RetryPolicy, Route, RouteAction};
+use mosn_router::{ClusterAction, RequestView, RetryPolicy, Route, RouteAction, RouteTable};
 use mosn_upstream::breaker::{try_acquire_owned, Permit};
 use mosn_upstream::outlier::{self, Outcome as OutlierOutcome};
 use mosn_upstream::{pool, ActiveRequest, Cluster, Host, LbContext, PooledConn, UpstreamTls};
@@ -70,8 +70,21 @@ async fn traced(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdow
     next
 }
 
-/// One exchange, from a parsed head to the end of the response.
+/// One exchange, from a parsed head to the end of the response, routed by the
+/// listener's current route table (xDS may have replaced it since the last request).
 async fn exchange(conn: &mut Downstream<'_>, head: &RequestHead, shutdown: &Shutdown) -> Next {
+    let table = conn.listener.routes.take(&mut conn.routes);
+    let next = routed(conn, head, shutdown, &table).await;
+    conn.routes.put_back(table);
+    next
+}
+
+async fn routed(
+    conn: &mut Downstream<'_>,
+    head: &RequestHead,
+    shutdown: &Shutdown,
+    table: &RouteTable,
+) -> Next {
     let stats = conn.stats;
     stats.downstream_request_total.inc();
     let _active = Active::new(&stats.downstream_request_active);
@@ -81,10 +94,10 @@ async fn exchange(conn: &mut Downstream<'_>, head: &RequestHead, shutdown: &Shut
     let close_after_reply =
         framing.has_body() || !head.wants_keep_alive() || shutdown.is_draining();
     if head.is_connect() {
-        return super::upgrade::connect(conn, head).await;
+        return super::upgrade::connect(conn, head, table).await;
     }
     let view = RouterView(head, conn.peer);
-    let Some(route) = conn.listener.routes.route(&view) else {
+    let Some(route) = table.route(&view) else {
         return reply(conn, LocalReply::NoRoute, close_after_reply, head).await;
     };
     match &route.action {

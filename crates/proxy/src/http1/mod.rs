@@ -22,7 +22,6 @@ use mosn_config::filters::{
 use mosn_config::{Http1Options, ProxyFilterConfig};
 use mosn_observe::ListenerStats;
 use mosn_protocol::http1::{parse_request, HeadLimits, RequestHead};
-use mosn_router::RouteTable;
 use mosn_tls::Stream;
 use mosn_upstream::ClusterManager;
 use std::net::SocketAddr;
@@ -34,7 +33,7 @@ pub use local_reply::LocalReply;
 
 /// A listener running the `proxy` filter over HTTP/1.1.
 pub struct HttpListener {
-    pub routes: Arc<RouteTable>,
+    pub routes: Arc<crate::routes::SharedRoutes>,
     pub clusters: Arc<ClusterManager>,
     pub limits: HeadLimits,
     pub upstream_limits: HeadLimits,
@@ -122,7 +121,7 @@ impl HttpListener {
 
     pub fn new(
         cfg: &ProxyFilterConfig,
-        routes: Arc<RouteTable>,
+        routes: Arc<crate::routes::SharedRoutes>,
         clusters: Arc<ClusterManager>,
         idle_timeout: Duration,
     ) -> Self {
@@ -177,6 +176,8 @@ struct Downstream<'a> {
     /// The current exchange's span, when it is traced.
     span: Option<Box<mosn_trace::Span>>,
     listener_name: &'a str,
+    /// The route table the last request used (refreshed when xDS replaced it).
+    routes: crate::routes::RoutesCache,
     listener: &'a HttpListener,
     stats: &'a ListenerStats,
     /// Bytes read from the client and not yet consumed.
@@ -320,6 +321,7 @@ pub async fn serve(
         log: None,
         span: None,
         listener_name: &runtime.name,
+        routes: Default::default(),
         listener,
         stats,
         buf,

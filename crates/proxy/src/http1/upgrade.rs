@@ -132,9 +132,13 @@ pub(super) async fn forward(
 /// target has no path, so only routes without a path condition can match it (for
 /// example `"match": {"headers": [{"name": ":method", "value": "CONNECT"}]}`): a
 /// proxy never becomes an open tunnel by a `prefix: "/"` route. No route: 404.
-pub(super) async fn connect(conn: &mut Downstream<'_>, head: &RequestHead) -> Next {
+pub(super) async fn connect(
+    conn: &mut Downstream<'_>,
+    head: &RequestHead,
+    table: &mosn_router::RouteTable,
+) -> Next {
     let view = RouterView(head, conn.peer);
-    let Some(route) = conn.listener.routes.route(&view) else {
+    let Some(route) = table.route(&view) else {
         return reply(conn, LocalReply::NoRoute, true, head).await;
     };
     let mosn_router::RouteAction::Cluster(action) = &route.action else {

@@ -238,7 +238,10 @@ async fn route(
         parts,
         peer: ctx.peer,
     };
-    let Some(route) = listener.routes.route(&view) else {
+    // The listener's current route table (xDS may have replaced it since the
+    // connection opened).
+    let table = listener.routes.load();
+    let Some(route) = table.route(&view) else {
         return local_reply(ctx, &mut respond, LocalReply::NoRoute, grpc);
     };
     match &route.action {

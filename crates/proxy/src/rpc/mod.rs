@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use mosn_config::DEFAULT_ROUTE_TIMEOUT;
 use mosn_observe::ListenerStats;
 use mosn_protocol::xprotocol::{Codec, Frame, FrameKind, Hijack};
-use mosn_router::{RequestView, RouteAction, RouteTable};
+use mosn_router::{RequestView, RouteAction};
 use mosn_tls::Stream;
 use mosn_upstream::{ClusterManager, Host, LbContext};
 use std::cell::Cell;
@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 /// An RPC proxy listener (or the RPC side of an `Auto` one).
 pub struct RpcListener {
-    pub routes: Arc<RouteTable>,
+    pub routes: Arc<crate::routes::SharedRoutes>,
     pub clusters: Arc<ClusterManager>,
     /// The codec every connection speaks; None: detected per connection (`Auto`).
     pub codec: Option<&'static dyn Codec>,
@@ -255,7 +255,9 @@ fn handle(
         frame: &frame,
         peer: accepted.peer.ip(),
     };
-    let Some(route) = listener.routes.route(&view) else {
+    // A guard, not a reference count: no await while it is held.
+    let table = listener.routes.current();
+    let Some(route) = table.route(&view) else {
         stats.no_route.inc();
         return hijack(&frame, Hijack::NoRoute);
     };
