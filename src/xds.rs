@@ -82,15 +82,25 @@ impl RuntimeApplier {
             full.servers.push(ServerConfig::default());
         }
         let server = &mut full.servers[0];
+        let firsts = (
+            server.listeners.len(),
+            server.routers.len(),
+            full.cluster_manager.clusters.len(),
+        );
         server.listeners.extend(x.listeners.iter().cloned());
         server.routers.extend(x.routers.iter().cloned());
         full.cluster_manager
             .clusters
             .extend(x.clusters.iter().cloned());
-        let mut problems = Problems::default();
+        // A route to a cluster not (yet) there answers 503, as in Envoy.
+        let mut problems = Problems::for_xds();
         mosn_config::validate::validate(&mut full, &mut problems);
         if !problems.errors.is_empty() {
-            let list: Vec<String> = problems.errors.iter().map(ToString::to_string).collect();
+            let list: Vec<String> = problems
+                .errors
+                .iter()
+                .map(|i| format!("{}: {}", xds_path(&i.path, firsts, x), i.message))
+                .collect();
             return Err(list.join("; "));
         }
         Ok(full)
@@ -128,6 +138,36 @@ impl RuntimeApplier {
         }
         Ok(())
     }
+}
+
+/// A validation path inside the composed config, said in the xDS resource's terms
+/// (`route configuration "rc"...` rather than `servers[0].routers[3]...`), so the
+/// NACK names what the control plane sent.
+fn xds_path(path: &str, firsts: (usize, usize, usize), x: &XdsConfig) -> String {
+    let (listeners, routers, clusters) = firsts;
+    let rename = |prefix: &str, first: usize, names: &dyn Fn(usize) -> Option<String>| {
+        let rest = path.strip_prefix(prefix)?;
+        let (index, tail) = rest.split_once(']')?;
+        let i: usize = index.parse().ok()?;
+        let name = names(i.checked_sub(first)?)?;
+        Some(format!("{name}{tail}"))
+    };
+    rename("servers[0].listeners[", listeners, &|i| {
+        x.listeners.get(i).map(|l| format!("listener {:?}", l.name))
+    })
+    .or_else(|| {
+        rename("servers[0].routers[", routers, &|i| {
+            x.routers
+                .get(i)
+                .map(|r| format!("route configuration {:?}", r.router_config_name))
+        })
+    })
+    .or_else(|| {
+        rename("cluster_manager.clusters[", clusters, &|i| {
+            x.clusters.get(i).map(|c| format!("cluster {:?}", c.name))
+        })
+    })
+    .unwrap_or_else(|| path.to_string())
 }
 
 fn json(c: &ClusterConfig) -> Value {

@@ -532,14 +532,19 @@ fn table() -> Vec<Case> {
 fn table_v2() -> Vec<Case> {
     let local = ["x-vhost-resp", "x-rc-resp"];
     vec![
-        // KNOWN GAP: Envoy ACKs a RouteConfiguration naming a cluster it does not
-        // have (RDS does not validate clusters by default) and answers 503 on that
-        // route only; mosn-rs NACKs the whole RouteConfiguration (its config check
-        // wants every route's cluster to exist), so it keeps serving v1 (404 there).
-        case("unknown cluster: 503", F, "/unknown")
-            .no_body()
-            .resp(&local)
-            .gap("mosn-rs NACKs an RDS route to an unknown cluster; Envoy ACKs and answers 503"),
+        // Both ACK a RouteConfiguration naming a cluster they do not have (RDS does
+        // not validate clusters) and answer 503 on that route only.
+        case("unknown cluster: 503", F, "/unknown").no_body(),
+        // KNOWN GAP: Envoy adds the virtual host's and route configuration's
+        // response headers to its own 503; mosn-rs's local replies carry none.
+        case(
+            "unknown cluster: 503 with the route's response headers",
+            F,
+            "/unknown",
+        )
+        .no_body()
+        .resp(&local)
+        .gap("local replies of a routed request lack response_headers_to_add in mosn-rs"),
         case("v1 routes still answer alike", F, "/exact"),
     ]
 }

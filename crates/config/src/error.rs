@@ -62,9 +62,31 @@ fn render_list(list: &[ConfigIssue]) -> String {
 pub struct Problems {
     pub errors: Vec<ConfigIssue>,
     pub warnings: Vec<ConfigIssue>,
+    /// A route or tcp_proxy naming a cluster that does not exist is a warning, not an
+    /// error: xDS, where (as in Envoy) such a route answers 503 until the cluster
+    /// arrives, instead of the whole route configuration being refused.
+    pub dangling_clusters_allowed: bool,
 }
 
 impl Problems {
+    /// For configs composed from xDS ([`Problems::dangling_clusters_allowed`]).
+    pub fn for_xds() -> Problems {
+        Problems {
+            dangling_clusters_allowed: true,
+            ..Problems::default()
+        }
+    }
+
+    /// A reference to a cluster that does not exist.
+    pub fn no_cluster(&mut self, path: impl Into<String>, name: &str) {
+        let message = format!("no cluster named {name:?}");
+        if self.dangling_clusters_allowed {
+            self.warn(path, message);
+        } else {
+            self.error(path, message);
+        }
+    }
+
     pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigIssue {
             path: path.into(),

@@ -519,7 +519,7 @@ fn check_route_action(
         if name.is_empty() {
             problems.error(at, "a cluster name is required");
         } else if !clusters.contains(name) {
-            problems.error(at, format!("no cluster named {name:?}"));
+            problems.no_cluster(at, name);
         }
     };
     let specifiers: Vec<&str> = [
@@ -714,10 +714,7 @@ fn check_mirror_policies(
                 "a mirror policy needs a cluster",
             );
         } else if !clusters.contains(&mirror.cluster) {
-            problems.error(
-                format!("{mpath}.cluster"),
-                format!("no cluster named {:?}", mirror.cluster),
-            );
+            problems.no_cluster(format!("{mpath}.cluster"), &mirror.cluster);
         }
         if mirror.percent > 100 {
             problems.error(
@@ -1134,18 +1131,12 @@ fn check_tcp_proxy(
         problems.error(path, "tcp_proxy needs a cluster or routes");
     }
     if !tcp.cluster.is_empty() && !clusters.contains(&tcp.cluster) {
-        problems.error(
-            format!("{path}.cluster"),
-            format!("no cluster named {:?}", tcp.cluster),
-        );
+        problems.no_cluster(format!("{path}.cluster"), &tcp.cluster);
     }
     for (ri, route) in tcp.routes.iter().enumerate() {
         let rpath = format!("{path}.routes[{ri}]");
         if !clusters.contains(&route.cluster) {
-            problems.error(
-                format!("{rpath}.cluster"),
-                format!("no cluster named {:?}", route.cluster),
-            );
+            problems.no_cluster(format!("{rpath}.cluster"), &route.cluster);
         }
         for (field, list) in [
             ("source_addrs", &route.source_addrs),
