@@ -21,7 +21,7 @@ pub struct TlsConfig {
     #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
     pub kind: String,
     /// Server: a name this context answers for (besides its certificate's names).
-    /// Client: the SNI sent and the name verified.
+    /// Client: the SNI sent and the name verified (unless `match_subject_alt_names`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub server_name: String,
     /// PEM text or a file path (relative to the config file).
@@ -58,8 +58,10 @@ pub struct TlsConfig {
     pub extend_verify: Value,
     #[serde(skip_serializing_if = "Value::is_null")]
     pub sds_source: Value,
-    /// mosn-rs (Envoy's name): client certificates must carry one of these subject
-    /// alternative names (DNS, URI or IP). Empty: any verified certificate.
+    /// mosn-rs (Envoy's name): the peer's verified certificate must carry one of these
+    /// subject alternative names (DNS, URI such as a SPIFFE ID, or IP). Listener: the
+    /// client's. Cluster: the upstream's, checked instead of `server_name` (then only
+    /// sent as SNI). Empty: any verified client; the upstream's `server_name`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub match_subject_alt_names: Vec<String>,
     /// mosn-rs: the handshake must finish within this (default 10s).
@@ -284,10 +286,22 @@ impl TlsConfig {
                 );
             }
         } else if !self.match_subject_alt_names.is_empty() {
-            problems.error(
-                format!("{path}.match_subject_alt_names"),
-                "applies to a listener's context (client certificates) only",
-            );
+            // A cluster's list replaces the server_name check (Envoy's rule for
+            // UpstreamTlsContext); without it MOSN's check of server_name stays.
+            if self.insecure_skip {
+                problems.error(
+                    format!("{path}.match_subject_alt_names"),
+                    "insecure_skip verifies nothing, so these names would never be checked",
+                );
+            }
+            for (i, n) in self.match_subject_alt_names.iter().enumerate() {
+                if n.trim().is_empty() {
+                    problems.error(
+                        format!("{path}.match_subject_alt_names[{i}]"),
+                        "an empty name",
+                    );
+                }
+            }
         }
     }
 }
@@ -387,5 +401,58 @@ impl FilterChainMatch {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster_issues(tls: TlsConfig) -> Vec<String> {
+        let mut p = Problems::default();
+        tls.check("clusters[0].tls_context", false, &mut p);
+        p.errors
+            .iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect()
+    }
+
+    fn with_names(names: &[&str]) -> TlsConfig {
+        TlsConfig {
+            status: true,
+            server_name: "outbound_.80_._.app.default.svc.cluster.local".into(),
+            match_subject_alt_names: names.iter().map(|n| (*n).to_owned()).collect(),
+            ..TlsConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_cluster_takes_a_san_list() {
+        let spiffe = "spiffe://cluster.local/ns/default/sa/app";
+        assert!(cluster_issues(with_names(&[spiffe, "api.example.com", "10.0.0.1"])).is_empty());
+        // Without a CA: verified against the system roots, as without a list.
+        assert!(cluster_issues(TlsConfig {
+            ca_cert: String::new(),
+            ..with_names(&[spiffe])
+        })
+        .is_empty());
+    }
+
+    #[test]
+    fn a_cluster_san_list_with_bad_values_names_the_entry() {
+        assert_eq!(
+            cluster_issues(with_names(&["a.example.com", "  "])),
+            vec!["clusters[0].tls_context.match_subject_alt_names[1]: an empty name"]
+        );
+        assert_eq!(
+            cluster_issues(TlsConfig {
+                insecure_skip: true,
+                ..with_names(&["a.example.com"])
+            }),
+            vec![
+                "clusters[0].tls_context.match_subject_alt_names: insecure_skip verifies \
+                 nothing, so these names would never be checked"
+            ]
+        );
     }
 }

@@ -1,13 +1,21 @@
 //! Certificate verifiers beyond webpki's defaults: a client certificate requested but
 //! not verified (MOSN's `require_client_cert` without `verify_client`), a SAN
-//! allow-list on verified client certificates, and the upstream opt-out
-//! (`insecure_skip`). Handshake signatures are still checked in every case.
+//! allow-list on verified client certificates, the same list in place of the name
+//! check on upstream certificates (Envoy's `match_subject_alt_names` on a cluster,
+//! Istio's SPIFFE identities), and the upstream opt-out (`insecure_skip`). Handshake
+//! signatures are still checked in every case.
 
+use crate::Identity;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::verify_server_cert_signed_by_trust_anchor;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, OtherError, RootCertStore,
+    SignatureScheme,
+};
 use std::sync::Arc;
 
 fn schemes(p: &CryptoProvider) -> Vec<SignatureScheme> {
@@ -94,15 +102,9 @@ impl ClientCertVerifier for SanAllowList {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        let identity = crate::Identity::of(end_entity)
-            .ok_or_else(|| Error::General("client certificate does not parse".into()))?;
-        let cert = webpki::EndEntityCert::try_from(end_entity)
-            .map_err(|e| Error::General(format!("client certificate: {e}")))?;
-        let covered = |n: &String| {
-            ServerName::try_from(n.as_str())
-                .is_ok_and(|sn| cert.verify_is_valid_for_subject_name(&sn).is_ok())
-        };
-        if self.names.iter().any(|n| identity.has_san(n) || covered(n)) {
+        let listed = san_listed(end_entity, &self.names)
+            .map_err(|e| Error::General(format!("client {e}")))?;
+        if listed {
             Ok(verified)
         } else {
             Err(Error::General(
@@ -128,6 +130,145 @@ impl ClientCertVerifier for SanAllowList {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// A certificate that the SAN checks cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("certificate does not parse: {0}")]
+pub(crate) struct Unparsable(String);
+
+/// Does the certificate carry one of `names`: a SAN equal to it (DNS case-insensitively,
+/// URI such as a SPIFFE ID exactly, IP by value), or a DNS SAN whose wildcard covers it
+/// (as Envoy's exact matcher does on DNS SANs)? The one rule for client certificates
+/// and upstream certificates alike.
+pub(crate) fn san_listed(
+    end_entity: &CertificateDer<'_>,
+    names: &[String],
+) -> Result<bool, Unparsable> {
+    let identity =
+        Identity::of(end_entity).ok_or_else(|| Unparsable("not X.509 DER".to_owned()))?;
+    let cert =
+        webpki::EndEntityCert::try_from(end_entity).map_err(|e| Unparsable(e.to_string()))?;
+    let covered = |n: &String| {
+        ServerName::try_from(n.as_str())
+            .is_ok_and(|sn| cert.verify_is_valid_for_subject_name(&sn).is_ok())
+    };
+    Ok(names.iter().any(|n| identity.has_san(n) || covered(n)))
+}
+
+/// An upstream certificate that chains to a trusted CA but carries none of the
+/// cluster's `match_subject_alt_names`.
+#[derive(thiserror::Error)]
+#[error("the upstream certificate carries none of match_subject_alt_names {wanted:?}; its SANs: {found}")]
+pub(crate) struct NoListedSan {
+    wanted: Vec<String>,
+    found: String,
+}
+
+// rustls prints a certificate error's cause with `{:?}` (in the handshake failure
+// that the pool logs): make that the sentence, not a struct dump.
+impl std::fmt::Debug for NoListedSan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl NoListedSan {
+    fn new(end_entity: &CertificateDer<'_>, wanted: &[String]) -> NoListedSan {
+        let found = match Identity::of(end_entity) {
+            Some(id) => {
+                let names: Vec<String> = id
+                    .uris
+                    .iter()
+                    .map(|u| format!("URI:{u}"))
+                    .chain(id.dns.iter().map(|d| format!("DNS:{d}")))
+                    .chain(id.ips.iter().map(|i| format!("IP:{i}")))
+                    .collect();
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            }
+            None => "unreadable".to_owned(),
+        };
+        NoListedSan {
+            wanted: wanted.to_vec(),
+            found,
+        }
+    }
+}
+
+/// A cluster's `match_subject_alt_names`: the upstream's chain is verified against the
+/// trusted roots as for any server (signatures, validity period, the serverAuth
+/// usage), and then, in place of the SNI name, the certificate must carry one of the
+/// names. This is Envoy's rule: with a SAN list the SNI is only sent, never matched,
+/// so Istio's `outbound_.80_._.svc...` SNI with a SPIFFE identity verifies.
+#[derive(Debug)]
+pub(crate) struct UpstreamSanList {
+    pub roots: Arc<RootCertStore>,
+    pub provider: Arc<CryptoProvider>,
+    pub names: Vec<String>,
+}
+
+impl ServerCertVerifier for UpstreamSanList {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        // rustls's own chain check without its name check: the names are ours below.
+        verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        let listed =
+            san_listed(end_entity, &self.names).map_err(|e| Error::General(e.to_string()))?;
+        if listed {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            let why = NoListedSan::new(end_entity, &self.names);
+            Err(Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(why)),
+            )))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        schemes(&self.provider)
     }
 }
 
@@ -178,3 +319,7 @@ impl ServerCertVerifier for NoServerVerification {
         schemes(&self.provider)
     }
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

@@ -64,8 +64,7 @@
 //! | `tls_certificate_sds_secret_configs[0]` | `sds_source.CertificateConfig`, `secrets` | filled by [`apply_secrets`] |
 //! | `validation_context.trusted_ca` | `ca_cert` (+ `verify_client` on listeners) | supported |
 //! | `validation_context_sds_secret_config`, `combined_validation_context` | `sds_source.ValidationConfig` | filled by [`apply_secrets`] |
-//! | subject alt names, listener | `match_subject_alt_names` | exact matches supported; prefix/suffix/regex refused |
-//! | subject alt names, cluster | `server_name` | only a single DNS name equal to (or becoming) the SNI name; others (SPIFFE URIs) refused |
+//! | subject alt names, listener and cluster | `match_subject_alt_names` | exact matches; on a cluster they replace the SNI name check (Istio's ISTIO_MUTUAL), and a validation secret's names apply when the context has none; a name list without `sni` no longer becomes the SNI; prefix/suffix/regex refused |
 //! | cluster without validation context | `insecure_skip` | as in Envoy, nothing is verified (warned) |
 //! | cluster with a CA and no names | — | warned: the model also verifies the SNI name |
 //! | `require_client_certificate` | `require_client_cert` | supported (without a CA refused) |

@@ -100,8 +100,6 @@ pub fn secret(s: &Secret) -> Result<Converted<SecretOut>, ConvertError> {
 pub trait TlsHolder {
     /// How errors name it (`listener "x"`, `cluster "y"`).
     fn resource(&self) -> String;
-    /// A listener's contexts verify clients; a cluster's, servers.
-    fn server_side(&self) -> bool;
     /// Each TLS context with the path of its field.
     fn tls_contexts(&mut self) -> Vec<(String, &mut TlsConfig)>;
     /// The same, to read.
@@ -111,10 +109,6 @@ pub trait TlsHolder {
 impl TlsHolder for ListenerConfig {
     fn resource(&self) -> String {
         format!("listener {:?}", self.name)
-    }
-
-    fn server_side(&self) -> bool {
-        true
     }
 
     fn tls_refs(&self) -> Vec<&TlsConfig> {
@@ -141,10 +135,6 @@ impl TlsHolder for ListenerConfig {
 impl TlsHolder for ClusterConfig {
     fn resource(&self) -> String {
         format!("cluster {:?}", self.name)
-    }
-
-    fn server_side(&self) -> bool {
-        false
     }
 
     fn tls_refs(&self) -> Vec<&TlsConfig> {
@@ -177,16 +167,14 @@ pub fn pending_secrets(target: &impl TlsHolder) -> Vec<String> {
 /// Fills every TLS context of a converted listener or cluster from the SDS secrets it
 /// names, and removes the references (`sds_source`). Keep the converted config and
 /// apply to a fresh clone whenever a secret changes: the filled copy no longer says
-/// which fields came from which secret. A listener's validation context keeps its own
-/// subject alt names and takes the secret's when it has none (Envoy's combined
-/// validation context); a cluster cannot verify names other than its SNI name, so a
-/// validation secret with names is refused for it.
+/// which fields came from which secret. A validation context (a listener's or a
+/// cluster's) keeps its own subject alt names and takes the secret's when it has none
+/// (Envoy's combined validation context).
 pub fn apply_secrets(
     target: &mut impl TlsHolder,
     secrets: &HashMap<String, SecretOut>,
 ) -> Result<(), ConvertError> {
     let resource = target.resource();
-    let server = target.server_side();
     for (path, t) in target.tls_contexts() {
         let wanted = |key: &str| tls_conv::sds(t, key).map(str::to_owned);
         let (cert, validation) = (wanted(SDS_CERTIFICATE), wanted(SDS_VALIDATION));
@@ -223,20 +211,10 @@ pub fn apply_secrets(
                     match_subject_alt_names,
                 } => {
                     t.ca_cert = ca_cert.clone();
-                    if !match_subject_alt_names.is_empty() {
-                        if !server {
-                            return Err(ConvertError::Unsupported {
-                                resource: resource.clone(),
-                                path: format!("{path}.sds_source"),
-                                message: format!(
-                                    "validation secret {name:?} names subject alt names: \
-                                     mosn-rs verifies an upstream's certificate against its SNI name only"
-                                ),
-                            });
-                        }
-                        if t.match_subject_alt_names.is_empty() {
-                            t.match_subject_alt_names = match_subject_alt_names.clone();
-                        }
+                    // ACCEPT_UNTRUSTED (insecure_skip) lets any certificate through in
+                    // Envoy, names included: nothing to check them against then.
+                    if t.match_subject_alt_names.is_empty() && !t.insecure_skip {
+                        t.match_subject_alt_names = match_subject_alt_names.clone();
                     }
                 }
                 SecretOut::Certificate { .. } => return Err(wrong(name, "validation_context")),

@@ -67,19 +67,7 @@ pub(crate) fn downstream(
             "requiring a client certificate without a validation context (nothing to verify it against) is not supported",
         ));
     }
-    for (i, san) in v.sans.iter().enumerate() {
-        match san {
-            (_, StrTest::Exact(name)) => out.tls.match_subject_alt_names.push(name.clone()),
-            (field, other) => {
-                return Err(ctx.refuse(
-                    &format!("{p}.common_tls_context.validation_context.{field}"),
-                    format!(
-                    "only exact subject alt name matches are supported, not {other:?} (entry {i})"
-                ),
-                ))
-            }
-        }
-    }
+    exact_sans(&v.sans, ctx, &p, &mut out.tls)?;
     if proto::boolv(&cfg.require_sni) == Some(true) {
         ctx.warn(
             &format!("{p}.require_sni"),
@@ -151,57 +139,39 @@ pub(crate) fn upstream(
         ctx.warn(
             &format!("{p}.common_tls_context"),
             "the upstream's certificate is also verified against the SNI name (sni, else the \
-             host's hostname, else its IP); Envoy checks only the chain",
+             host's hostname, else its IP) unless its validation secret names subject alt \
+             names; Envoy checks only the chain",
         );
     } else {
-        upstream_sans(&v.sans, ctx, &p, &mut out.tls)?;
+        // Envoy's rule, and the model's: the list is the name check and the SNI is
+        // only sent (Istio's ISTIO_MUTUAL: SPIFFE IDs with an outbound_ SNI).
+        exact_sans(&v.sans, ctx, &p, &mut out.tls)?;
     }
     Ok(Some(out))
 }
 
-/// The model verifies an upstream's certificate against one name, the SNI name: a SAN
-/// list fits only when it is that one DNS name.
-fn upstream_sans(
+/// The subject alt names a peer certificate must carry (a listener's client, a
+/// cluster's upstream): exact matches only, as the model compares them.
+fn exact_sans(
     sans: &[(String, StrTest)],
     ctx: &Ctx,
     p: &str,
     tls: &mut TlsConfig,
 ) -> Result<(), ConvertError> {
-    let vpath = format!("{p}.common_tls_context.validation_context");
-    let mut dns = Vec::new();
-    for (field, test) in sans {
-        match (field.as_str(), test) {
-            ("match_subject_alt_names" | "match_typed_subject_alt_names[DNS]", StrTest::Exact(n))
-                if !n.contains(':') =>
-            {
-                dns.push(n.clone())
-            }
-            _ => {
+    for (i, san) in sans.iter().enumerate() {
+        match san {
+            (_, StrTest::Exact(name)) => tls.match_subject_alt_names.push(name.clone()),
+            (field, other) => {
                 return Err(ctx.refuse(
-                    &format!("{vpath}.{field}"),
+                    &format!("{p}.common_tls_context.validation_context.{field}"),
                     format!(
-                        "verifying an upstream certificate's subject alt names ({test:?}) is not \
-                         supported: mosn-rs verifies the upstream's certificate against its SNI name only"
-                    ),
+                    "only exact subject alt name matches are supported, not {other:?} (entry {i})"
+                ),
                 ))
             }
         }
     }
-    if tls.server_name.is_empty() && dns.len() == 1 {
-        tls.server_name = dns.remove(0);
-        return Ok(());
-    }
-    if dns.iter().any(|n| n.eq_ignore_ascii_case(&tls.server_name)) {
-        return Ok(());
-    }
-    Err(ctx.refuse(
-        &format!("{vpath}.match_subject_alt_names"),
-        format!(
-            "subject alt names {dns:?} differ from the SNI name {:?}: mosn-rs verifies the \
-             upstream's certificate against its SNI name only",
-            tls.server_name
-        ),
-    ))
+    Ok(())
 }
 
 fn new_out() -> TlsOut {

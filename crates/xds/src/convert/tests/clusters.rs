@@ -1,6 +1,7 @@
 use super::fixtures::*;
+use super::secrets::{istio_secrets, CA, CERT};
 use super::*;
-use crate::convert::{cluster, UpstreamProtocol};
+use crate::convert::{apply_secrets, cluster, UpstreamProtocol};
 use envoy_types::pb::envoy::config::cluster::v3 as cl;
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::endpoint::v3 as ep;
@@ -56,26 +57,64 @@ fn istio_eds_cluster_with_tls_from_sds() {
 }
 
 #[test]
-fn istio_mutual_tls_checks_spiffe_names_which_the_model_cannot() {
-    // What Istio really sends for ISTIO_MUTUAL: the peer's SPIFFE identity.
+fn istio_mutual_tls_verifies_the_spiffe_names_instead_of_the_sni() {
+    // What Istio really sends for ISTIO_MUTUAL: the peer's SPIFFE identity, an
+    // outbound_ SNI, the certificate and CA from SDS.
+    let spiffe = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
+    let sni = "outbound_.9080_._.reviews.default.svc.cluster.local";
     let mut c = eds_cluster(REVIEWS);
     let upstream = tls::UpstreamTlsContext {
         common_tls_context: Some(istio_common_tls(
             &["istio-peer-exchange", "istio", "h2"],
-            vec![spiffe_san(
-                "spiffe://cluster.local/ns/default/sa/bookinfo-reviews",
-            )],
+            vec![spiffe_san(spiffe)],
         )),
-        sni: "outbound_.9080_._.reviews.default.svc.cluster.local".into(),
+        sni: sni.into(),
         ..Default::default()
     };
     c.transport_socket = transport_socket(pack(&upstream));
+    let out = cluster(&c).expect("converts");
+    assert_eq!(out.value.secrets, vec!["default", "ROOTCA"]);
+    let t = out.value.cluster.tls_context.as_ref().expect("TLS");
+    assert!(t.status && !t.insecure_skip);
+    assert_eq!(t.server_name, sni);
+    assert_eq!(t.match_subject_alt_names, vec![spiffe]);
+    assert!(
+        !out.warnings.iter().any(|w| w.contains("SNI name")),
+        "{:#?}",
+        out.warnings
+    );
+    // Filled from SDS, it loads as MOSN JSON.
+    let mut filled = out.value.cluster.clone();
+    apply_secrets(&mut filled, &istio_secrets()).expect("applies");
+    let t = filled.tls_context.as_ref().expect("TLS");
+    assert_eq!((t.cert_chain.as_str(), t.ca_cert.as_str()), (CERT, CA));
+    assert_eq!(t.match_subject_alt_names, vec![spiffe]);
+    filled.kind = "SIMPLE".into();
+    load(&assemble(vec![], vec![], vec![filled])).expect("loads");
+
+    // Only exact names: the model compares SANs for equality.
+    let mut prefixed = spiffe_san("spiffe://cluster.local/ns/default/");
+    prefixed.matcher = Some(envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher {
+        match_pattern: Some(
+            envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern::Prefix(
+                "spiffe://cluster.local/ns/default/".into(),
+            ),
+        ),
+        ..Default::default()
+    });
+    let mut c = eds_cluster(REVIEWS);
+    c.transport_socket = transport_socket(pack(&tls::UpstreamTlsContext {
+        common_tls_context: Some(istio_common_tls(&["h2"], vec![prefixed])),
+        sni: sni.into(),
+        ..Default::default()
+    }));
     let text = refusal(cluster(&c));
     assert!(
-        text.starts_with("cluster \"outbound|9080||reviews.default.svc.cluster.local\": transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names[URI]: verifying an upstream certificate's subject alt names"),
+        text.contains("validation_context.match_typed_subject_alt_names[URI]: only exact subject alt name matches are supported"),
         "{text}"
     );
-    // And its auto mTLS, per endpoint.
+
+    // Its auto mTLS, per endpoint, is still refused.
     let mut c = eds_cluster(REVIEWS);
     c.transport_socket_matches
         .push(cl::cluster::TransportSocketMatch {
@@ -89,8 +128,9 @@ fn istio_mutual_tls_checks_spiffe_names_which_the_model_cannot() {
 }
 
 #[test]
-fn upstream_tls_name_checks_the_model_can_do() {
-    // One DNS name and no SNI: it becomes the SNI name, verified.
+fn upstream_tls_names_and_the_sni() {
+    // A DNS name to match, no SNI: the name is the check, nothing becomes the SNI
+    // (Envoy sends none; the model then sends the host's hostname, if any).
     let mut c = static_cluster(
         "ext",
         vec![lb_endpoint(
@@ -129,8 +169,9 @@ fn upstream_tls_name_checks_the_model_can_do() {
     let t = out.value.cluster.tls_context.as_ref().expect("TLS");
     assert_eq!(
         (t.server_name.as_str(), t.ca_cert.as_str()),
-        ("api.example.com", "/etc/ssl/ca.pem")
+        ("", "/etc/ssl/ca.pem")
     );
+    assert_eq!(t.match_subject_alt_names, vec!["api.example.com"]);
     assert!(out.value.secrets.is_empty());
     // No validation context: Envoy verifies nothing, and neither does the model then.
     let mut c = static_cluster("ext", vec![]);

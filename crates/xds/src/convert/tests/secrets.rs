@@ -154,7 +154,8 @@ fn apply_fills_listener_and_cluster_contexts() {
         .to_string()
         .contains("is not a validation_context"));
 
-    // A validation secret with names cannot be checked on a cluster.
+    // A validation secret's names reach a cluster as a listener's: the upstream's
+    // certificate must carry one of them.
     let mut named = secrets.clone();
     named.insert(
         "ROOTCA".into(),
@@ -167,8 +168,10 @@ fn apply_fills_listener_and_cluster_contexts() {
         .expect("converts")
         .value
         .cluster;
-    assert!(matches!(
-        apply_secrets(&mut c, &named),
-        Err(ConvertError::Unsupported { .. })
-    ));
+    apply_secrets(&mut c, &named).expect("applies");
+    let t = c.tls_context.as_ref().expect("TLS");
+    assert_eq!(
+        (t.ca_cert.as_str(), t.match_subject_alt_names.as_slice()),
+        (CA, &["spiffe://cluster.local/ns/a/sa/b".to_owned()][..])
+    );
 }
