@@ -10,13 +10,23 @@ use std::time::Duration;
 
 /// A listener speaking h2c both ways in front of `upstream`.
 fn grpc_proxy(upstream: std::net::SocketAddr, extra_route: &str) -> (Mosn, u16) {
+    grpc_proxy_routes(
+        upstream,
+        &format!(
+            r#"{extra_route}
+    {{"match": {{"prefix": "/mosn.test.Echo/"}}, "route": {{"cluster_name": "grpc"}}}},
+    {{"match": {{"prefix": "/grpc.health.v1.Health/"}}, "route": {{"cluster_name": "grpc"}}}}"#
+        ),
+    )
+}
+
+/// A gRPC proxy with exactly `routes` (a JSON list's items).
+fn grpc_proxy_routes(upstream: std::net::SocketAddr, routes: &str) -> (Mosn, u16) {
     let port = free_port();
     let config = format!(
         r#"{{"servers": [{{"default_log_level": "WARN", "processor": 2,
   "routers": [{{"router_config_name": "r", "virtual_hosts": [{{"name": "h", "domains": ["*"], "routers": [
-    {extra_route}
-    {{"match": {{"prefix": "/mosn.test.Echo/"}}, "route": {{"cluster_name": "grpc"}}}},
-    {{"match": {{"prefix": "/grpc.health.v1.Health/"}}, "route": {{"cluster_name": "grpc"}}}}]}}]}}],
+    {routes}]}}]}}],
   "listeners": [{{"name": "l", "address": "127.0.0.1:{port}", "bind_port": true,
     "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "Http2", "upstream_protocol": "Http2", "router_config_name": "r"}}}}]}}]}}]}}],
   "cluster_manager": {{"clusters": [{{"name": "grpc", "hosts": [{{"address": "{upstream}"}}]}}]}}}}"#
@@ -72,11 +82,11 @@ fn the_proxy_answers_grpc_requests_as_grpc() {
     let (_, v) = grpc_client(port, &["unary"]);
     assert_eq!(v["code"], "UNAVAILABLE", "{v}");
     assert_eq!(v["details"], "upstream connect failure", "{v}");
-    // No route for the call: UNIMPLEMENTED (12). The route below takes the whole service.
+    // No route for the call: UNIMPLEMENTED (12). Only another service is routed.
     let server = GrpcServer::start(false);
-    let (_m2, port) = grpc_proxy(
+    let (_m2, port) = grpc_proxy_routes(
         server.addr(),
-        r#"{"match": {"prefix": "/mosn.test.Echo/"}, "route": {"cluster_header": "x-no-such-header"}},"#,
+        r#"{"match": {"prefix": "/other.Service/"}, "route": {"cluster_name": "grpc"}}"#,
     );
     let (_, v) = grpc_client(port, &["unary"]);
     assert_eq!(v["code"], "UNIMPLEMENTED", "{v}");

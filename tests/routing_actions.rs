@@ -50,13 +50,14 @@ fn weighted_clusters_split_by_weight() {
 }
 
 #[test]
-fn cluster_header_picks_the_cluster_and_its_absence_is_a_404() {
+fn cluster_header_picks_the_cluster_and_its_absence_is_a_503() {
     let (a, b) = (tagged_upstream("A"), tagged_upstream("B"));
     let routes = r#"[{"match": {"prefix": "/"}, "route": {"cluster_header": "x-cluster"}}]"#;
     let (_m, port, _) = start(routes, &[("a", vec![a.addr], ""), ("b", vec![b.addr], "")]);
     assert_eq!(get(port, "/", "X-Cluster: b\r\n").body_text(), "B");
     assert_eq!(get(port, "/", "X-Cluster: a\r\n").body_text(), "A");
-    assert_eq!(get(port, "/", "").status, 404);
+    // No header, or a cluster that is not there: no cluster to send to (Envoy: 503).
+    assert_eq!(get(port, "/", "").status, 503);
     assert_eq!(get(port, "/", "X-Cluster: nope\r\n").status, 503);
 }
 

@@ -382,30 +382,42 @@ fn table() -> Vec<Case> {
         // (crates/router/src/domain.rs strip_port) and picks exact.example.com.
         case("exact domain with a port", "exact.example.com:8080", "/")
             .resp(&vh)
-            .gap("Host with a port: mosn-rs strips the port before matching domains, Envoy does not"),
+            .gap(
+                "Host with a port: mosn-rs strips the port before matching domains, Envoy does not",
+            ),
         case("domain with a port", "port.example.com:8080", "/").resp(&vh),
         // KNOWN GAP: same cause; the converter warns that "port.example.com:8080"
         // matches port.example.com on any port.
-        case("domain with a port, other port", "port.example.com:9090", "/")
-            .resp(&vh)
-            .gap("domain host:port: mosn-rs matches it on any port, Envoy only on that port"),
+        case(
+            "domain with a port, other port",
+            "port.example.com:9090",
+            "/",
+        )
+        .resp(&vh)
+        .gap("domain host:port: mosn-rs matches it on any port, Envoy only on that port"),
         case("suffix wildcard", "www.example.com", "/").resp(&vh),
         case("suffix wildcard, two labels", "a.b.example.com", "/").resp(&vh),
         case("longest suffix wildcard wins", "x.deep.example.com", "/").resp(&vh),
         case("bare domain is not *.example.com", "example.com", "/").resp(&vh),
-        case("prefix wildcard", "api.internal", "/p").resp(&vh).up(&["host"]),
+        case("prefix wildcard", "api.internal", "/p")
+            .resp(&vh)
+            .up(&["host"]),
         case("default vhost", "unknown.host", "/").resp(&vh),
         // path, prefix, regex
         case("path", F, "/exact"),
         case("path ignores the query", F, "/exact?q=1"),
-        case("path is not a prefix", F, "/exact/").no_body().resp(&local),
+        case("path is not a prefix", F, "/exact/")
+            .no_body()
+            .resp(&local),
         case("path is case sensitive", F, "/EXACT").no_body(),
         case("case-insensitive prefix", F, "/case/x"),
         case("case-insensitive prefix, upper", F, "/CASE"),
         case("regex", F, "/re/123"),
         case("regex with a query", F, "/re/42?x=1"),
         case("regex must match the whole path", F, "/re/12a").no_body(),
-        case("no route: 404", F, "/nothing-here").no_body().resp(&local),
+        case("no route: 404", F, "/nothing-here")
+            .no_body()
+            .resp(&local),
         // header matchers
         case("header exact", F, "/hdr").h("x-env", "canary"),
         case("header exact, other value", F, "/hdr").h("x-env", "stable"),
@@ -413,21 +425,22 @@ fn table() -> Vec<Case> {
         case("header present", F, "/hdr").h("x-debug", ""),
         case("header prefix", F, "/hdr").h("x-user", "admin-joe"),
         case("header prefix, no match", F, "/hdr").h("x-user", "joe-admin"),
-        case("header exact ignore_case", F, "/hdr").h("x-env", "PrOd").up(&["x-env"]),
+        case("header exact ignore_case", F, "/hdr")
+            .h("x-env", "PrOd")
+            .up(&["x-env"]),
         case("header: first matching route wins", F, "/hdr")
             .h("x-debug", "1")
             .h("x-env", "canary"),
         case("no header: fallback", F, "/hdr"),
-        case("all header matchers hold", F, "/and").h("x-a", "").h("x-b", "1"),
+        case("all header matchers hold", F, "/and")
+            .h("x-a", "")
+            .h("x-b", "1"),
         case("one header matcher fails", F, "/and").h("x-a", "1"),
         case("inverted exact, other value", F, "/inv").h("x-tier", "silver"),
         case("inverted exact, same value", F, "/inv").h("x-tier", "gold"),
-        // KNOWN GAP: Envoy 1.40: a missing header never matches a value test, inverted
-        // or not (only an inverted present_match matches it); mosn-rs inverts the
-        // failed test, so the route matches (crates/router/src/tests_matching.rs
-        // asserts the opposite of Envoy's behaviour here).
-        case("inverted exact, header missing", F, "/inv")
-            .gap("inverted value test on a missing header: mosn-rs matches, Envoy does not"),
+        // A missing header never matches a value test, inverted or not (only an
+        // inverted present_match matches it).
+        case("inverted exact, header missing", F, "/inv"),
         case("inverted present, header missing", F, "/notpresent"),
         case("inverted present, header there", F, "/notpresent").h("x-p", "1"),
         case("present_match false, header missing", F, "/absent"),
@@ -444,8 +457,12 @@ fn table() -> Vec<Case> {
         case("query values are not percent-decoded", F, "/q?v=%32")
             .gap("query parameter values: mosn-rs percent-decodes before matching, Envoy does not"),
         // redirects, direct responses
-        case("host redirect 301", F, "/redirect/x?y=1").resp(&["location"]).no_body(),
-        case("https redirect", F, "/https/p").resp(&["location"]).no_body(),
+        case("host redirect 301", F, "/redirect/x?y=1")
+            .resp(&["location"])
+            .no_body(),
+        case("https redirect", F, "/https/p")
+            .resp(&["location"])
+            .no_body(),
         case("path redirect 302, strip query", F, "/moved?a=1")
             .resp(&["location"])
             .no_body(),
@@ -477,24 +494,18 @@ fn table() -> Vec<Case> {
             .h("x-level", "client")
             .up(&up_levels)
             .resp(&resp_levels),
-        // KNOWN GAP: a header set (OVERWRITE_IF_EXISTS_OR_ADD) at several levels:
-        // Envoy sends one value, the route configuration's (levels apply route first,
-        // each replacing the last); mosn-rs's HTTP/1 path sends one header line per
-        // level (crates/proxy/src/http1/headers.rs drops the client's header, then
-        // write_adds writes every add; its HTTP/2 path inserts in order like Envoy).
+        // A header set (OVERWRITE_IF_EXISTS_OR_ADD) at several levels: one value,
+        // the route configuration's (levels apply route first, each replacing the
+        // last).
         case("header set at route, vhost and rc", F, "/headers")
             .h("x-level", "client")
             .up(&overwritten)
-            .resp(&overwritten)
-            .gap("OVERWRITE at several levels: mosn-rs (HTTP/1) sends every level's value, Envoy only the rc's"),
+            .resp(&overwritten),
         case("header set at vhost and rc", F, "/levels")
             .h("x-level", "client")
             .up(&overwritten)
-            .resp(&overwritten)
-            .gap("OVERWRITE at several levels: mosn-rs (HTTP/1) sends every level's value, Envoy only the rc's"),
-        case("direct response: header set at vhost and rc", F, "/direct")
-            .resp(&overwritten)
-            .gap("OVERWRITE at several levels on a direct response: mosn-rs sends vhost's and rc's, Envoy only the rc's"),
+            .resp(&overwritten),
+        case("direct response: header set at vhost and rc", F, "/direct").resp(&overwritten),
         case("header set at rc only", "api.x", "/levels")
             .h("x-level", "client")
             .up(&overwritten)
@@ -509,11 +520,8 @@ fn table() -> Vec<Case> {
         case("cluster_header names an unknown cluster", F, "/by-header")
             .h("x-cluster", "nope")
             .no_body(),
-        // KNOWN GAP: no cluster header: Envoy answers 503 (cluster not found, as for
-        // an unknown name); mosn-rs answers 404 as if no route matched.
-        case("cluster_header missing", F, "/by-header")
-            .no_body()
-            .gap("cluster_header absent from the request: mosn-rs 404, Envoy 503"),
+        // No cluster header: 503 (cluster not found, as for an unknown name).
+        case("cluster_header missing", F, "/by-header").no_body(),
         // retries
         case("retry_on 5xx: second attempt answers", F, "/retry").h("x-try", "r1"),
         case("retriable-status-codes 503", F, "/retry-codes").h("x-try", "r2"),

@@ -32,18 +32,27 @@ impl HeaderOps {
             && self.response_remove.is_empty()
     }
 
-    /// Merges the levels given most specific first.
+    /// Merges the levels given most specific first. They apply in that order, as in
+    /// Envoy: an overwriting add (`append: false`) of a later, more general level
+    /// replaces what a more specific level added under that name.
     pub(crate) fn merge(levels: &[&cfg::HeaderMutations]) -> HeaderOps {
         let mut ops = HeaderOps::default();
         for level in levels {
-            ops.request_add
-                .extend(level.request_headers_to_add.iter().map(header_add));
-            ops.response_add
-                .extend(level.response_headers_to_add.iter().map(header_add));
+            add_all(&mut ops.request_add, &level.request_headers_to_add);
+            add_all(&mut ops.response_add, &level.response_headers_to_add);
             union_lower(&mut ops.request_remove, &level.request_headers_to_remove);
             union_lower(&mut ops.response_remove, &level.response_headers_to_remove);
         }
         ops
+    }
+}
+
+fn add_all(into: &mut Vec<HeaderAdd>, options: &[cfg::HeaderValueOption]) {
+    for add in options.iter().map(header_add) {
+        if !add.append {
+            into.retain(|a| a.lower_name != add.lower_name);
+        }
+        into.push(add);
     }
 }
 

@@ -259,7 +259,9 @@ impl HeaderMatch {
             (HeaderTest::Present(want), v) => v.is_some() == *want,
             (HeaderTest::NonEmpty, v) => v.is_some_and(|v| !v.is_empty()),
             (HeaderTest::Value(m), Some(v)) => m.matches(v),
-            (HeaderTest::Value(_), None) => false,
+            // A missing header fails a value test, inverted or not (Envoy 1.40, checked
+            // by tests/xds_differential.rs): only presence tests speak of absence.
+            (HeaderTest::Value(_), None) => return false,
         };
         hit != self.invert
     }

@@ -105,7 +105,7 @@ fn header_matchers_table() {
             r().header("x", "1"),
             false,
         ),
-        // invert_match, including a missing header (Envoy: then it matches).
+        // invert_match; a missing header fails a value test, inverted or not (Envoy).
         (
             json!({"name": "x", "value": "a", "invert_match": true}),
             r().header("x", "b"),
@@ -119,7 +119,7 @@ fn header_matchers_table() {
         (
             json!({"name": "x", "value": "a", "invert_match": true}),
             r(),
-            true,
+            false,
         ),
         (
             json!({"name": "x", "prefix_match": "a", "invert_match": true}),

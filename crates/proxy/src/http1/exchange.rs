@@ -140,8 +140,9 @@ async fn forward(
         framing.has_body() || !head.wants_keep_alive() || shutdown.is_draining();
     let view = RouterView(head, conn.peer);
     let Some(choice) = action.pick_cluster(&view, fastrand::u64(..)) else {
-        // cluster_header with no usable value: nothing to route to.
-        return reply(conn, LocalReply::NoRoute, close_after_reply, head).await;
+        // cluster_header with no usable value: no cluster to send to (503, as Envoy
+        // answers for a cluster it does not have).
+        return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
     };
     let Some(cluster) = conn.listener.clusters.get(choice.name) else {
         return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;

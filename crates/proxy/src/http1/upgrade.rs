@@ -139,7 +139,7 @@ pub(super) async fn connect(
 ) -> Next {
     let view = RouterView(head, conn.peer);
     let Some(route) = table.route(&view) else {
-        return reply(conn, LocalReply::NoRoute, true, head).await;
+        return reply(conn, LocalReply::NoHealthyUpstream, true, head).await;
     };
     let mosn_router::RouteAction::Cluster(action) = &route.action else {
         return reply(

@@ -59,7 +59,8 @@ pub(super) async fn forward(
         peer: ctx.peer,
     };
     let Some(choice) = action.pick_cluster(&view, fastrand::u64(..)) else {
-        return local_reply(ctx, &mut respond, LocalReply::NoRoute, grpc);
+        // cluster_header with no usable value: no cluster (503, as Envoy).
+        return local_reply(ctx, &mut respond, LocalReply::NoHealthyUpstream, grpc);
     };
     let Some(cluster) = listener.clusters.get(choice.name) else {
         return local_reply(ctx, &mut respond, LocalReply::NoHealthyUpstream, grpc);
