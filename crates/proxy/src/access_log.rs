@@ -410,28 +410,20 @@ fn parse_format(format: &str) -> Result<Vec<Part>, String> {
 }
 
 fn render<'h>(out: &mut String, v: &Var, e: &Entry, header: &impl Fn(&str) -> Option<&'h [u8]>) {
-    use std::fmt::Write as _;
     let addr = |out: &mut String, a: Option<SocketAddr>| match a {
-        Some(a) => {
-            let _ = write!(out, "{a}");
-        }
+        Some(a) => socket_addr(out, a),
         None => out.push('-'),
     };
+    let number = |out: &mut String, n: u64| out.push_str(itoa::Buffer::new().format(n));
     match v {
         Var::StartTime => start_time(out, e.start),
         Var::RequestReceivedDuration => go_duration(out, e.request_received),
         Var::ResponseReceivedDuration => go_duration(out, e.response_received),
         Var::Duration => go_duration(out, Some(e.started.elapsed())),
-        Var::BytesSent => {
-            let _ = write!(out, "{}", e.bytes_sent);
-        }
-        Var::BytesReceived => {
-            let _ = write!(out, "{}", e.bytes_received);
-        }
+        Var::BytesSent => number(out, e.bytes_sent),
+        Var::BytesReceived => number(out, e.bytes_received),
         Var::Protocol => out.push_str(e.protocol),
-        Var::ResponseCode => {
-            let _ = write!(out, "{}", e.response_code);
-        }
+        Var::ResponseCode => number(out, u64::from(e.response_code)),
         Var::ResponseFlag => out.push_str(if e.flags != 0 { "true" } else { "false" }),
         Var::ResponseFlags => {
             if e.flags == 0 {
@@ -449,21 +441,73 @@ fn render<'h>(out: &mut String, v: &Var, e: &Entry, header: &impl Fn(&str) -> Op
             None => out.push('-'),
         },
         Var::RequestHeader(name) => match header(name) {
-            Some(v) => out.push_str(&String::from_utf8_lossy(v)),
+            Some(v) => push_lossy(out, v),
             None => out.push('-'),
         },
         Var::ResponseHeader(name) => match e.response_header(name) {
-            Some(v) => out.push_str(&String::from_utf8_lossy(v)),
+            Some(v) => push_lossy(out, v),
             None => out.push('-'),
         },
     }
 }
 
+/// Bytes as text, without a copy when they are UTF-8 (they nearly always are).
+fn push_lossy(out: &mut String, v: &[u8]) {
+    match std::str::from_utf8(v) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(v)),
+    }
+}
+
+/// `ip:port` (`[ip]:port` for IPv6) as `Display` writes it, IPv4 without the
+/// formatting machinery (the common case, written for every line).
+fn socket_addr(out: &mut String, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(digits.format(*octet));
+            }
+            out.push(':');
+            out.push_str(digits.format(v4.port()));
+        }
+        SocketAddr::V6(_) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
 /// MOSN's `%start_time%`: `2006/01/02 15:04:05.000` (UTC here; MOSN uses local time).
+/// The date and time of day are made once per second per thread.
 fn start_time(out: &mut String, t: SystemTime) {
-    use std::fmt::Write as _;
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != d.as_secs() {
+            cached.1.clear();
+            date_time(&mut cached.1, d.as_secs());
+            cached.0 = d.as_secs();
+        }
+        out.push_str(&cached.1);
+    });
+    let millis = d.subsec_millis();
+    out.push('.');
+    out.push(char::from(b'0' + (millis / 100) as u8));
+    out.push(char::from(b'0' + (millis / 10 % 10) as u8));
+    out.push(char::from(b'0' + (millis % 10) as u8));
+}
+
+/// `2006/01/02 15:04:05` of `secs` since the epoch (UTC).
+fn date_time(out: &mut String, secs: u64) {
+    use std::fmt::Write as _;
+    let secs = secs as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -477,18 +521,16 @@ fn start_time(out: &mut String, t: SystemTime) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let _ = write!(
         out,
-        "{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}.{:03}",
+        "{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
+        rem % 60
     );
 }
 
 /// A duration as Go's `Duration.String()` writes it (`1.5ms`, `250µs`, `2.000123s`);
 /// `-` when unknown.
 fn go_duration(out: &mut String, d: Option<Duration>) {
-    use std::fmt::Write as _;
     let Some(d) = d else {
         out.push('-');
         return;
@@ -505,13 +547,21 @@ fn go_duration(out: &mut String, d: Option<Duration>) {
         _ => ("s", 1_000_000_000),
     };
     let whole = ns / scale;
-    let frac = ns % scale;
-    let _ = write!(out, "{whole}");
+    let mut frac = ns % scale;
+    out.push_str(itoa::Buffer::new().format(whole));
     if frac > 0 {
-        let digits = scale.ilog10() as usize;
-        let text = format!("{frac:0digits$}");
+        // The fraction's digits, zero-padded to the unit's width, trailing zeros cut.
+        let mut width = scale.ilog10();
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
         out.push('.');
-        out.push_str(text.trim_end_matches('0'));
+        let digits = itoa::Buffer::new().format(frac).len() as u32;
+        for _ in digits..width {
+            out.push('0');
+        }
+        out.push_str(itoa::Buffer::new().format(frac));
     }
     out.push_str(unit);
 }
@@ -757,6 +807,16 @@ mod tests {
         assert_eq!(f(Duration::from_micros(250)), "250µs");
         assert_eq!(f(Duration::from_nanos(2_000_123_000)), "2.000123s");
         assert_eq!(f(Duration::ZERO), "0s");
+        assert_eq!(f(Duration::from_nanos(1_050_000)), "1.05ms");
+        assert_eq!(f(Duration::from_nanos(999)), "999ns");
+        assert_eq!(f(Duration::from_nanos(3_000_000_007)), "3.000000007s");
+        let addr = |a: &str| {
+            let mut s = String::new();
+            socket_addr(&mut s, a.parse().unwrap());
+            s
+        };
+        assert_eq!(addr("10.0.255.7:8080"), "10.0.255.7:8080");
+        assert_eq!(addr("[::1]:443"), "[::1]:443");
         let mut s = String::new();
         start_time(
             &mut s,
