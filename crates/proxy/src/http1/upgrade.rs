@@ -139,7 +139,7 @@ pub(super) async fn connect(
 ) -> Next {
     let view = RouterView(head, conn.peer);
     let Some(route) = table.route(&view) else {
-        return reply(conn, LocalReply::NoHealthyUpstream, true, head).await;
+        return reply(conn, LocalReply::NoRoute, true, head).await;
     };
     let mosn_router::RouteAction::Cluster(action) = &route.action else {
         return reply(
@@ -151,7 +151,8 @@ pub(super) async fn connect(
         .await;
     };
     let Some(choice) = action.pick_cluster(&view, fastrand::u64(..)) else {
-        return reply(conn, LocalReply::NoRoute, true, head).await;
+        // cluster_header with no usable value: no cluster (503, as Envoy).
+        return reply(conn, LocalReply::NoHealthyUpstream, true, head).await;
     };
     let Some(cluster) = conn.listener.clusters.get(choice.name) else {
         return reply(conn, LocalReply::NoHealthyUpstream, true, head).await;
