@@ -81,3 +81,57 @@ kill $pid; wait $pid || true
     assert!(text.contains("B=capturing-listener"), "{text}\n{log}");
     eprintln!("{text}");
 }
+
+/// `"hand_off": false` (Envoy's original_dst filter without use_original_dst, as
+/// Istio's inbound listener on 15006): the destination is restored and this
+/// listener's own filter chains, matched by destination port, serve the connection.
+#[test]
+fn restored_destinations_pick_this_listeners_chain_by_port() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"{
+  "servers": [{"default_log_path": "stderr", "processor": 1,
+    "routers": [
+      {"router_config_name": "app", "virtual_hosts": [{"name": "h", "domains": ["*"], "routers": [
+        {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": "inbound-9080"}}]}]},
+      {"router_config_name": "other", "virtual_hosts": [{"name": "h", "domains": ["*"], "routers": [
+        {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": "inbound-other"}}]}]}],
+    "listeners": [
+      {"name": "virtualInbound", "address": "127.0.0.1:15006", "bind_port": true,
+       "listener_filters": [{"type": "original_dst", "config": {"type": "redirect", "hand_off": false}}],
+       "filter_chains": [
+         {"filter_chain_match": {"destination_port": 9080},
+          "filters": [{"type": "proxy", "config": {"downstream_protocol": "Http1", "router_config_name": "app"}}]},
+         {"filters": [{"type": "proxy", "config": {"downstream_protocol": "Http1", "router_config_name": "other"}}]}]},
+      {"name": "svc", "address": "0.0.0.0:9080", "bind_port": false,
+       "filter_chains": [{"filters": [{"type": "proxy", "config": {"downstream_protocol": "Http1", "router_config_name": "other"}}]}]}]
+  }],
+  "cluster_manager": {"clusters": []}
+}"#;
+    std::fs::write(dir.path().join("c.json"), config).unwrap();
+    let script = format!(
+        r#"set -e
+ip link set lo up
+iptables -t nat -A OUTPUT -p tcp -d 127.0.0.1 -m multiport --dports 9080,9090 -j REDIRECT --to-ports 15006
+{bin} start -c {dir}/c.json 2>{dir}/mosn.log &
+pid=$!
+for i in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:15006/ && break; sleep 0.05; done
+echo "A=$(curl -s --max-time 5 http://127.0.0.1:9080/)"
+echo "B=$(curl -s --max-time 5 http://127.0.0.1:9090/)"
+kill $pid; wait $pid || true
+"#,
+        bin = env!("CARGO_BIN_EXE_mosn-rs"),
+        dir = dir.path().display()
+    );
+    let out = Command::new("timeout")
+        .args(["60", "unshare", "-n", "bash", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let log = std::fs::read_to_string(dir.path().join("mosn.log")).unwrap_or_default();
+    // Port 9080: this listener's 9080 chain, not the listener "svc" on 0.0.0.0:9080.
+    assert!(text.contains("A=inbound-9080"), "{text}\n{log}");
+    assert!(text.contains("B=inbound-other"), "{text}\n{log}");
+}

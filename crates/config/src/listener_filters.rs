@@ -21,11 +21,16 @@ pub enum OriginalDstMode {
 /// A listener filter this build runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenerFilter {
-    /// Hands the connection to the listener of its original destination.
+    /// Restores the connection's original destination and, as MOSN, hands the
+    /// connection to the listener of that destination.
     OriginalDst {
         mode: OriginalDstMode,
         /// MOSN: look for a listener on 127.0.0.1:port before 0.0.0.0:port.
         fallback_to_local: bool,
+        /// False (mosn-rs `"hand_off": false`, Envoy's original_dst filter without
+        /// `use_original_dst`, as Istio's inbound listener): only restore the
+        /// destination; this listener's chains (matched by destination port) serve it.
+        hand_off: bool,
     },
     /// Reads a PROXY protocol v1 or v2 header; its source address is the client's.
     ProxyProtocol {
@@ -41,6 +46,8 @@ struct OriginalDstConfig {
     #[serde(rename = "type")]
     kind: String,
     fallback_to_local: bool,
+    /// mosn-rs: false restores the destination without handing the connection over.
+    hand_off: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +109,7 @@ pub fn listener_filters(
             out.push(ListenerFilter::OriginalDst {
                 mode,
                 fallback_to_local: false,
+                hand_off: true,
             });
         }
     }
@@ -134,6 +142,7 @@ fn parse_one(
             Some(ListenerFilter::OriginalDst {
                 mode,
                 fallback_to_local: c.fallback_to_local,
+                hand_off: c.hand_off.unwrap_or(true),
             })
         }
         "proxy_protocol" | "envoy.filters.listener.proxy_protocol" => {

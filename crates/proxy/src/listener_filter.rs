@@ -46,6 +46,7 @@ pub(crate) async fn run(
             ListenerFilter::OriginalDst {
                 mode,
                 fallback_to_local,
+                hand_off,
             } => {
                 let original = match mode {
                     OriginalDstMode::Redirect => redirected_destination(stream),
@@ -56,7 +57,9 @@ pub(crate) async fn run(
                     continue;
                 };
                 conn.local = original;
-                listener = target(snapshot, &listener, original, fallback_to_local);
+                if hand_off {
+                    listener = target(snapshot, &listener, original, fallback_to_local);
+                }
             }
         }
     }

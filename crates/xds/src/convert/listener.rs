@@ -59,7 +59,7 @@ fn convert(l: &lis::Listener, ctx: &mut Ctx) -> Result<ListenerOut, ConvertError
     } else if transparent {
         ctx.warn("transparent", "ignored without use_original_dst");
     }
-    out.listener.listener_filters = listener_filters(l, hand_off.then_some(mode), ctx)?;
+    out.listener.listener_filters = listener_filters(l, hand_off, mode, ctx)?;
 
     let mut idle = Vec::new();
     let chains = l
@@ -111,7 +111,8 @@ fn convert(l: &lis::Listener, ctx: &mut Ctx) -> Result<ListenerOut, ConvertError
 
 fn listener_filters(
     l: &lis::Listener,
-    hand_off: Option<&str>,
+    hand_off: bool,
+    mode: &str,
     ctx: &mut Ctx,
 ) -> Result<Vec<FilterConfig>, ConvertError> {
     let mut out = Vec::new();
@@ -149,17 +150,17 @@ fn listener_filters(
             any::is::<OriginalDst>,
             "envoy.filters.listener.original_dst",
         ) {
-            let Some(mode) = hand_off else {
-                return Err(ctx.refuse(
-                    &p,
-                    "original_dst without use_original_dst: the model's original_dst always hands \
-                     connections to the listener of their original destination, and has no mode that \
-                     only restores the destination",
-                ));
+            // With use_original_dst the connection goes to the listener of its
+            // original destination (MOSN's hand-off); without, as Istio's inbound
+            // listener, the destination is only restored for this listener's chains.
+            let config = if hand_off {
+                json!({"type": mode})
+            } else {
+                json!({"type": mode, "hand_off": false})
             };
             out.push(FilterConfig {
                 kind: "original_dst".into(),
-                config: json!({"type": mode}),
+                config,
                 parsed: None,
             });
         } else if is_a(

@@ -23,7 +23,7 @@
 //! | `name`, `address` (IP, TCP) | `name`, `address` | supported; pipes, named ports, UDP refused |
 //! | `bind_to_port` | `bind_port` | supported |
 //! | `use_original_dst` (+ `transparent`) | `use_original_dst` `redirect` (`tproxy`) | supported |
-//! | listener filter `original_dst` | `original_dst` filter | with `use_original_dst` only; alone refused (the model's filter always hands off) |
+//! | listener filter `original_dst` | `original_dst` filter | with `use_original_dst`: hands off (MOSN); alone (Istio's virtualInbound): `hand_off: false`, the destination restored for this listener's chains |
 //! | listener filter `proxy_protocol` | `proxy_protocol` filter | supported; TLV rules warned, `disallowed_versions` refused |
 //! | listener filters `tls_inspector`, `http_inspector` | — | dropped: the model inspects when its chains need it |
 //! | `filter_chains[].filter_chain_match` | `filter_chain_match` | `destination_port`, `server_names`, `transport_protocol`, `application_protocols`, `source_prefix_ranges`; `prefix_ranges`, `source_ports`, `source_type`, `direct_source_prefix_ranges`, suffixes refused; HTTP ALPN values on a plaintext chain refused (need http_inspector) |

@@ -134,7 +134,7 @@ fn inbound_mtls_from_sds_waits_for_its_secrets() {
 }
 
 #[test]
-fn istio_virtual_inbound_original_dst_without_hand_off_is_refused() {
+fn istio_virtual_inbound_original_dst_restores_the_destination_only() {
     let mut l = inbound_tls();
     l.listener_filters.insert(
         0,
@@ -146,10 +146,13 @@ fn istio_virtual_inbound_original_dst_without_hand_off_is_refused() {
             ..Default::default()
         },
     );
-    let text = refusal(listener(&l));
-    assert!(
-        text.starts_with("listener \"virtualInbound\": listener_filters[0]: original_dst without use_original_dst"),
-        "{text}"
+    // Without use_original_dst (Istio's inbound listener): the destination is only
+    // restored, for this listener's chains (matched by destination port).
+    let out = listener(&l).expect("converts");
+    assert_eq!(out.value.listener.use_original_dst, serde_json::Value::Null);
+    assert_eq!(
+        out.value.listener.listener_filters[0].config,
+        json!({"type": "redirect", "hand_off": false})
     );
     // With the hand-off, the filter keeps its place in the model's list.
     l.use_original_dst = boolv(true);
