@@ -162,6 +162,66 @@ async fn send_alert(stream: &TcpStream, description: u8) {
     .await;
 }
 
+/// The application protocols the HTTP inspection gives a plaintext connection.
+const SNIFFED: &[&str] = &["http/1.0", "http/1.1", "h2c"];
+
+fn wants_http_sniffing(protocols: &[String]) -> bool {
+    protocols.iter().any(|p| SNIFFED.contains(&p.as_str()))
+}
+
+/// Peeks (never consumes) a plaintext connection's first bytes: `h2c` for the HTTP/2
+/// preface, `http/1.1` or `http/1.0` for an HTTP/1 request line; None for anything
+/// else, or when nothing conclusive arrived by `deadline` (a protocol where the
+/// server speaks first).
+async fn sniff_http(stream: &TcpStream, deadline: Instant) -> Option<&'static str> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    // Envoy reads at most this much of a request line.
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return None,
+        };
+        let seen = &buf[..n];
+        let preface_len = seen.len().min(PREFACE.len());
+        if seen[..preface_len] == PREFACE[..preface_len] {
+            if seen.len() >= PREFACE.len() {
+                return Some("h2c");
+            }
+        } else if let Some(end) = memchr::memchr(b'\n', seen) {
+            let line = seen[..end].strip_suffix(b"\r").unwrap_or(&seen[..end]);
+            return http1_version(line);
+        } else if n == buf.len() || !plausible_method(seen) {
+            return None;
+        }
+        // More of the line (or the preface) is coming: wait for it.
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        if Instant::now() >= deadline {
+            return None;
+        }
+    }
+}
+
+/// `METHOD target HTTP/1.x` -> its version's protocol name.
+fn http1_version(line: &[u8]) -> Option<&'static str> {
+    let mut parts = line.split(|b| *b == b' ');
+    let (method, _target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !plausible_method(method) {
+        return None;
+    }
+    match version {
+        b"HTTP/1.1" => Some("http/1.1"),
+        b"HTTP/1.0" => Some("http/1.0"),
+        _ => None,
+    }
+}
+
+/// Could these bytes begin an HTTP/1 method (an upper-case token)?
+fn plausible_method(bytes: &[u8]) -> bool {
+    let token = bytes.split(|b| *b == b' ').next().unwrap_or(bytes);
+    !token.is_empty() && token.len() <= 20 && token.iter().all(u8::is_ascii_uppercase)
+}
+
 /// Serves a connection on a listener with chains: see the module doc.
 pub(crate) async fn serve(
     stream: TcpStream,
@@ -176,9 +236,10 @@ pub(crate) async fn serve(
     let deadline = Instant::now() + listener.handshake_timeout;
     let peek_first = listener.inspector
         || (any_tls && !all_tls)
-        || chains
-            .iter()
-            .any(|c| !c.criteria.transport_protocol.is_empty());
+        || chains.iter().any(|c| {
+            !c.criteria.transport_protocol.is_empty()
+                || wants_http_sniffing(&c.criteria.application_protocols)
+        });
     let is_tls = if peek_first {
         let mut first = [0u8; 1];
         match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
@@ -189,11 +250,22 @@ pub(crate) async fn serve(
         any_tls
     };
     if !is_tls {
+        // Envoy's http_inspector: chains that ask for http/1.1, http/1.0 or h2c on a
+        // plaintext connection are matched by what its first bytes say.
+        let sniffed = if chains
+            .iter()
+            .any(|c| wants_http_sniffing(&c.criteria.application_protocols))
+        {
+            sniff_http(&stream, deadline).await
+        } else {
+            None
+        };
+        let sniffed_refs: Vec<&[u8]> = sniffed.iter().map(|p| p.as_bytes()).collect();
         let info = ConnInfo {
             port: local.port(),
             sni: None,
             tls: false,
-            alpn: &[],
+            alpn: &sniffed_refs,
             source: peer.ip(),
         };
         let Some(chain) = select(chains, &info) else {

@@ -13,10 +13,6 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProx
 use mosn_config::tls::{CidrRange, FilterChainMatch};
 use mosn_config::{FilterChainConfig, GoDuration, RouterConfiguration};
 
-/// ALPN values Envoy's http_inspector gives plaintext connections; the model matches
-/// `application_protocols` against TLS ALPN only.
-const HTTP_INSPECTOR_PROTOCOLS: &[&str] = &["http/1.0", "http/1.1", "h2c"];
-
 pub(crate) struct ChainOut {
     pub chain: FilterChainConfig,
     pub rds: Vec<String>,
@@ -60,12 +56,7 @@ pub(crate) fn convert(
         }
     }
     if let Some(m) = &fc.filter_chain_match {
-        let criteria = chain_match(
-            m,
-            out.chain.tls_context.is_some(),
-            ctx,
-            &format!("{p}.filter_chain_match"),
-        )?;
+        let criteria = chain_match(m, ctx, &format!("{p}.filter_chain_match"))?;
         if criteria != FilterChainMatch::default() {
             out.chain.filter_chain_match = Some(criteria);
         }
@@ -117,7 +108,6 @@ pub(crate) fn convert(
 
 fn chain_match(
     m: &lis::FilterChainMatch,
-    tls: bool,
     ctx: &Ctx,
     p: &str,
 ) -> Result<FilterChainMatch, ConvertError> {
@@ -158,22 +148,6 @@ fn chain_match(
                 m.transport_protocol
             ),
         ));
-    }
-    let plaintext = !tls && m.transport_protocol != "tls";
-    if plaintext {
-        if let Some(proto) = m
-            .application_protocols
-            .iter()
-            .find(|a| HTTP_INSPECTOR_PROTOCOLS.contains(&a.as_str()))
-        {
-            return Err(ctx.refuse(
-                &format!("{p}.application_protocols"),
-                format!(
-                    "{proto:?} on a plaintext chain needs Envoy's http_inspector, which mosn-rs does \
-                     not run: application_protocols are matched against TLS ALPN only"
-                ),
-            ));
-        }
     }
     let mut sources = Vec::with_capacity(m.source_prefix_ranges.len());
     for (i, r) in m.source_prefix_ranges.iter().enumerate() {

@@ -191,7 +191,7 @@ fn proxy_protocol_listener_filter() {
 }
 
 #[test]
-fn http_detection_on_plaintext_chains_is_refused() {
+fn http_detection_on_plaintext_chains_is_kept() {
     // Istio's protocol sniffing: HTTP by http_inspector, else TCP.
     let mut l = outbound_http_9080();
     l.listener_filters.push(lis::ListenerFilter {
@@ -206,11 +206,13 @@ fn http_detection_on_plaintext_chains_is_refused() {
         application_protocols: vec!["http/1.1".into(), "h2c".into()],
         ..Default::default()
     });
-    let text = refusal(listener(&l));
-    assert!(
-        text.contains("filter_chains[0].filter_chain_match.application_protocols: \"http/1.1\" on a plaintext chain needs Envoy's http_inspector"),
-        "{text}"
-    );
+    // mosn-rs sniffs plaintext connections for chains that name these protocols.
+    let out = listener(&l).expect("converts");
+    let m = out.value.listener.filter_chains[0]
+        .filter_chain_match
+        .clone()
+        .expect("a match");
+    assert_eq!(m.application_protocols, ["http/1.1", "h2c"]);
 }
 
 #[test]
