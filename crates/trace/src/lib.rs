@@ -52,7 +52,8 @@
 //! peer, and at `finish` the request's facts) in one buffer, allocated at `start`;
 //! `finish` moves that buffer into one record and `try_send`s it to a bounded queue
 //! (`max_queue_spans`): a full queue drops the span and counts it. A thread named
-//! `trace-export`, with its own current-thread tokio runtime, batches records
+//! `trace-export`, with its own current-thread tokio runtime, takes what is queued
+//! every 20 ms (so a queued span wakes no thread), batches records
 //! (`batch_size`, `flush_interval`), encodes each batch field by field into one byte
 //! buffer reused from batch to batch (the bytes prost would write for the same
 //! messages, without building them), and sends those bytes with tonic as they are.

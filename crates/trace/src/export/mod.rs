@@ -143,6 +143,9 @@ pub(crate) fn spawn(
     Ok(())
 }
 
+/// How often the exporter takes what the proxy queued (the added export latency).
+const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+
 struct Exporter {
     sink: Sink,
     spans: mpsc::Receiver<Finished>,
@@ -164,6 +167,8 @@ struct Exporter {
 
 impl Exporter {
     async fn run(mut self) {
+        let mut drain = tokio::time::interval(DRAIN_INTERVAL);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let now = Instant::now();
             let waiting = self.retry_at.is_some_and(|t| t > now);
@@ -195,13 +200,15 @@ impl Exporter {
                         return;
                     }
                 },
-                span = self.spans.recv(), if room => match span {
-                    Some(span) => self.push(span),
-                    None => {
+                // The queue is read every DRAIN_INTERVAL rather than awaited: a span
+                // queued while the exporter waits on a timer wakes no thread, so the
+                // proxy's workers pay a queue push per span, not a futex wake-up.
+                _ = drain.tick(), if room => {
+                    if !self.drain() {
                         let _ = tokio::time::timeout(SHUTDOWN_FLUSH, self.flush_all()).await;
                         return;
                     }
-                },
+                }
                 _ = tokio::time::sleep_until(wake) => {
                     if self.sink.next_upkeep().is_some_and(|t| t <= Instant::now()) {
                         self.sink.upkeep().await;
@@ -209,6 +216,19 @@ impl Exporter {
                 }
             }
         }
+    }
+
+    /// Moves queued spans into the batch (up to its size); false when every sender
+    /// is gone (the tracer was dropped).
+    fn drain(&mut self) -> bool {
+        while self.batch.len() < self.batch_size {
+            match self.spans.try_recv() {
+                Ok(span) => self.push(span),
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+        true
     }
 
     fn push(&mut self, span: Finished) {
@@ -293,12 +313,7 @@ impl Exporter {
     /// it went.
     async fn flush_all(&mut self) -> bool {
         loop {
-            while self.batch.len() < self.batch_size {
-                match self.spans.try_recv() {
-                    Ok(span) => self.push(span),
-                    Err(_) => break,
-                }
-            }
+            self.drain();
             if self.batch.is_empty() {
                 return true;
             }
