@@ -288,8 +288,7 @@ fn run(
                 .cluster_manager
                 .clusters
                 .iter()
-                .find(|c| c.name == bootstrap.ads_cluster)
-                .ok_or_else(|| format!("xDS cluster {:?} missing", bootstrap.ads_cluster))?;
+                .find(|c| c.name == bootstrap.ads_cluster);
             let client = mosn_xds::client_config(&bootstrap, cluster)?;
             let status = Arc::new(mosn_xds::status::XdsStatus::new(&client.uri, client.delta));
             let applier = xds::RuntimeApplier::new(

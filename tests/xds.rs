@@ -247,3 +247,33 @@ fn the_xds_server_is_reached_over_mutual_tls() {
         format!("https://127.0.0.1:{front}")
     );
 }
+
+/// Istio's pilot-agent serves the sidecar's xDS on a unix socket
+/// (`./etc/istio/proxy/XDS`): a bootstrap whose xDS cluster is a `pipe` works.
+#[test]
+fn the_xds_server_is_reached_over_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("XDS");
+    let sock_path = sock.display().to_string();
+    let Some(server) = XdsServer::start_with(&["--uds", &sock_path]) else {
+        return;
+    };
+    let admin = free_port();
+    let mut bootstrap =
+        envoy_ads_bootstrap_variant(server.port(), "mosn-uds", admin, AdsVariant::Delta);
+    bootstrap["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]
+        ["lb_endpoints"][0]["endpoint"]["address"] = json!({"pipe": {"path": sock_path}});
+    let _m = Mosn::start(&bootstrap.to_string(), &[admin]);
+    let up = tagged_upstream("over-uds");
+    let port = free_port();
+    server.snapshot(
+        "u1",
+        vec![
+            listener_http("l1", port, "rc1"),
+            route_config("rc1", vhosts_to("c1")),
+            cluster_static("c1", &[up.addr]),
+        ],
+    );
+    assert_eq!(until_answer(port, "over-uds").as_deref(), Some("over-uds"));
+    assert_eq!(xds_page(admin)["server"], format!("unix:{sock_path}"));
+}

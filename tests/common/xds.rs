@@ -98,9 +98,17 @@ impl XdsServer {
     /// xds-protos); None (skip) when `.venv-xds` is missing outside CI. Nothing is
     /// sent to a client before the first [`XdsServer::snapshot`].
     pub fn start() -> Option<XdsServer> {
+        Self::start_with(&[])
+    }
+
+    /// [`XdsServer::start`] with more arguments of xds_server.py (`--uds PATH`: also
+    /// on a unix socket, as pilot-agent serves Envoy).
+    pub fn start_with(args: &[&str]) -> Option<XdsServer> {
         let python = xds_python()?;
         let mut cmd = Command::new(python);
-        cmd.arg(peers_dir().join("xds_server.py")).arg("0");
+        cmd.arg(peers_dir().join("xds_server.py"))
+            .arg("0")
+            .args(args);
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         let ReadyPeer {

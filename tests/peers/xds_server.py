@@ -515,6 +515,7 @@ class Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 def main():
     ap = argparse.ArgumentParser(description="mosn-rs test xDS control plane (ADS)")
     ap.add_argument("port", type=int)
+    ap.add_argument("--uds", help="also listen on this unix socket path (as pilot-agent's XDS)")
     args = ap.parse_args()
 
     import peer_lifetime
@@ -537,6 +538,9 @@ def main():
         err = "port in use"
     if not port:
         emit_err("xds_server: cannot listen on 127.0.0.1:%d: %s" % (args.port, err))
+        return 2
+    if args.uds and not server.add_insecure_port("unix:%s" % args.uds):
+        emit_err("xds_server: cannot listen on unix:%s" % args.uds)
         return 2
     server.start()
 

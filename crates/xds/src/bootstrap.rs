@@ -23,8 +23,12 @@ pub struct Bootstrap {
     /// Delta (incremental) xDS: Envoy's `DELTA_GRPC`, the default (as current Istio).
     /// `GRPC` picks state of the world.
     pub delta: bool,
-    /// `static_resources.clusters`, in the MOSN model (the xDS server's included).
+    /// `static_resources.clusters`, in the MOSN model (the xDS server's included,
+    /// unless it is a unix socket).
     pub static_clusters: Vec<ClusterConfig>,
+    /// The xDS server's unix socket, when its cluster's endpoint is a `pipe` (Istio's
+    /// pilot-agent serves `./etc/istio/proxy/XDS` this way).
+    pub ads_pipe: Option<String>,
     /// How long a type may wait for its first answer before the proxy serves
     /// without it (Envoy's `initial_fetch_timeout`, default 15 s).
     pub initial_fetch_timeout: Duration,
@@ -74,6 +78,7 @@ pub fn parse(config: &MosnConfig) -> Result<Option<Bootstrap>, Vec<ConfigIssue>>
         })
         .unwrap_or(Duration::from_secs(15));
     let mut static_clusters = Vec::new();
+    let mut ads_pipe = None;
     if let Some(sr) = &config.static_resources {
         if let Some(obj) = sr.as_object() {
             for key in obj.keys().filter(|k| *k != "clusters") {
@@ -87,9 +92,13 @@ pub fn parse(config: &MosnConfig) -> Result<Option<Bootstrap>, Vec<ConfigIssue>>
             None => {}
             Some(Value::Array(list)) => {
                 for (i, c) in list.iter().enumerate() {
-                    if let Some(c) =
-                        static_cluster(c, &format!("static_resources.clusters[{i}]"), &mut issues)
-                    {
+                    let is_ads = c.get("name").and_then(Value::as_str) == ads_cluster.as_deref();
+                    if let Some(path) = pipe_of(c).filter(|_| is_ads) {
+                        ads_pipe = Some(path);
+                        continue;
+                    }
+                    let at = format!("static_resources.clusters[{i}]");
+                    if let Some(c) = static_cluster(c, &at, &mut issues) {
                         static_clusters.push(c);
                     }
                 }
@@ -98,7 +107,8 @@ pub fn parse(config: &MosnConfig) -> Result<Option<Bootstrap>, Vec<ConfigIssue>>
         }
     }
     if let Some(name) = &ads_cluster {
-        let known = static_clusters.iter().any(|c| &c.name == name)
+        let known = ads_pipe.is_some()
+            || static_clusters.iter().any(|c| &c.name == name)
             || config
                 .cluster_manager
                 .clusters
@@ -119,8 +129,25 @@ pub fn parse(config: &MosnConfig) -> Result<Option<Bootstrap>, Vec<ConfigIssue>>
         ads_cluster: ads_cluster.unwrap_or_default(),
         delta,
         static_clusters,
+        ads_pipe,
         initial_fetch_timeout,
     }))
+}
+
+/// The unix socket path of a cluster whose (first) endpoint is a `pipe`.
+fn pipe_of(cluster: &Value) -> Option<String> {
+    cluster
+        .get("load_assignment")?
+        .get("endpoints")?
+        .get(0)?
+        .get("lb_endpoints")?
+        .get(0)?
+        .get("endpoint")?
+        .get("address")?
+        .get("pipe")?
+        .get("path")?
+        .as_str()
+        .map(str::to_string)
 }
 
 fn issue(path: impl Into<String>, message: impl Into<String>) -> ConfigIssue {

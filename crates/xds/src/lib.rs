@@ -12,12 +12,23 @@ pub mod status;
 use mosn_config::ClusterConfig;
 use std::time::Duration;
 
-/// How to reach the xDS server: its static cluster's first host, over TLS when the
-/// cluster has a TLS context (CA, client certificate, SNI from it).
+/// How to reach the xDS server: its unix socket (a `pipe` endpoint, plaintext), or
+/// its static cluster's first host, over TLS when the cluster has a TLS context (CA,
+/// client certificate, SNI from it).
 pub fn client_config(
     bootstrap: &bootstrap::Bootstrap,
-    cluster: &ClusterConfig,
+    cluster: Option<&ClusterConfig>,
 ) -> Result<ads::ClientConfig, String> {
+    if let Some(path) = &bootstrap.ads_pipe {
+        return Ok(ads::ClientConfig {
+            uri: format!("unix:{path}"),
+            tls: None,
+            node: bootstrap.node.to_proto(),
+            delta: bootstrap.delta,
+            connect_timeout: Duration::from_secs(5),
+        });
+    }
+    let cluster = cluster.ok_or_else(|| format!("no xDS cluster {:?}", bootstrap.ads_cluster))?;
     let host = cluster
         .hosts
         .first()
