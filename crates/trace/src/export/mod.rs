@@ -173,7 +173,13 @@ impl Exporter {
             let now = Instant::now();
             let waiting = self.retry_at.is_some_and(|t| t > now);
             if !waiting && self.batch_ready(now) {
-                self.send_batch().await;
+                // After a full batch went, take what queued meanwhile at once: waiting
+                // for the next drain tick would cap the export rate at one batch per
+                // tick.
+                if self.send_batch().await && !self.drain() {
+                    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, self.flush_all()).await;
+                    return;
+                }
                 continue;
             }
             // Wake for the next deadline: the batch's, the retry's, or upkeep's.
