@@ -347,6 +347,9 @@ pub fn is_inline_pem(value: &str) -> bool {
 pub struct FilterChainMatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_port: Option<u16>,
+    /// The destination IP (the original one, when redirected) is in one of these.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prefix_ranges: Vec<CidrRange>,
     /// SNI names; "*.example.com" matches one or more leading labels.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub server_names: Vec<String>,
@@ -376,21 +379,26 @@ impl FilterChainMatch {
                 "expected \"tls\" or \"raw_buffer\"",
             );
         }
-        for (i, r) in self.source_prefix_ranges.iter().enumerate() {
-            match r.address_prefix.parse::<std::net::IpAddr>() {
-                Ok(ip) => {
-                    let max = if ip.is_ipv4() { 32 } else { 128 };
-                    if r.prefix_len > max {
-                        problems.error(
-                            format!("{path}.source_prefix_ranges[{i}].prefix_len"),
-                            format!("at most {max} for this address"),
-                        );
+        for (field, ranges) in [
+            ("prefix_ranges", &self.prefix_ranges),
+            ("source_prefix_ranges", &self.source_prefix_ranges),
+        ] {
+            for (i, r) in ranges.iter().enumerate() {
+                match r.address_prefix.parse::<std::net::IpAddr>() {
+                    Ok(ip) => {
+                        let max = if ip.is_ipv4() { 32 } else { 128 };
+                        if r.prefix_len > max {
+                            problems.error(
+                                format!("{path}.{field}[{i}].prefix_len"),
+                                format!("at most {max} for this address"),
+                            );
+                        }
                     }
+                    Err(_) => problems.error(
+                        format!("{path}.{field}[{i}].address_prefix"),
+                        "not an IP address",
+                    ),
                 }
-                Err(_) => problems.error(
-                    format!("{path}.source_prefix_ranges[{i}].address_prefix"),
-                    "not an IP address",
-                ),
             }
         }
         for (i, name) in self.server_names.iter().enumerate() {

@@ -23,6 +23,7 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// One filter chain of a listener.
 pub struct FilterChain {
     pub criteria: FilterChainMatch,
+    destinations: Vec<(Cidr, u8)>,
     sources: Vec<(Cidr, u8)>,
     pub tls: Option<ServerTlsSet>,
     /// The chain's network filter, as a listener of its own (same name and stats).
@@ -35,17 +36,19 @@ impl FilterChain {
         tls: Option<ServerTlsSet>,
         runtime: Arc<ListenerRuntime>,
     ) -> FilterChain {
-        let sources = criteria
-            .source_prefix_ranges
-            .iter()
-            .filter_map(|r| {
-                let ip: IpAddr = r.address_prefix.parse().ok()?;
-                Some((Cidr::new(ip, u32::from(r.prefix_len)), r.prefix_len))
-            })
-            .collect();
+        let cidrs = |ranges: &[mosn_config::tls::CidrRange]| -> Vec<(Cidr, u8)> {
+            ranges
+                .iter()
+                .filter_map(|r| {
+                    let ip: IpAddr = r.address_prefix.parse().ok()?;
+                    Some((Cidr::new(ip, u32::from(r.prefix_len)), r.prefix_len))
+                })
+                .collect()
+        };
         FilterChain {
+            destinations: cidrs(&criteria.prefix_ranges),
+            sources: cidrs(&criteria.source_prefix_ranges),
             criteria,
-            sources,
             tls,
             runtime,
         }
@@ -55,6 +58,8 @@ impl FilterChain {
 /// What the chain is chosen by.
 struct ConnInfo<'a> {
     port: u16,
+    /// The destination IP (the original one, when redirected).
+    destination: IpAddr,
     sni: Option<&'a str>,
     tls: bool,
     alpn: &'a [&'a [u8]],
@@ -78,14 +83,16 @@ fn narrow(
         .collect()
 }
 
-/// Envoy's order: destination port, server names, transport protocol, application
-/// protocols, source prefix; at each step the most specific matching criteria win.
+/// Envoy's order: destination port, destination IP, server names, transport
+/// protocol, application protocols, source prefix; at each step the most specific
+/// matching criteria win (for prefixes: the longest).
 fn select<'a>(chains: &'a [FilterChain], c: &ConnInfo<'_>) -> Option<&'a FilterChain> {
     let mut cands: Vec<&FilterChain> = chains.iter().collect();
     cands = narrow(cands, |f| match f.criteria.destination_port {
         None => Some(0),
         Some(p) => (p == c.port).then_some(1),
     });
+    cands = narrow(cands, |f| longest_prefix(&f.destinations, c.destination));
     cands = narrow(cands, |f| {
         server_name_score(&f.criteria.server_names, c.sni)
     });
@@ -104,17 +111,21 @@ fn select<'a>(chains: &'a [FilterChain], c: &ConnInfo<'_>) -> Option<&'a FilterC
             .any(|p| wanted.iter().any(|w| w.as_bytes() == *p))
             .then_some(1)
     });
-    cands = narrow(cands, |f| {
-        if f.sources.is_empty() {
-            return Some(0);
-        }
-        f.sources
-            .iter()
-            .filter(|(cidr, _)| cidr.contains(c.source))
-            .map(|(_, len)| u32::from(*len) + 1)
-            .max()
-    });
+    cands = narrow(cands, |f| longest_prefix(&f.sources, c.source));
     cands.first().copied()
+}
+
+/// A chain's score for an address: 0 without ranges (matches anything), else one
+/// more than its longest range holding the address; None when none holds it.
+fn longest_prefix(ranges: &[(Cidr, u8)], ip: IpAddr) -> Option<u32> {
+    if ranges.is_empty() {
+        return Some(0);
+    }
+    ranges
+        .iter()
+        .filter(|(cidr, _)| cidr.contains(ip))
+        .map(|(_, len)| u32::from(*len) + 1)
+        .max()
 }
 
 /// An exact name beats any wildcard; a longer wildcard suffix beats a shorter one;
@@ -263,6 +274,7 @@ pub(crate) async fn serve(
         let sniffed_refs: Vec<&[u8]> = sniffed.iter().map(|p| p.as_bytes()).collect();
         let info = ConnInfo {
             port: local.port(),
+            destination: local.ip(),
             sni: None,
             tls: false,
             alpn: &sniffed_refs,
@@ -288,6 +300,7 @@ pub(crate) async fn serve(
     let alpn_refs: Vec<&[u8]> = alpn.iter().map(Vec::as_slice).collect();
     let info = ConnInfo {
         port: local.port(),
+        destination: local.ip(),
         sni: sni.as_deref(),
         tls: true,
         alpn: &alpn_refs,
@@ -349,7 +362,25 @@ pub(crate) async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use super::server_name_score;
+    use super::{longest_prefix, server_name_score};
+    use crate::tcp::Cidr;
+
+    #[test]
+    fn the_longest_holding_prefix_scores_best() {
+        let ranges = |l: &[(&str, u8)]| -> Vec<(Cidr, u8)> {
+            l.iter()
+                .map(|(a, n)| (Cidr::new(a.parse().unwrap(), u32::from(*n)), *n))
+                .collect()
+        };
+        let ip = "10.96.0.10".parse().unwrap();
+        assert_eq!(longest_prefix(&[], ip), Some(0));
+        assert_eq!(longest_prefix(&ranges(&[("10.0.0.0", 8)]), ip), Some(9));
+        assert_eq!(
+            longest_prefix(&ranges(&[("10.0.0.0", 8), ("10.96.0.10", 32)]), ip),
+            Some(33)
+        );
+        assert_eq!(longest_prefix(&ranges(&[("192.168.0.0", 16)]), ip), None);
+    }
 
     #[test]
     fn exact_names_beat_wildcards_and_longer_wildcards_beat_shorter() {

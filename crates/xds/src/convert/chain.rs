@@ -112,7 +112,6 @@ fn chain_match(
     p: &str,
 ) -> Result<FilterChainMatch, ConvertError> {
     for (field, set) in [
-        ("prefix_ranges", !m.prefix_ranges.is_empty()),
         (
             "address_suffix",
             !m.address_suffix.is_empty() || m.suffix_len.is_some(),
@@ -149,22 +148,29 @@ fn chain_match(
             ),
         ));
     }
-    let mut sources = Vec::with_capacity(m.source_prefix_ranges.len());
-    for (i, r) in m.source_prefix_ranges.iter().enumerate() {
-        let len = proto::u32v(&r.prefix_len).unwrap_or(0);
-        let prefix_len = u8::try_from(len).map_err(|_| {
-            ctx.invalid(
-                &format!("{p}.source_prefix_ranges[{i}].prefix_len"),
-                format!("{len} is not a prefix length"),
-            )
-        })?;
-        sources.push(CidrRange {
-            address_prefix: r.address_prefix.clone(),
-            prefix_len,
-        });
-    }
+    let cidrs = |field: &str, ranges: &[envoy_types::pb::envoy::config::core::v3::CidrRange]| {
+        ranges
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let len = proto::u32v(&r.prefix_len).unwrap_or(0);
+                let prefix_len = u8::try_from(len).map_err(|_| {
+                    ctx.invalid(
+                        &format!("{p}.{field}[{i}].prefix_len"),
+                        format!("{len} is not a prefix length"),
+                    )
+                })?;
+                Ok(CidrRange {
+                    address_prefix: r.address_prefix.clone(),
+                    prefix_len,
+                })
+            })
+            .collect::<Result<Vec<_>, ConvertError>>()
+    };
+    let sources = cidrs("source_prefix_ranges", &m.source_prefix_ranges)?;
     Ok(FilterChainMatch {
         destination_port,
+        prefix_ranges: cidrs("prefix_ranges", &m.prefix_ranges)?,
         server_names: m.server_names.clone(),
         transport_protocol: m.transport_protocol.clone(),
         application_protocols: m.application_protocols.clone(),

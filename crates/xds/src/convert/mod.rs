@@ -26,7 +26,7 @@
 //! | listener filter `original_dst` | `original_dst` filter | with `use_original_dst`: hands off (MOSN); alone (Istio's virtualInbound): `hand_off: false`, the destination restored for this listener's chains |
 //! | listener filter `proxy_protocol` | `proxy_protocol` filter | supported; TLV rules warned, `disallowed_versions` refused |
 //! | listener filters `tls_inspector`, `http_inspector` | — | dropped: the model inspects when its chains need it |
-//! | `filter_chains[].filter_chain_match` | `filter_chain_match` | `destination_port`, `server_names`, `transport_protocol`, `application_protocols`, `source_prefix_ranges`; `prefix_ranges`, `source_ports`, `source_type`, `direct_source_prefix_ranges`, suffixes refused; `http/1.1`, `http/1.0`, `h2c` on a plaintext chain matched by sniffing the first bytes (http_inspector) |
+//! | `filter_chains[].filter_chain_match` | `filter_chain_match` | `destination_port`, `prefix_ranges`, `server_names`, `transport_protocol`, `application_protocols`, `source_prefix_ranges`; `source_ports`, `source_type`, `direct_source_prefix_ranges`, suffixes refused; `http/1.1`, `http/1.0`, `h2c` on a plaintext chain matched by sniffing the first bytes (http_inspector) |
 //! | `filter_chains[].transport_socket` (DownstreamTlsContext) | `tls_context` | see TLS |
 //! | `default_filter_chain` | a chain without criteria | warned (Envoy uses it only when no chain matches) |
 //! | network filter HttpConnectionManager | `proxy` | see below |

@@ -216,7 +216,7 @@ fn http_detection_on_plaintext_chains_is_kept() {
 }
 
 #[test]
-fn destination_prefix_ranges_are_refused() {
+fn destination_prefix_ranges_are_kept() {
     let mut l = virtual_outbound();
     l.filter_chains[0].filter_chain_match = Some(lis::FilterChainMatch {
         prefix_ranges: vec![envoy_types::pb::envoy::config::core::v3::CidrRange {
@@ -225,11 +225,27 @@ fn destination_prefix_ranges_are_refused() {
         }],
         ..Default::default()
     });
-    let text = refusal(listener(&l));
+    let out = listener(&l).expect("converts");
+    let m = out.value.listener.filter_chains[0]
+        .filter_chain_match
+        .clone()
+        .expect("a match");
     assert_eq!(
-        text,
-        "listener \"virtualOutbound\": filter_chains[0].filter_chain_match.prefix_ranges: matching filter chains on it is not supported"
+        m.prefix_ranges,
+        [mosn_config::tls::CidrRange {
+            address_prefix: "10.96.0.10".into(),
+            prefix_len: 32
+        }]
     );
+    // A prefix length beyond the address's is the model's error.
+    l.filter_chains[0].filter_chain_match = Some(lis::FilterChainMatch {
+        prefix_ranges: vec![envoy_types::pb::envoy::config::core::v3::CidrRange {
+            address_prefix: "10.96.0.10".into(),
+            prefix_len: u32v(33),
+        }],
+        ..Default::default()
+    });
+    assert!(listener(&l).is_err());
 }
 
 fn with_http_filters(filters: Vec<hcm::HttpFilter>) -> lis::Listener {
