@@ -277,3 +277,46 @@ fn the_xds_server_is_reached_over_a_unix_socket() {
     assert_eq!(until_answer(port, "over-uds").as_deref(), Some("over-uds"));
     assert_eq!(xds_page(admin)["server"], format!("unix:{sock_path}"));
 }
+
+/// A changed cluster keeps its hosts, and their pooled connections: after an update
+/// of the cluster's settings (its balancer), requests go on over the upstream
+/// connection opened before it.
+#[test]
+fn a_changed_cluster_keeps_its_hosts_connections() {
+    let Some(server) = XdsServer::start() else {
+        return;
+    };
+    let up = tagged_upstream("kept");
+    let port = free_port();
+    let admin = free_port();
+    let mut bootstrap =
+        envoy_ads_bootstrap_variant(server.port(), "mosn-keep", admin, AdsVariant::Delta);
+    // One worker: one upstream pool, so one connection carries every request.
+    bootstrap["servers"] = json!([{"processor": 1}]);
+    let _m = Mosn::start(&bootstrap.to_string(), &[admin]);
+    let resources = |lb: &str| {
+        let mut c = cluster_static("c1", &[up.addr]);
+        c["lb_policy"] = json!(lb);
+        vec![
+            listener_http("l1", port, "rc1"),
+            route_config("rc1", vhosts_to("c1")),
+            c,
+        ]
+    };
+    server.snapshot("k1", resources("ROUND_ROBIN"));
+    assert_eq!(until_answer(port, "kept").as_deref(), Some("kept"));
+    for _ in 0..3 {
+        assert_eq!(get(port).as_deref(), Some("kept"));
+    }
+    let before = up.connections();
+    server.snapshot("k2", resources("RANDOM"));
+    assert!(server.wait_for(LIMIT, |e| acked(&of_node(e, "mosn-keep"), CDS, "k2")));
+    for _ in 0..5 {
+        assert_eq!(get(port).as_deref(), Some("kept"));
+    }
+    assert_eq!(
+        up.connections(),
+        before,
+        "the update opened new upstream connections"
+    );
+}
