@@ -119,7 +119,9 @@ pub struct Tracer {
 
 /// What spans share with the tracer.
 struct Inner {
-    queue: mpsc::Sender<Finished>,
+    /// A std bounded channel: the exporter polls it, so a span pushed here wakes no
+    /// thread, and pushing takes no lock.
+    queue: std::sync::mpsc::SyncSender<Finished>,
     stats: Arc<Stats>,
     sample_rate: f64,
     kind: Kind,
@@ -162,7 +164,7 @@ impl Tracer {
             },
             DriverSettings::OpenTelemetry(_) => Kind::Otel,
         };
-        let (queue, spans) = mpsc::channel(settings.max_queue_spans);
+        let (queue, spans) = std::sync::mpsc::sync_channel(settings.max_queue_spans);
         let (control, control_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         export::spawn(plan, settings, spans, control_rx, stats.clone())?;

@@ -51,16 +51,17 @@ async fn traced(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdow
         e.bytes_sent = conn.bytes_out - written;
         conn.listener.access_logs.log(&e, |name| head.header(name));
         if let Some(span) = conn.span.take() {
-            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            let (method, path, authority) =
-                (text(head.method()), text(head.path()), text(head.host()));
+            // The parser accepted these as tokens and visible ASCII: no copy needed.
+            fn text(b: &[u8]) -> &str {
+                std::str::from_utf8(b).unwrap_or("")
+            }
             crate::trace::finish(
                 span,
                 &e,
                 &crate::trace::RequestFacts {
-                    method: &method,
-                    path: &path,
-                    authority: &authority,
+                    method: text(head.method()),
+                    path: text(head.path()),
+                    authority: text(head.host()),
                     protocol: "HTTP/1.1",
                     listener: conn.listener_name,
                 },

@@ -135,14 +135,14 @@ impl StreamContext {
         };
         listener.access_logs.log(&e, |name| view.header(name));
         if let Some(span) = self.span.borrow_mut().take() {
-            let authority = String::from_utf8_lossy(view.host()).into_owned();
+            let authority = std::str::from_utf8(view.host()).unwrap_or("");
             crate::trace::finish(
                 span,
                 &e,
                 &crate::trace::RequestFacts {
                     method: parts.method.as_str(),
                     path: parts.uri.path(),
-                    authority: &authority,
+                    authority,
                     protocol: "HTTP/2",
                     listener: &self.runtime.name,
                 },

@@ -108,7 +108,7 @@ impl Sink {
 pub(crate) fn spawn(
     plan: Plan,
     settings: &TracingSettings,
-    spans: mpsc::Receiver<Finished>,
+    spans: std::sync::mpsc::Receiver<Finished>,
     control: mpsc::UnboundedReceiver<Control>,
     stats: Arc<Stats>,
 ) -> Result<(), TraceError> {
@@ -148,7 +148,7 @@ const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
 struct Exporter {
     sink: Sink,
-    spans: mpsc::Receiver<Finished>,
+    spans: std::sync::mpsc::Receiver<Finished>,
     control: mpsc::UnboundedReceiver<Control>,
     stats: Arc<Stats>,
     batch: Vec<Finished>,
@@ -230,8 +230,8 @@ impl Exporter {
         while self.batch.len() < self.batch_size {
             match self.spans.try_recv() {
                 Ok(span) => self.push(span),
-                Err(mpsc::error::TryRecvError::Empty) => return true,
-                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
             }
         }
         true
