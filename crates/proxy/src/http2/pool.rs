@@ -79,11 +79,42 @@ fn take_slot(active: &Rc<Cell<usize>>) -> Slot {
 
 /// A handle ready to open a stream to `host`, and the stream's slot (hold it until the
 /// stream ends).
+/// How many times a request tries a connection it opened that went away before the
+/// request got a stream on it.
+const FRESH_CONNECTION_TRIES: usize = 3;
+
+/// A stream slot on a pooled connection to `host`, or on a new one.
 pub async fn sender(
     cluster: &Cluster,
     host: &Arc<Host>,
     o: &Http2Options,
 ) -> Result<(SendRequest<Bytes>, Slot), LocalReply> {
+    let mut tries = 0;
+    loop {
+        match sender_once(cluster, host, o).await {
+            // Other requests took the new connection's streams and the upstream
+            // closed it (GOAWAY after its request limit) before this one got a
+            // stream: nothing was sent, so another connection may take it.
+            Err(Opened::Gone) if tries + 1 < FRESH_CONNECTION_TRIES => tries += 1,
+            Err(Opened::Gone) => return Err(LocalReply::UpstreamReset),
+            Err(Opened::Reply(reply)) => return Err(reply),
+            Ok(pair) => return Ok(pair),
+        }
+    }
+}
+
+/// Why [`sender_once`] has no stream.
+enum Opened {
+    /// The connection it opened went away before it got a stream.
+    Gone,
+    Reply(LocalReply),
+}
+
+async fn sender_once(
+    cluster: &Cluster,
+    host: &Arc<Host>,
+    o: &Http2Options,
+) -> Result<(SendRequest<Bytes>, Slot), Opened> {
     loop {
         let candidate = CONNS.with(|c| {
             c.borrow().get(&host.addr).and_then(|list| {
@@ -132,7 +163,9 @@ pub async fn sender(
         });
     });
     let _opening = OpeningGuard(host.addr, done);
-    let conn = open_connection(cluster, host, true).await?;
+    let conn = open_connection(cluster, host, true)
+        .await
+        .map_err(Opened::Reply)?;
     let (stream, guard) = conn.into_stream();
     let mut builder = h2::client::Builder::new();
     builder
@@ -143,7 +176,7 @@ pub async fn sender(
         Ok(pair) => pair,
         Err(e) => {
             tracing::debug!(error = %e, "http2 upstream handshake failed");
-            return Err(LocalReply::ConnectFailure);
+            return Err(Opened::Reply(LocalReply::ConnectFailure));
         }
     };
     let addr = host.addr;
@@ -160,8 +193,17 @@ pub async fn sender(
             active: active.clone(),
         });
     });
-    let ready = send.ready().await.map_err(|_| LocalReply::UpstreamReset)?;
-    Ok((ready, take_slot(&active)))
+    match send.ready().await {
+        Ok(ready) => Ok((ready, take_slot(&active))),
+        Err(_) => {
+            CONNS.with(|c| {
+                if let Some(list) = c.borrow_mut().get_mut(&addr) {
+                    list.retain(|e| !Rc::ptr_eq(&e.active, &active));
+                }
+            });
+            Err(Opened::Gone)
+        }
+    }
 }
 
 /// Drops this worker's connections to `addr` (one refused a stream or is going away);
