@@ -29,12 +29,43 @@ fn can_run() -> bool {
     false
 }
 
+/// Runs mosn-rs on `config` in a private network namespace where connections to
+/// 127.0.0.1 ports 9080 and 9090 are redirected (iptables REDIRECT) to `capture`,
+/// curls both ports, and returns the `A=...`/`B=...` lines and the proxy's log.
+fn curl_redirected(config: &str, capture: u16) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.json"), config).unwrap();
+    let script = format!(
+        r#"set -e
+ip link set lo up
+iptables -t nat -A OUTPUT -p tcp -d 127.0.0.1 -m multiport --dports 9080,9090 -j REDIRECT --to-ports {capture}
+{bin} start -c {dir}/c.json 2>{dir}/mosn.log &
+pid=$!
+for i in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:{capture}/ && break; sleep 0.05; done
+echo "A=$(curl -s --max-time 5 http://127.0.0.1:9080/)"
+echo "B=$(curl -s --max-time 5 http://127.0.0.1:9090/)"
+kill $pid; wait $pid || true
+"#,
+        bin = env!("CARGO_BIN_EXE_mosn-rs"),
+        dir = dir.path().display()
+    );
+    let out = Command::new("timeout")
+        .args(["60", "unshare", "-n", "bash", "-c", &script])
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(dir.path().join("mosn.log")).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        format!("{log}\n{stderr}"),
+    )
+}
+
 #[test]
 fn redirected_connections_reach_the_listener_of_their_original_destination() {
     if !can_run() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     // Fixed ports: the namespace is private.
     let config = r#"{
   "servers": [{"default_log_path": "stderr", "processor": 1,
@@ -51,32 +82,8 @@ fn redirected_connections_reach_the_listener_of_their_original_destination() {
   }],
   "cluster_manager": {"clusters": []}
 }"#;
-    std::fs::write(dir.path().join("c.json"), config).unwrap();
-    let script = format!(
-        r#"set -e
-ip link set lo up
-iptables -t nat -A OUTPUT -p tcp -d 127.0.0.1 -m multiport --dports 9080,9090 -j REDIRECT --to-ports 15001
-{bin} start -c {dir}/c.json 2>{dir}/mosn.log &
-pid=$!
-for i in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:15001/ && break; sleep 0.05; done
-echo "A=$(curl -s --max-time 5 http://127.0.0.1:9080/)"
-echo "B=$(curl -s --max-time 5 http://127.0.0.1:9090/)"
-kill $pid; wait $pid || true
-"#,
-        bin = env!("CARGO_BIN_EXE_mosn-rs"),
-        dir = dir.path().display()
-    );
-    let out = Command::new("timeout")
-        .args(["60", "unshare", "-n", "bash", "-c", &script])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let log = std::fs::read_to_string(dir.path().join("mosn.log")).unwrap_or_default();
-    assert!(
-        text.contains("A=virtual-listener"),
-        "{text}\n{log}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (text, log) = curl_redirected(config, 15001);
+    assert!(text.contains("A=virtual-listener"), "{text}\n{log}");
     // No listener on :9090 (not even 0.0.0.0:9090): the capturing listener serves it.
     assert!(text.contains("B=capturing-listener"), "{text}\n{log}");
     eprintln!("{text}");
@@ -90,7 +97,6 @@ fn restored_destinations_pick_this_listeners_chain_by_port() {
     if !can_run() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let config = r#"{
   "servers": [{"default_log_path": "stderr", "processor": 1,
     "routers": [
@@ -110,27 +116,7 @@ fn restored_destinations_pick_this_listeners_chain_by_port() {
   }],
   "cluster_manager": {"clusters": []}
 }"#;
-    std::fs::write(dir.path().join("c.json"), config).unwrap();
-    let script = format!(
-        r#"set -e
-ip link set lo up
-iptables -t nat -A OUTPUT -p tcp -d 127.0.0.1 -m multiport --dports 9080,9090 -j REDIRECT --to-ports 15006
-{bin} start -c {dir}/c.json 2>{dir}/mosn.log &
-pid=$!
-for i in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:15006/ && break; sleep 0.05; done
-echo "A=$(curl -s --max-time 5 http://127.0.0.1:9080/)"
-echo "B=$(curl -s --max-time 5 http://127.0.0.1:9090/)"
-kill $pid; wait $pid || true
-"#,
-        bin = env!("CARGO_BIN_EXE_mosn-rs"),
-        dir = dir.path().display()
-    );
-    let out = Command::new("timeout")
-        .args(["60", "unshare", "-n", "bash", "-c", &script])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let log = std::fs::read_to_string(dir.path().join("mosn.log")).unwrap_or_default();
+    let (text, log) = curl_redirected(config, 15006);
     // Port 9080: this listener's 9080 chain, not the listener "svc" on 0.0.0.0:9080.
     assert!(text.contains("A=inbound-9080"), "{text}\n{log}");
     assert!(text.contains("B=inbound-other"), "{text}\n{log}");
