@@ -22,8 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-pub(super) async fn run(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdown) -> Next {
-    let started = Instant::now();
+/// One request, read since `started`, to the end of its response.
+pub(super) async fn run(
+    conn: &mut Downstream<'_>,
+    head: RequestHead,
+    started: Instant,
+    shutdown: &Shutdown,
+) -> Next {
     let next = traced(conn, head, shutdown).await;
     conn.stats.downstream_request_time.record(started.elapsed());
     next
@@ -234,8 +239,12 @@ async fn forward(
         Some(d) if d.is_zero() => None,
         Some(d) => Some(d),
     };
-    // The route timeout runs from when the request is ready to go upstream.
-    let deadline = route_timeout.map(|t| Instant::now() + t);
+    // The route timeout runs from when the request is ready to go upstream; so does
+    // the first try's latency (pool wait and connect included, as Envoy's
+    // upstream_rq_time): one clock read for both.
+    let now = Instant::now();
+    let deadline = route_timeout.map(|t| now + t);
+    let mut first_try = Some(now);
     let mut retries = Retries::new(policy, &cluster, head.method());
     let mut last_host: Option<std::net::SocketAddr> = None;
     let mut stale_retry_used = false;
@@ -285,10 +294,12 @@ async fn forward(
                 trace: trace.as_ref(),
             },
         );
+        let try_started = first_try.take().unwrap_or_else(Instant::now);
         let (failure, granted) = match try_once(
             conn,
             &cluster,
             &host,
+            try_started,
             &head_out,
             framing,
             replay.as_ref(),
@@ -373,13 +384,14 @@ enum Outcome<'c> {
     RetryStatus(u16, Permit<'c>),
 }
 
-/// One try on one host: connect, send, read the response head, and relay it unless
-/// the policy retries its status.
+/// One try on one host, begun at `started`: connect, send, read the response head,
+/// and relay it unless the policy retries its status.
 #[allow(clippy::too_many_arguments)]
 async fn try_once<'c>(
     conn: &mut Downstream<'_>,
     cluster: &'c Cluster,
     host: &Arc<Host>,
+    started: Instant,
     head_out: &[u8],
     framing: BodyFraming,
     replay: Option<&Bytes>,
@@ -397,12 +409,11 @@ async fn try_once<'c>(
         }
         Err(LocalReply::ConnectFailure) => {
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
-            cluster.request_done(host, Duration::ZERO, None);
+            cluster.request_done(host, started.elapsed(), None);
             return Outcome::Failed(TryFailure::Connect);
         }
         Err(other) => return Outcome::Reply(other),
     };
-    let started = Instant::now();
     let _host_active = ActiveRequest::new(host);
     cluster.stats.upstream_request_total.inc();
     let _up_active = Active::new(&cluster.stats.upstream_request_active);

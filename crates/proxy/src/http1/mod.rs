@@ -340,8 +340,8 @@ pub async fn serve(
                 _ = shutdown.draining() => return,
             }
         }
-        let head = match read_request_head(&mut conn).await {
-            Ok(Some(head)) => head,
+        let (head, started) = match read_request_head(&mut conn).await {
+            Ok(Some(read)) => read,
             Ok(None) => return,
             Err(reply) => {
                 reply::send_local_reply(&mut conn, reply, true, false).await;
@@ -349,7 +349,7 @@ pub async fn serve(
             }
         };
         // The exchange future is large; boxing it keeps this idle loop's state small.
-        let next = Box::pin(exchange::run(&mut conn, head, &shutdown)).await;
+        let next = Box::pin(exchange::run(&mut conn, head, started, &shutdown)).await;
         if next == Next::Close || shutdown.is_draining() {
             return;
         }
@@ -371,14 +371,19 @@ async fn wait_readable(conn: &mut Downstream<'_>) -> bool {
     }
 }
 
-/// Reads until a complete head is parsed. `Ok(None)`: the client closed (or stalled
-/// with nothing sent) and there is nothing to answer.
-async fn read_request_head(conn: &mut Downstream<'_>) -> Result<Option<RequestHead>, LocalReply> {
-    let deadline = Instant::now() + conn.listener.options.request_head_timeout.0;
+/// Reads until a complete head is parsed; with it, when reading began (the request's
+/// start for its `request_time`: the client's bytes were there or just coming).
+/// `Ok(None)`: the client closed (or stalled with nothing sent) and there is nothing
+/// to answer.
+async fn read_request_head(
+    conn: &mut Downstream<'_>,
+) -> Result<Option<(RequestHead, Instant)>, LocalReply> {
+    let started = Instant::now();
+    let deadline = started + conn.listener.options.request_head_timeout.0;
     loop {
         if !conn.buf.is_empty() {
             match parse_request(&mut conn.buf, &conn.listener.limits) {
-                Ok(Some(head)) => return Ok(Some(head)),
+                Ok(Some(head)) => return Ok(Some((head, started))),
                 Ok(None) => {}
                 Err(e) => return Err(LocalReply::BadRequest(e.status, e.reason)),
             }
