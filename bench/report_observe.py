@@ -126,7 +126,7 @@ def tracing_table(order, summ):
            "Counters from the proxy's `/api/v1/stats` (`tracing.*`), summed over rounds; "
            "per request and collector figures are medians. *after wrk* is the proxy's CPU "
            "from the end of wrk until every span of the run was exported or dropped "
-           "(included in CPU µs/req above). The collector (Python, grpcio) runs on the same "
+           "(included in CPU µs/req above). The collector (crates/trace/examples/trace_sink.rs) runs on the same "
            "2 cores: its CPU is not the proxy's, shown here as % of one core during the "
            "run and µs per span it received (run and tail).\n",
            "| variant | spans started | per request | exported per request | dropped | "
@@ -145,8 +145,8 @@ def tracing_table(order, summ):
         out.append("\n**Spans were dropped**: the collector did not keep up, the proxy's export "
                    "queue (4,096 spans by default) filled and new spans were dropped and "
                    "counted. A dropped span still costs the proxy its creation, its ids, "
-                   "its headers upstream and its finishing, but not its encoding and "
-                   "sending: with a collector that keeps up, the tracing variants would cost "
+                   "its headers upstream, its finishing and its encoding (on the worker), "
+                   "but not its sending: with a collector that keeps up, the tracing variants would cost "
                    "more than measured. *had none been dropped* adds the dropped spans at the "
                    "exporter thread's measured cost per exported span (an estimate).")
     return out
@@ -157,9 +157,9 @@ def threads_table(order, summ):
     out = ["\n## Where the CPU goes\n",
            "The proxy's CPU per request (run and tail) by thread, from "
            "`/proc/PID/task/*/stat`: the worker (parsing, proxying, and on it the "
-           "access log line's formatting and the spans' creation and finishing), the "
-           "access log writer thread, the trace exporter thread (batching, protobuf "
-           "encoding, gRPC), the others (main thread: admin API, Prometheus text). "
+           "access log line's formatting and the spans' creation, finishing and "
+           "protobuf encoding), the access log writer thread, the trace exporter "
+           "thread (batching chunks of encoded spans, gRPC), the others (main thread: admin API, Prometheus text). "
            "*worker ± off* is the worker's against mosn-off's.\n",
            "| variant | worker µs/req | worker ± off | access-log writer µs/req | "
            "trace exporter µs/req | other threads µs/req | total µs/req |",

@@ -7,11 +7,18 @@
 #          relaxed atomics, nothing to turn off)
 #   log    + an access log to a file (MOSN's default format)
 #   trace  + tracing, every request sampled (sample_rate 1.0), OpenTelemetry
-#          driver exporting over OTLP/gRPC to tests/peers/otlp_collector.py
+#          driver exporting over OTLP/gRPC to the trace sink (below)
 #   all    access log + tracing + a Prometheus scrape of the admin API's
 #          /stats/prometheus every SCRAPE_EVERY seconds: the issue's "on"
 #   sw     tracing with the SkyWalking driver, to
-#          tests/peers/sw_collector.py
+#          the trace sink
+#
+# The collector is crates/trace/examples/trace_sink.rs (built here, release):
+# it takes OTLP and SkyWalking gRPC calls and counts what they carry, at a few
+# us per span of CPU. No real collector (OpenTelemetry Collector, SkyWalking
+# OAP) installs on this machine, and the Python test collectors of tests/peers
+# fall behind the proxy: the spans it then drops would make tracing look
+# cheaper than it is.
 #
 #   bench/run-observe.sh [--build]
 #
@@ -49,14 +56,14 @@ LOAD_TIMEOUT=$(load_timeout "$DURATION")
 # shellcheck disable=SC2119  # setup_tools takes setup.sh's options, not ours
 setup_tools   # PY (the bench venv: procstat, report)
 ensure_mosn "$BUILD" 'There is nothing to measure without it.'
-# The collectors run on the test venv (.venv: grpcio, opentelemetry-proto,
-# apache-skywalking), which scripts/setup.sh builds.
-PEER_PY="$REPO/.venv/bin/python"
-if ! "$PEER_PY" -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc
-import skywalking.protocol.language_agent.Tracing_pb2_grpc' >/dev/null 2>&1; then
-    log "the test venv (.venv) lacks the collectors' packages: running scripts/setup.sh"
-    bash "$REPO/scripts/setup.sh"
+# The trace sink: built beside MOSN_BIN (cargo honours CARGO_TARGET_DIR).
+SINK="$(dirname "$MOSN_BIN")/examples/trace_sink"
+if ((BUILD)) || [[ ! -x $SINK ]]; then
+    [[ -f $REPO/Cargo.toml ]] || die "the trace sink $SINK is missing and there is no $REPO/Cargo.toml to build it from"
+    log "building the trace sink (cargo build --release -p mosn-trace --example trace_sink)"
+    (cd "$REPO" && cargo build --release -p mosn-trace --example trace_sink) || die "building the trace sink failed"
 fi
+[[ -x $SINK ]] || die "trace sink not found at $SINK (set MOSN_BIN to a binary in a cargo target dir)"
 raise_nofile   # NOFILE
 
 # --- temp dir, upstream, collectors -----------------------------------------------
@@ -76,20 +83,20 @@ write_upstream
 start_nginx upstream
 wait_ready_by upstream "${PORT[upstream]}" probe_http1
 
-# The collectors (tests/peers) exit when their stdin closes: theirs is this
-# FIFO, opened read-write so that it never reaches end-of-file. Their stdout
-# (a JSON line per span or segment) goes to /dev/null: only their CPU matters
-# here, and the proxy's counters say what they accepted.
+# The sink exits when its stdin closes: its stdin is this FIFO, opened
+# read-write so that it never reaches end-of-file (the bench stops it). Its
+# stdout (its counts, at exit) goes to /dev/null: the proxy's counters say what
+# it accepted.
 mkfifo "$TMP/stdin"
-collector() { exec "$PEER_PY" "$REPO/tests/peers/$1" "$2" <>"$TMP/stdin" >/dev/null; }
+collector() { exec "$SINK" "$1" <>"$TMP/stdin" >/dev/null; }
 # The collector a variant exports to (empty: none).
 collector_of() { case "$1" in trace|all) echo otlp-collector ;; sw) echo sw-collector ;; esac; }
 if selected trace || selected all; then
-    start otlp-collector collector otlp_collector.py "${PORT[otlp-collector]}"
+    start otlp-collector collector "${PORT[otlp-collector]}"
     wait_ready_by otlp-collector "${PORT[otlp-collector]}" probe_tcp
 fi
 if selected sw; then
-    start sw-collector collector sw_collector.py "${PORT[sw-collector]}"
+    start sw-collector collector "${PORT[sw-collector]}"
     wait_ready_by sw-collector "${PORT[sw-collector]}" probe_tcp
 fi
 
@@ -255,7 +262,7 @@ done
 DATE="$(date +%F)"
 {
     info_head "$DATE" nginx wrk mosn
-    printf 'python (collectors)\t%s\n' "$("$PEER_PY" -c 'import sys, importlib.metadata as m; print(sys.version.split()[0] + ", grpcio " + m.version("grpcio") + ", opentelemetry-proto " + m.version("opentelemetry-proto") + ", apache-skywalking " + m.version("apache-skywalking"))')"
+    printf 'collector\tcrates/trace/examples/trace_sink.rs (counts spans; h2, one thread)\n'
     printf 'load\twrk -t1 -c%s -d%s --latency\n' "$CONNS" "$DURATION"
     printf 'rounds\t%s, order rotated each round; %s run(s) repeated (RETRIES=%s) because other processes used > 20 %% of a core during them\n' \
         "$ROUNDS" "$REPEATED" "$RETRIES"

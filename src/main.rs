@@ -350,7 +350,7 @@ fn run(
                 Err(e) => tracing::error!(error = %e, "admin listener"),
             }
         }
-        wait_for_stop(signals, drain_tx, graceful_timeout, &lifecycle).await
+        wait_for_stop(signals, drain_tx, graceful_timeout, &lifecycle, tracer.as_deref()).await
     })
 }
 
@@ -379,6 +379,17 @@ impl Signals {
     }
 }
 
+/// Before a graceful exit: the access log lines and the spans the workers buffered
+/// are written and exported (each waits at most 2 s).
+fn flush_for_exit(tracer: Option<&mosn_trace::Tracer>) {
+    mosn_proxy::access_log::flush_for_exit(Duration::from_secs(2));
+    if let Some(tracer) = tracer {
+        // The workers hand their spans over at their next flush tick.
+        std::thread::sleep(mosn_proxy::access_log::FLUSH_INTERVAL + Duration::from_millis(10));
+        tracer.flush_blocking(Duration::from_secs(2));
+    }
+}
+
 /// SIGTERM (or the admin API's `/quitquitquit`): stop accepting, let exchanges in
 /// flight finish (up to the graceful timeout), close idle connections, exit 0.
 /// SIGINT: exit at once.
@@ -387,6 +398,7 @@ async fn wait_for_stop(
     drain_tx: tokio::sync::watch::Sender<bool>,
     graceful_timeout: Duration,
     lifecycle: &mosn_admin::Lifecycle,
+    tracer: Option<&mosn_trace::Tracer>,
 ) -> Result<ExitCode, String> {
     let why = tokio::select! {
         _ = signals.int.recv() => {
@@ -404,7 +416,7 @@ async fn wait_for_stop(
         let open = open_connections();
         if open == 0 {
             tracing::info!("drained; exiting");
-            mosn_proxy::access_log::flush_for_exit(Duration::from_secs(2));
+            flush_for_exit(tracer);
             return Ok(ExitCode::SUCCESS);
         }
         if Instant::now() >= deadline {
@@ -412,7 +424,7 @@ async fn wait_for_stop(
                 open,
                 "graceful timeout reached; exiting with connections open"
             );
-            mosn_proxy::access_log::flush_for_exit(Duration::from_secs(2));
+            flush_for_exit(tracer);
             return Ok(ExitCode::SUCCESS);
         }
         tokio::select! {

@@ -69,14 +69,16 @@ pub fn spawn(
                         mosn_upstream::pool::sweep();
                     }
                 });
-                // Access log lines wait in a per-worker buffer; hand them over now and
-                // then, until the process ends (draining connections still log).
+                // Access log lines and finished spans wait in per-worker buffers;
+                // hand them over now and then, until the process ends (draining
+                // connections still log and trace).
                 tokio::task::spawn_local(async {
                     let mut tick = tokio::time::interval(mosn_proxy::access_log::FLUSH_INTERVAL);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                     loop {
                         tick.tick().await;
                         mosn_proxy::access_log::flush_local();
+                        mosn_trace::flush_local();
                     }
                 });
                 let mut draining = shutdown.clone();

@@ -286,6 +286,36 @@ fn opentelemetry_spans_reach_an_otlp_collector_and_traceparent_names_our_span() 
     assert_eq!(span["trace_state"], "vendor=x", "{span}");
 }
 
+/// Spans wait in their worker's buffer (up to 50 ms) and in the exporter's batch (up
+/// to `flush_interval`, an hour here): a graceful stop exports them before exit.
+#[test]
+fn a_graceful_stop_exports_the_spans_of_finished_requests() {
+    let Some(collector) = OtlpCollector::start() else {
+        return;
+    };
+    let up = header_echo();
+    let (mut m, port, _admin) = traced_proxy(
+        up.addr,
+        "Http1",
+        otel(collector.addr(), json!({"flush_interval": "1h"})),
+    );
+    let mut ours = Vec::new();
+    for i in 0..3 {
+        let r = get(port, &format!("/stop/{i}"), "");
+        assert_eq!(r.status, 200);
+        let sent = echoed(&r)["traceparent"].as_str().unwrap().to_string();
+        ours.push(sent.split('-').nth(2).unwrap().to_string());
+    }
+    m.signal(libc::SIGTERM);
+    assert_eq!(m.wait_exit(Duration::from_secs(10)), Some(0));
+    let has_all = |s: &[Value]| ours.iter().all(|id| s.iter().any(|x| &x["span_id"] == id));
+    let spans = collector.spans(REPORT_LIMIT, has_all);
+    assert!(
+        has_all(&spans),
+        "spans {ours:?} not exported at exit: {spans:?}"
+    );
+}
+
 #[test]
 fn opentelemetry_over_http2_and_an_error_status() {
     let Some(collector) = OtlpCollector::start() else {

@@ -49,22 +49,27 @@
 //! `start`, `upstream_headers` and `finish` take no lock; ids come from the
 //! per-thread `fastrand` generator and stay integers until a header or an export
 //! needs their text. A sampled span keeps all its text (incoming context, upstream
-//! peer, and at `finish` the request's facts) in one buffer, allocated at `start`;
-//! `finish` moves that buffer into one record and `try_send`s it to a bounded queue
-//! (`max_queue_spans`): a full queue drops the span and counts it. A thread named
+//! peer, and at `finish` the request's facts) in one buffer, allocated at `start`.
+//! `finish` encodes the span, field by field (the bytes prost would write for the
+//! same message, without building it), into a buffer of the thread that finished
+//! it; the buffer goes to the exporter as one chunk when it holds enough spans, at
+//! the thread's next [`flush_local`] (the proxy's workers call it every 50 ms), or
+//! when the thread ends. So no record crosses threads and the exporter does no work
+//! per span. The exporter's queue is bounded in spans (`max_queue_spans`): a chunk
+//! that does not fit is dropped and its spans counted. A thread named
 //! `trace-export`, with its own current-thread tokio runtime, takes what is queued
-//! every 20 ms (so a queued span wakes no thread), batches records
-//! (`batch_size`, `flush_interval`), encodes each batch field by field into one byte
-//! buffer reused from batch to batch (the bytes prost would write for the same
-//! messages, without building them), and sends those bytes with tonic as they are.
-//! The log reporters decode them back to log each span. When the collector is down,
-//! a batch is retried (up to 3 tries) with jittered exponential back-off (200 ms to
-//! 30 s); while it waits the queue fills and then drops, so memory stays bounded and
-//! the proxy is never slowed. A collector that is down at start is fine: the
-//! connection is lazy.
+//! every 20 ms (so a queued chunk wakes no thread), gathers chunks into batches
+//! (`batch_size` spans, or what came within `flush_interval`), frames them (an
+//! OTLP request's envelope; SkyWalking's stream of segments) and sends the bytes
+//! with tonic as they are. The log reporters decode them back to log each span.
+//! When the collector is down, a batch is retried (up to 3 tries) with jittered
+//! exponential back-off (200 ms to 30 s); while it waits the queue fills and then
+//! drops, so memory stays bounded and the proxy is never slowed. A collector that
+//! is down at start is fine: the connection is lazy.
 
 mod export;
 mod ids;
+mod local;
 mod otel;
 mod record;
 mod skywalking;
@@ -72,14 +77,18 @@ mod stats;
 mod sw8;
 mod traceparent;
 
+use export::wire::Wire;
+use local::Chunk;
 use mosn_config::tracing::{DriverSettings, TracingConfig, TracingSettings};
 use record::{Ctx, Field, Finished, OtelCtx, SkyCtx, Texts};
 use stats::Stats;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
+pub use local::flush_local;
 pub use stats::TraceStats;
 
 /// The component id SkyWalking registers for MOSN (`component-libraries.yml`).
@@ -119,9 +128,15 @@ pub struct Tracer {
 
 /// What spans share with the tracer.
 struct Inner {
-    /// A std bounded channel: the exporter polls it, so a span pushed here wakes no
-    /// thread, and pushing takes no lock.
-    queue: std::sync::mpsc::SyncSender<Finished>,
+    /// Chunks of encoded spans for the exporter, which polls them (so handing one
+    /// over wakes no thread). Unbounded as a channel: `queued` bounds it.
+    queue: std::sync::mpsc::Sender<Chunk>,
+    /// Spans handed over and not yet taken by the exporter.
+    queued: Arc<AtomicUsize>,
+    /// `max_queue_spans`.
+    max_queue: usize,
+    /// Spans a thread buffers before it hands them over.
+    chunk_spans: usize,
     stats: Arc<Stats>,
     sample_rate: f64,
     kind: Kind,
@@ -129,11 +144,46 @@ struct Inner {
 
 enum Kind {
     SkyWalking {
+        service: String,
+        instance: String,
         /// Base64 of the service and instance names, as sw8 carries them.
         service_b64: String,
         instance_b64: String,
     },
     Otel,
+}
+
+impl Inner {
+    /// Writes a finished span as its driver exports it.
+    fn encode(&self, w: &mut Wire, span: &Finished) {
+        match &self.kind {
+            Kind::SkyWalking {
+                service, instance, ..
+            } => skywalking::encode_segment(w, span, service, instance),
+            Kind::Otel => otel::encode_span(w, span),
+        }
+    }
+
+    /// Queues a chunk for the exporter, or drops it (counted) when the queue is
+    /// full. An empty queue takes any chunk, so that a queue smaller than a chunk
+    /// still passes spans.
+    fn enqueue(&self, chunk: Chunk) {
+        let n = chunk.spans;
+        let before = self.queued.fetch_add(n, Ordering::Relaxed);
+        let fits = before == 0 || before + n <= self.max_queue;
+        if !fits || self.queue.send(chunk).is_err() {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            self.stats.add_dropped(n);
+        }
+    }
+}
+
+/// Spans a thread buffers before handing them over: a few per chunk for a small
+/// queue (so that it is shared fairly between threads), at most a batch.
+fn chunk_spans(settings: &TracingSettings) -> usize {
+    (settings.max_queue_spans / 8)
+        .clamp(1, 128)
+        .min(settings.batch_size.max(1))
 }
 
 impl Tracer {
@@ -159,18 +209,33 @@ impl Tracer {
         let plan = export::Plan::new(settings)?;
         let kind = match &settings.driver {
             DriverSettings::SkyWalking(_) => Kind::SkyWalking {
+                service: plan.service().to_string(),
+                instance: plan.instance().to_string(),
                 service_b64: sw8::encode(plan.service()),
                 instance_b64: sw8::encode(plan.instance()),
             },
             DriverSettings::OpenTelemetry(_) => Kind::Otel,
         };
-        let (queue, spans) = std::sync::mpsc::sync_channel(settings.max_queue_spans);
+        let (queue, chunks) = std::sync::mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let (control, control_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
-        export::spawn(plan, settings, spans, control_rx, stats.clone())?;
+        export::spawn(
+            plan,
+            settings,
+            export::Queue {
+                chunks,
+                queued: queued.clone(),
+            },
+            control_rx,
+            stats.clone(),
+        )?;
         Ok(Arc::new(Tracer {
             inner: Arc::new(Inner {
                 queue,
+                queued,
+                max_queue: settings.max_queue_spans.max(1),
+                chunk_spans: chunk_spans(settings),
                 stats,
                 sample_rate: settings.sample_rate,
                 kind,
@@ -265,9 +330,12 @@ impl Tracer {
         self.inner.stats.snapshot()
     }
 
-    /// Exports every span finished so far, waiting at most `timeout`; true when all
-    /// were sent (or there were none). Blocks the calling thread: for shutdown.
+    /// Exports every span handed over so far (the calling thread's own buffered
+    /// spans included; other threads' go at their next [`flush_local`]), waiting at
+    /// most `timeout`; true when all were sent (or there were none). Blocks the
+    /// calling thread: for shutdown.
     pub fn flush_blocking(&self, timeout: Duration) -> bool {
+        flush_local();
         let (reply, done) = std::sync::mpsc::sync_channel(1);
         if self.control.send(export::Control::Flush(reply)).is_err() {
             return false;
@@ -322,6 +390,7 @@ impl Span {
                 Kind::SkyWalking {
                     service_b64,
                     instance_b64,
+                    ..
                 },
             ) => {
                 let new_trace_id = ctx.new_trace_id.map(ids::hex128);
@@ -357,15 +426,13 @@ impl Span {
         }
     }
 
-    /// Ends the span and queues it for export (never blocks: a full queue drops the
-    /// span and counts it).
+    /// Ends the span and encodes it into this thread's buffer for export (never
+    /// blocks: when the queue is full the thread's chunk is dropped and counted).
     // Takes the box `start` handed out, so the caller moves it in as it is.
     #[allow(clippy::boxed_local)]
     pub fn finish(self: Box<Self>, end: &SpanEnd<'_>) {
         let (record, inner) = self.into_record(end);
-        if inner.queue.try_send(record).is_err() {
-            inner.stats.add_dropped();
-        }
+        local::push(&inner, &record);
     }
 
     /// The span's record for the exporter, with its tracer's side.

@@ -37,8 +37,8 @@ impl Stats {
     pub fn add_not_sampled(&self) {
         self.not_sampled.fetch_add(1, Relaxed);
     }
-    pub fn add_dropped(&self) {
-        self.dropped.fetch_add(1, Relaxed);
+    pub fn add_dropped(&self, n: usize) {
+        self.dropped.fetch_add(n as u64, Relaxed);
     }
     pub fn add_exported(&self, n: usize) {
         self.exported.fetch_add(n as u64, Relaxed);

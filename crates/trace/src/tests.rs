@@ -189,6 +189,68 @@ fn a_full_queue_drops_and_counts() {
     assert!(stats.dropped >= 47, "{stats:?}");
 }
 
+/// A tracer writing to the log (no collector): what reaches its exporter counts as
+/// exported.
+fn log_tracer(extra: serde_json::Value) -> Arc<Tracer> {
+    let mut config = json!({"report_method": "console"});
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    tracer("otel", config)
+}
+
+#[test]
+fn spans_wait_in_their_thread_until_it_flushes() {
+    let t = log_tracer(json!({"flush_interval": "1ms"}));
+    for _ in 0..3 {
+        start(&t, &headers(&[])).unwrap().finish(&end(200, ""));
+    }
+    // Nothing was handed over: the exporter cannot have them, however long it runs.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(t.stats().exported, 0);
+    crate::flush_local();
+    wait_for("the flushed spans", || t.stats().exported == 3);
+    assert_eq!(t.stats().dropped, 0);
+}
+
+#[test]
+fn a_full_thread_buffer_goes_without_a_flush() {
+    // max_queue_spans 16: a thread hands over every 2 spans.
+    let t = log_tracer(json!({"max_queue_spans": 16, "flush_interval": "1ms"}));
+    for _ in 0..5 {
+        start(&t, &headers(&[])).unwrap().finish(&end(200, ""));
+    }
+    wait_for("two chunks", || t.stats().exported == 4);
+    assert!(t.flush_blocking(Duration::from_secs(5)));
+    assert_eq!(t.stats().exported, 5);
+}
+
+#[test]
+fn another_tracers_span_sends_the_buffered_ones_on() {
+    let a = log_tracer(json!({"flush_interval": "1ms"}));
+    let b = log_tracer(json!({"flush_interval": "1ms"}));
+    start(&a, &headers(&[])).unwrap().finish(&end(200, ""));
+    start(&b, &headers(&[])).unwrap().finish(&end(200, ""));
+    wait_for("a's span", || a.stats().exported == 1);
+    assert_eq!(b.stats().exported, 0, "b's span waits for a flush");
+    assert!(b.flush_blocking(Duration::from_secs(5)));
+    assert_eq!(b.stats().exported, 1);
+}
+
+#[test]
+fn a_thread_that_ends_hands_its_spans_over() {
+    let t = log_tracer(json!({"flush_interval": "1ms"}));
+    let worker = t.clone();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            start(&worker, &headers(&[])).unwrap().finish(&end(200, ""));
+        }
+    })
+    .join()
+    .unwrap();
+    wait_for("the ended thread's spans", || t.stats().exported == 2);
+}
+
 fn decode_segments(call: &collector::Call) -> Vec<sw::SegmentObject> {
     call.messages
         .iter()
@@ -403,6 +465,8 @@ fn a_collector_down_at_start_gets_the_spans_later() {
         json!({"endpoint": addr.to_string(), "flush_interval": "10ms"}),
     );
     start(&t, &headers(&[])).unwrap().finish(&end(200, ""));
+    // Hand the span over, as the proxy's workers do every 50 ms.
+    crate::flush_local();
     wait_for("a failed export", || t.stats().export_failures >= 1);
     let collector = Collector::start(&addr.to_string());
     let call = collector.next("/Export");

@@ -127,7 +127,7 @@ impl GrpcClient {
     pub async fn send_encoded<R>(
         &mut self,
         path: &'static str,
-        messages: Vec<Bytes>,
+        messages: Vec<Encoded>,
     ) -> Result<R, Status>
     where
         R: prost::Message + Default + Send + Sync + 'static,
@@ -173,7 +173,7 @@ impl<R> Codec for PreEncoded<R>
 where
     R: prost::Message + Default + Send + 'static,
 {
-    type Encode = Bytes;
+    type Encode = Encoded;
     type Decode = R;
     type Encoder = PassThrough;
     type Decoder = ProstDecoder<R>;
@@ -187,15 +187,41 @@ where
     }
 }
 
+/// A message encoded already: whole, or in pieces to be sent one after the other
+/// (an envelope and the chunks of spans it holds, which are not copied together
+/// first).
+#[derive(Debug, Clone)]
+pub(crate) enum Encoded {
+    Whole(Bytes),
+    Pieces(Vec<Bytes>),
+}
+
+impl Encoded {
+    /// The message in one buffer (for the log reporters, which decode it).
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Encoded::Whole(b) => b.clone(),
+            Encoded::Pieces(pieces) => Bytes::from(pieces.concat()),
+        }
+    }
+}
+
 /// Writes a message's bytes as they are (tonic adds the gRPC framing).
 struct PassThrough;
 
 impl Encoder for PassThrough {
-    type Item = Bytes;
+    type Item = Encoded;
     type Error = Status;
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
+    fn encode(&mut self, item: Encoded, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match item {
+            Encoded::Whole(b) => dst.put_slice(&b),
+            Encoded::Pieces(pieces) => {
+                for piece in pieces {
+                    dst.put_slice(&piece);
+                }
+            }
+        }
         Ok(())
     }
 }

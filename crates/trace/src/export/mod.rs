@@ -6,11 +6,12 @@ mod backoff;
 pub(crate) mod grpc;
 pub(crate) mod wire;
 
-use crate::record::Finished;
+use crate::local::Chunk;
 use crate::stats::Stats;
 use crate::{otel, skywalking, TraceError};
 use backoff::Backoff;
 use mosn_config::tracing::{DriverSettings, TracingSettings};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -75,7 +76,7 @@ impl Sink {
     }
 
     /// Sends a batch; Ok holds how many spans the collector rejected.
-    async fn export(&mut self, batch: &[Finished]) -> Result<usize, tonic::Status> {
+    async fn export(&mut self, batch: &[Chunk]) -> Result<usize, tonic::Status> {
         match self {
             Sink::SkyWalking(s) => s.export(batch).await,
             Sink::Otel(s) => s.export(batch).await,
@@ -104,11 +105,19 @@ impl Sink {
     }
 }
 
+/// The exporter's end of the span queue.
+pub(crate) struct Queue {
+    pub chunks: std::sync::mpsc::Receiver<Chunk>,
+    /// Spans queued and not yet taken (the proxy's threads add, the exporter takes
+    /// off).
+    pub queued: Arc<AtomicUsize>,
+}
+
 /// Starts the exporter thread.
 pub(crate) fn spawn(
     plan: Plan,
     settings: &TracingSettings,
-    spans: std::sync::mpsc::Receiver<Finished>,
+    spans: Queue,
     control: mpsc::UnboundedReceiver<Control>,
     stats: Arc<Stats>,
 ) -> Result<(), TraceError> {
@@ -127,7 +136,8 @@ pub(crate) fn spawn(
                     spans,
                     control,
                     stats,
-                    batch: Vec::with_capacity(batch_size),
+                    batch: Vec::new(),
+                    batch_spans: 0,
                     batch_size,
                     flush_interval,
                     due: None,
@@ -148,10 +158,13 @@ const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
 struct Exporter {
     sink: Sink,
-    spans: std::sync::mpsc::Receiver<Finished>,
+    spans: Queue,
     control: mpsc::UnboundedReceiver<Control>,
     stats: Arc<Stats>,
-    batch: Vec<Finished>,
+    /// The current batch: chunks, and the spans they hold.
+    batch: Vec<Chunk>,
+    batch_spans: usize,
+    /// Spans per batch (a batch may pass it by less than a chunk).
     batch_size: usize,
     flush_interval: Duration,
     /// When the current partial batch must go.
@@ -193,7 +206,7 @@ impl Exporter {
             .unwrap_or(now + Duration::from_secs(3600));
             // A full batch stops reading the queue: the queue then bounds memory and
             // its overflow is counted as dropped.
-            let room = self.batch.len() < self.batch_size;
+            let room = self.batch_spans < self.batch_size;
             tokio::select! {
                 biased;
                 control = self.control.recv() => match control {
@@ -224,12 +237,15 @@ impl Exporter {
         }
     }
 
-    /// Moves queued spans into the batch (up to its size); false when every sender
+    /// Moves queued chunks into the batch (up to its size); false when every sender
     /// is gone (the tracer was dropped).
     fn drain(&mut self) -> bool {
-        while self.batch.len() < self.batch_size {
-            match self.spans.try_recv() {
-                Ok(span) => self.push(span),
+        while self.batch_spans < self.batch_size {
+            match self.spans.chunks.try_recv() {
+                Ok(chunk) => {
+                    self.spans.queued.fetch_sub(chunk.spans, Ordering::Relaxed);
+                    self.push(chunk);
+                }
                 Err(std::sync::mpsc::TryRecvError::Empty) => return true,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
             }
@@ -237,23 +253,31 @@ impl Exporter {
         true
     }
 
-    fn push(&mut self, span: Finished) {
+    fn push(&mut self, chunk: Chunk) {
         if self.batch.is_empty() {
             self.due = Some(Instant::now() + self.flush_interval);
         }
-        self.batch.push(span);
+        self.batch_spans += chunk.spans;
+        self.batch.push(chunk);
     }
 
     fn batch_ready(&self, now: Instant) -> bool {
         !self.batch.is_empty()
-            && (self.batch.len() >= self.batch_size || self.due.is_some_and(|d| d <= now))
+            && (self.batch_spans >= self.batch_size || self.due.is_some_and(|d| d <= now))
+    }
+
+    fn clear_batch(&mut self) {
+        self.batch.clear();
+        self.batch_spans = 0;
+        self.due = None;
+        self.tries = 0;
     }
 
     /// Sends the current batch once; on failure keeps it for a retry (up to
     /// `MAX_TRIES`) and sets the back-off. True when it went.
     async fn send_batch(&mut self) -> bool {
         let result = self.sink.export(&self.batch).await;
-        let n = self.batch.len();
+        let n = self.batch_spans;
         match result {
             Ok(rejected) => {
                 let rejected = rejected.min(n);
@@ -266,9 +290,7 @@ impl Exporter {
                         self.sink.target()
                     );
                 }
-                self.batch.clear();
-                self.due = None;
-                self.tries = 0;
+                self.clear_batch();
                 self.retry_at = None;
                 self.backoff.reset();
                 if self.failing {
@@ -286,9 +308,7 @@ impl Exporter {
                 self.tries += 1;
                 if !grpc::retryable(&status) || self.tries >= MAX_TRIES {
                     self.stats.add_failed_spans(n);
-                    self.batch.clear();
-                    self.due = None;
-                    self.tries = 0;
+                    self.clear_batch();
                 }
                 let delay = self.backoff.next_delay();
                 self.retry_at = Some(Instant::now() + delay);

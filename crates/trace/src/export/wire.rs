@@ -13,13 +13,26 @@ use bytes::Bytes;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+/// The messages of `all` that start at `starts` (all of it when `starts` is empty),
+/// sharing its buffer.
+pub(crate) fn split_messages(all: &Bytes, starts: &[usize]) -> Vec<Bytes> {
+    if starts.is_empty() {
+        return vec![all.clone()];
+    }
+    let ends = starts.iter().skip(1).copied().chain([all.len()]);
+    starts
+        .iter()
+        .zip(ends)
+        .map(|(&start, end)| all.slice(start..end))
+        .collect()
+}
+
 /// How many length bytes to reserve for a nested message: under 128 bytes, under
-/// 16 KiB, under 2 MiB.
+/// 16 KiB (a larger body is moved once its length is known).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Size {
     Small = 1,
     Medium = 2,
-    Large = 3,
 }
 
 /// An open nested message or piecewise string: where its body starts.
@@ -64,22 +77,28 @@ impl Wire {
         self.starts.push(self.buf.len());
     }
 
-    /// The batch's messages, as marked with `begin_message` (the whole buffer as one
-    /// message when none was marked). They share the buffer, which `begin_batch`
-    /// takes back once they are dropped.
-    pub fn take_messages(&mut self) -> Vec<Bytes> {
+    /// Bytes written since `begin_batch`.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The batch's bytes, and where each message marked with `begin_message` starts
+    /// (empty when none was marked). `begin_batch` takes the buffer back once every
+    /// copy of the bytes is dropped.
+    pub fn take_all(&mut self) -> (Bytes, Vec<usize>) {
         self.last_len = self.buf.len();
         let all = Bytes::from(std::mem::take(&mut self.buf));
         self.sent = Some(all.clone());
-        if self.starts.is_empty() {
-            return vec![all];
-        }
-        let ends = self.starts.iter().skip(1).copied().chain([all.len()]);
-        self.starts
-            .iter()
-            .zip(ends)
-            .map(|(&start, end)| all.slice(start..end))
-            .collect()
+        (all, std::mem::take(&mut self.starts))
+    }
+
+    /// The batch's messages, as marked with `begin_message` (the whole buffer as one
+    /// message when none was marked). They share the buffer, which `begin_batch`
+    /// takes back once they are dropped.
+    #[cfg(test)]
+    pub fn take_messages(&mut self) -> Vec<Bytes> {
+        let (all, starts) = self.take_all();
+        split_messages(&all, &starts)
     }
 
     /// The bytes written since `begin_batch` (for tests).
@@ -330,7 +349,7 @@ mod tests {
     fn wrong_length_guesses_are_fixed() {
         for (len, size) in [
             (0, Size::Medium),
-            (5, Size::Large),
+            (5, Size::Medium),
             (127, Size::Small),
             (128, Size::Small),
             (20_000, Size::Medium),

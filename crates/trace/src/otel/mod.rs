@@ -3,11 +3,14 @@
 
 pub(crate) mod proto;
 
-use crate::export::grpc::{Destination, GrpcTarget};
+use crate::export::grpc::{Destination, Encoded, GrpcTarget};
 use crate::export::wire::{Size, Wire};
+use crate::local::Chunk;
 use crate::record::{Ctx, Field, Finished, Upstream};
 use crate::TraceError;
+use bytes::Bytes;
 use mosn_config::tracing::{OtelSettings, Reporter};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use prost::Message;
 use proto::{string_kv, KeyValue, SpanKind, StatusCode};
 
@@ -60,7 +63,6 @@ fn default_service_name() -> String {
 
 pub(crate) struct Sink {
     fixed: Fixed,
-    wire: Wire,
     to: Destination,
 }
 
@@ -70,7 +72,6 @@ impl Sink {
         Sink {
             to: Destination::new(plan.grpc.as_ref()),
             fixed: Fixed::new(&plan.resource),
-            wire: Wire::default(),
         }
     }
 
@@ -78,11 +79,14 @@ impl Sink {
         &self.to.name
     }
 
-    /// Sends a batch; Ok holds how many spans the collector rejected.
-    pub async fn export(&mut self, batch: &[Finished]) -> Result<usize, tonic::Status> {
-        self.wire.begin_batch();
-        encode_request(&mut self.wire, batch, &self.fixed);
-        let messages = self.wire.take_messages();
+    /// Sends a batch (one request: the envelope, then the chunks' spans as they
+    /// are); Ok holds how many spans the collector rejected.
+    pub async fn export(&mut self, batch: &[Chunk]) -> Result<usize, tonic::Status> {
+        let spans_len = batch.iter().map(|c| c.bytes.len()).sum();
+        let mut pieces = Vec::with_capacity(batch.len() + 1);
+        pieces.push(self.fixed.envelope(spans_len));
+        pieces.extend(batch.iter().map(|c| c.bytes.clone()));
+        let messages = vec![Encoded::Pieces(pieces)];
         match &mut self.to.client {
             Some(client) => {
                 let response: proto::ExportTraceServiceResponse =
@@ -96,7 +100,7 @@ impl Sink {
                 // The console reporter: not the fast path, so it reads the request
                 // back to log each span as the message it is.
                 for message in messages {
-                    let request = proto::ExportTraceServiceRequest::decode(message)
+                    let request = proto::ExportTraceServiceRequest::decode(message.to_bytes())
                         .map_err(|e| tonic::Status::internal(e.to_string()))?;
                     for rs in &request.resource_spans {
                         for ss in &rs.scope_spans {
@@ -146,23 +150,43 @@ const SPANS: u32 = 2;
 const ATTRIBUTES: u32 = 9;
 const STATUS: u32 = 15;
 
-/// Encodes one `ExportTraceServiceRequest` for a batch: one `ResourceSpans` with one
-/// `ScopeSpans` holding a span per request.
-pub(crate) fn encode_request(w: &mut Wire, batch: &[Finished], fixed: &Fixed) {
-    let resource_spans = w.begin(RESOURCE_SPANS, Size::Large);
-    w.raw(&fixed.resource);
-    let scope_spans = w.begin(SCOPE_SPANS, Size::Large);
-    w.raw(&fixed.scope);
-    for f in batch {
-        encode_span(w, f);
+impl Fixed {
+    /// The start of an `ExportTraceServiceRequest` whose spans (fields of its one
+    /// `ScopeSpans`, `spans_len` bytes) follow: one `ResourceSpans` with one
+    /// `ScopeSpans`. Their `schema_url`s (3) are empty: left out.
+    pub fn envelope(&self, spans_len: usize) -> Bytes {
+        let scope_len = self.scope.len() + spans_len;
+        let resource_len = self.resource.len()
+            + key_len(SCOPE_SPANS)
+            + encoded_len_varint(scope_len as u64)
+            + scope_len;
+        let mut head = Vec::with_capacity(self.resource.len() + self.scope.len() + 16);
+        encode_key(RESOURCE_SPANS, WireType::LengthDelimited, &mut head);
+        encode_varint(resource_len as u64, &mut head);
+        head.extend_from_slice(&self.resource);
+        encode_key(SCOPE_SPANS, WireType::LengthDelimited, &mut head);
+        encode_varint(scope_len as u64, &mut head);
+        head.extend_from_slice(&self.scope);
+        Bytes::from(head)
     }
-    w.end(scope_spans);
-    // schema_url (3) of both is empty: left out.
-    w.end(resource_spans);
 }
 
-/// The `Span` of one request.
-fn encode_span(w: &mut Wire, f: &Finished) {
+/// One `ExportTraceServiceRequest` for a batch, in one buffer (what the exporter
+/// sends in pieces).
+#[cfg(test)]
+pub(crate) fn encode_request(w: &mut Wire, batch: &[Finished], fixed: &Fixed) {
+    let mut spans = Wire::default();
+    spans.begin_batch();
+    for f in batch {
+        encode_span(&mut spans, f);
+    }
+    let (spans, _) = spans.take_all();
+    w.raw(&fixed.envelope(spans.len()));
+    w.raw(&spans);
+}
+
+/// The `Span` of one request, as a field of a `ScopeSpans`.
+pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
     let Ctx::Otel(ctx) = &f.ctx else {
         return;
     };

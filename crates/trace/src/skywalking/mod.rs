@@ -2,8 +2,9 @@
 
 pub(crate) mod proto;
 
-use crate::export::grpc::{Destination, GrpcTarget};
-use crate::export::wire::{Size, Wire};
+use crate::export::grpc::{Destination, Encoded, GrpcTarget};
+use crate::export::wire::{split_messages, Size, Wire};
+use crate::local::Chunk;
 use crate::record::{Ctx, Field, Finished, Upstream};
 use crate::{ids, TraceError, SKYWALKING_COMPONENT_ID};
 use mosn_config::tracing::{Reporter, SkyWalkingSettings};
@@ -70,7 +71,6 @@ pub(crate) fn hostname() -> String {
 pub(crate) struct Sink {
     service: String,
     instance: String,
-    wire: Wire,
     to: Destination,
     /// Keep-alives until the properties are reported again (0: at the next upkeep).
     properties_in: u32,
@@ -84,7 +84,6 @@ impl Sink {
             to: Destination::new(plan.grpc.as_ref()),
             service: plan.service,
             instance: plan.instance,
-            wire: Wire::default(),
             properties_in: 0,
             next_keep_alive: Instant::now(),
         }
@@ -94,12 +93,13 @@ impl Sink {
         &self.to.name
     }
 
-    pub async fn export(&mut self, batch: &[Finished]) -> Result<usize, tonic::Status> {
-        self.wire.begin_batch();
-        for f in batch {
-            encode_segment(&mut self.wire, f, &self.service, &self.instance);
-        }
-        let segments = self.wire.take_messages();
+    /// Sends a batch: its segments as one `collect` stream.
+    pub async fn export(&mut self, batch: &[Chunk]) -> Result<usize, tonic::Status> {
+        let segments: Vec<Encoded> = batch
+            .iter()
+            .flat_map(|c| split_messages(&c.bytes, &c.starts))
+            .map(Encoded::Whole)
+            .collect();
         match &mut self.to.client {
             Some(client) => {
                 let _: proto::Commands = client.send_encoded(proto::COLLECT_PATH, segments).await?;
@@ -108,7 +108,7 @@ impl Sink {
                 // The log reporter: not the fast path, so it reads each segment back
                 // to log it as the message it is.
                 for segment in segments {
-                    let s = proto::SegmentObject::decode(segment)
+                    let s = proto::SegmentObject::decode(segment.to_bytes())
                         .map_err(|e| tonic::Status::internal(e.to_string()))?;
                     tracing::info!(target: "mosn_trace::skywalking", "segment {s:?}");
                 }
