@@ -3,8 +3,9 @@
 
 use super::body::PipeError;
 use super::client_body::ClientBody;
+use super::pool::{self, NoStream};
 use super::stream::{local_reply, never_processed, H2View, StreamContext, Upstream};
-use super::{h1_upstream, mirror, pool};
+use super::{h1_upstream, mirror};
 use crate::access_log::flags;
 use crate::http1::local_reply::LocalReply;
 use crate::http1::reply::Active;
@@ -27,6 +28,10 @@ use tokio::time::Instant;
 /// How many times a stream the upstream never processed is sent again without a
 /// retry policy.
 const UNPROCESSED_RESENDS_MAX: u32 = 10;
+/// After this many such resends a stream goes on a connection of its own (see
+/// [`pool::send_request`]): an upstream that closes its connections after a few
+/// streams processes it there, however many other streams race it for new connections.
+const OWN_CONNECTION_AFTER: u32 = 2;
 
 /// How one try on one host ended.
 pub(super) enum TryEnd<'c> {
@@ -169,7 +174,18 @@ pub(super) async fn forward(
             ProxyProtocol::Http1 => {
                 h1_upstream::try_once(&up, parts, &mut body, &mut respond, status_retry).await
             }
-            _ => try_h2(&up, parts, &mut body, &mut respond, status_retry).await,
+            _ => {
+                let own_connection = unprocessed_resends >= OWN_CONNECTION_AFTER;
+                try_h2(
+                    &up,
+                    parts,
+                    &mut body,
+                    &mut respond,
+                    status_retry,
+                    own_connection,
+                )
+                .await
+            }
         };
         retries.try_ended();
         let (failure, granted, reset) = match end {
@@ -217,27 +233,19 @@ pub(super) async fn forward(
     }
 }
 
-/// One try on an HTTP/2 upstream: open a stream on a pooled connection, send the
-/// request (the body flows while the response is awaited: bidirectional streams), and
-/// relay the response unless the policy retries its status.
+/// One try on an HTTP/2 upstream: open a stream on a pooled connection (a new one of
+/// its own when `own_connection`), send the request (the body flows while the response
+/// is awaited: bidirectional streams), and relay the response unless the policy
+/// retries its status.
 async fn try_h2<'c>(
     up: &Upstream<'c>,
     parts: &http::request::Parts,
     body: &mut ClientBody,
     respond: &mut SendResponse<Bytes>,
     status_retry: Option<&RetryPolicy>,
+    own_connection: bool,
 ) -> TryEnd<'c> {
     let (cluster, host) = (up.cluster, &up.host);
-    let (mut sender, _slot) = match pool::sender(cluster, host, &up.listener.http2).await {
-        Ok(s) => s,
-        Err(LocalReply::ConnectFailure) => {
-            outlier::report(host, OutlierOutcome::LocalOriginFailure);
-            cluster.request_done(host, std::time::Duration::ZERO, None);
-            return TryEnd::Failed(TryFailure::Connect);
-        }
-        Err(reply) => return TryEnd::Reply(reply),
-    };
-    let started = Instant::now();
     let uri = format!("http://{}{}", up.authority(parts), up.path_and_query(parts));
     let mut request = Request::builder()
         .method(parts.method.clone())
@@ -250,14 +258,20 @@ async fn try_h2<'c>(
         return TryEnd::Reply(LocalReply::BadRequest(400, "bad request URI"));
     };
     let end = body.is_empty();
-    let (response, mut up_send) = match sender.send_request(request, end) {
-        Ok(pair) => pair,
+    let options = &up.listener.http2;
+    let sent = pool::send_request(cluster, host, options, request, end, own_connection).await;
+    let (response, mut up_send, slot) = match sent {
+        Ok(sent) => sent,
         // The connection went away before the stream was opened: nothing was sent.
-        Err(_) => {
-            pool::forget(host.addr);
-            return TryEnd::Failed(TryFailure::Refused);
+        Err(NoStream::Unprocessed) => return TryEnd::Failed(TryFailure::Refused),
+        Err(NoStream::Reply(LocalReply::ConnectFailure)) => {
+            outlier::report(host, OutlierOutcome::LocalOriginFailure);
+            cluster.request_done(host, std::time::Duration::ZERO, None);
+            return TryEnd::Failed(TryFailure::Connect);
         }
+        Err(NoStream::Reply(reply)) => return TryEnd::Reply(reply),
     };
+    let started = Instant::now();
     let request_side = async {
         if end {
             return;
@@ -268,7 +282,15 @@ async fn try_h2<'c>(
             Err(PipeError::Source(reason)) => up_send.send_reset(reason),
         }
     };
-    let response_side = relay_h2(up, &parts.method, response, respond, status_retry, started);
+    let response_side = relay_h2(
+        up,
+        &parts.method,
+        response,
+        &slot,
+        respond,
+        status_retry,
+        started,
+    );
     tokio::pin!(request_side, response_side);
     let mut request_sent = false;
     let outcome = loop {
@@ -291,6 +313,7 @@ async fn relay_h2<'c>(
     up: &Upstream<'c>,
     up_method: &http::Method,
     response: h2::client::ResponseFuture,
+    slot: &pool::Slot,
     respond: &mut SendResponse<Bytes>,
     status_retry: Option<&RetryPolicy>,
     started: Instant,
@@ -315,14 +338,14 @@ async fn relay_h2<'c>(
             // Refused, or above a GOAWAY's last stream id: the upstream never looked
             // at it, and its connection takes no more streams.
             if never_processed(&e) {
-                pool::forget(host.addr);
+                slot.retire();
                 return TryEnd::Failed(TryFailure::Refused);
             }
             // The connection itself dropped (a closing upstream racing its GOAWAY, or
             // a stale connection): like HTTP/1's stale keep-alive, an idempotent
             // request is sent again on a new connection.
             if e.is_io() {
-                pool::forget(host.addr);
+                slot.retire();
                 return TryEnd::Failed(TryFailure::Reset {
                     stale_pooled: crate::retry::is_idempotent(up_method.as_str().as_bytes()),
                 });

@@ -2,11 +2,15 @@
 //! worker, opened on demand. A stream goes on the first connection with room under the
 //! peer's SETTINGS_MAX_CONCURRENT_STREAMS; when all are full another is opened (within
 //! the cluster's connection breaker). A connection that fails is dropped and replaced.
+//! A request the upstream turned away unprocessed may ask for a new connection of its
+//! own, where it is the first stream.
 
 use crate::http1::exchange::open_connection;
 use crate::http1::local_reply::LocalReply;
 use bytes::Bytes;
-use h2::client::SendRequest;
+use h2::client::{ResponseFuture, SendRequest};
+use h2::SendStream;
+use http::Request;
 use mosn_config::filters::Http2Options;
 use mosn_upstream::{Cluster, Host};
 use std::cell::{Cell, RefCell};
@@ -64,57 +68,171 @@ impl Drop for Waiting {
 }
 
 /// A stream's place on a connection, given back when the stream is done.
-pub struct Slot(Rc<Cell<usize>>);
+pub struct Slot {
+    active: Rc<Cell<usize>>,
+    addr: SocketAddr,
+}
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.set(self.0.get().saturating_sub(1));
+impl Slot {
+    /// The stream's connection went away (GOAWAY, refused stream, closed): no further
+    /// stream is put on it (the worker's other connections to the host stay).
+    pub fn retire(&self) {
+        retire(self.addr, &self.active);
     }
 }
 
-fn take_slot(active: &Rc<Cell<usize>>) -> Slot {
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.active.set(self.active.get().saturating_sub(1));
+    }
+}
+
+fn take_slot(active: &Rc<Cell<usize>>, addr: SocketAddr) -> Slot {
     active.set(active.get() + 1);
-    Slot(active.clone())
+    Slot {
+        active: active.clone(),
+        addr,
+    }
+}
+
+/// Takes the connection whose streams `active` counts out of the pool.
+fn retire(addr: SocketAddr, active: &Rc<Cell<usize>>) {
+    CONNS.with(|c| {
+        if let Some(list) = c.borrow_mut().get_mut(&addr) {
+            list.retain(|e| !Rc::ptr_eq(&e.active, active));
+        }
+    });
+}
+
+/// Why no stream was opened.
+pub enum NoStream {
+    /// The connection went away before the request was sent on it: the upstream never
+    /// saw it, so it may be sent again.
+    Unprocessed,
+    Reply(LocalReply),
+}
+
+/// A connection just opened: entered in the pool when dropped (after its opener sent
+/// its request, the connection's first stream), which wakes the streams waiting for it.
+struct Fresh {
+    addr: SocketAddr,
+    entry: Option<Entry>,
+    /// Dropped after the entry is in the pool.
+    _opening: OpeningGuard,
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            CONNS.with(|c| c.borrow_mut().entry(self.addr).or_default().push(entry));
+        }
+    }
+}
+
+/// Sends `request`'s head (its end too when `end_of_stream`) on a new stream to `host`:
+/// on a pooled connection with room, or on a new one. `own_connection`: always on a
+/// new connection, as its first stream, which no other stream can take first: the
+/// upstream turned the request away before, and a connection that closes after a few
+/// streams (GOAWAY) surely processes its first; on a shared new connection other
+/// streams may take those first places every time.
+pub async fn send_request(
+    cluster: &Cluster,
+    host: &Arc<Host>,
+    o: &Http2Options,
+    request: Request<()>,
+    end_of_stream: bool,
+    own_connection: bool,
+) -> Result<(ResponseFuture, SendStream<Bytes>, Slot), NoStream> {
+    let (mut send, slot, fresh) = acquire(cluster, host, o, own_connection).await?;
+    let sent = send.send_request(request, end_of_stream);
+    // The request has its stream: others may take the new connection's next ones.
+    drop(fresh);
+    match sent {
+        Ok((response, stream)) => Ok((response, stream, slot)),
+        // The connection went away before the stream was opened: nothing was sent.
+        Err(_) => {
+            slot.retire();
+            Err(NoStream::Unprocessed)
+        }
+    }
 }
 
 /// A handle ready to open a stream to `host`, and the stream's slot (hold it until the
-/// stream ends).
-/// How many times a request tries a connection it opened that went away before the
-/// request got a stream on it.
-const FRESH_CONNECTION_TRIES: usize = 3;
-
-/// A stream slot on a pooled connection to `host`, or on a new one.
+/// stream ends): on a pooled connection with room, or on a new one.
 pub async fn sender(
     cluster: &Cluster,
     host: &Arc<Host>,
     o: &Http2Options,
 ) -> Result<(SendRequest<Bytes>, Slot), LocalReply> {
-    let mut tries = 0;
-    loop {
-        match sender_once(cluster, host, o).await {
-            // Other requests took the new connection's streams and the upstream
-            // closed it (GOAWAY after its request limit) before this one got a
-            // stream: nothing was sent, so another connection may take it.
-            Err(Opened::Gone) if tries + 1 < FRESH_CONNECTION_TRIES => tries += 1,
-            Err(Opened::Gone) => return Err(LocalReply::UpstreamReset),
-            Err(Opened::Reply(reply)) => return Err(reply),
-            Ok(pair) => return Ok(pair),
-        }
+    match acquire(cluster, host, o, false).await {
+        Ok((send, slot, _fresh)) => Ok((send, slot)),
+        Err(NoStream::Unprocessed) => Err(LocalReply::UpstreamReset),
+        Err(NoStream::Reply(reply)) => Err(reply),
     }
 }
 
-/// Why [`sender_once`] has no stream.
-enum Opened {
-    /// The connection it opened went away before it got a stream.
-    Gone,
-    Reply(LocalReply),
-}
-
-async fn sender_once(
+/// A ready handle and a slot on a pooled connection, or on a new one (always when
+/// `own_connection`), with the new connection to enter in the pool.
+async fn acquire(
     cluster: &Cluster,
     host: &Arc<Host>,
     o: &Http2Options,
-) -> Result<(SendRequest<Bytes>, Slot), Opened> {
+    own_connection: bool,
+) -> Result<(SendRequest<Bytes>, Slot, Option<Fresh>), NoStream> {
+    if !own_connection {
+        if let Some((send, slot)) = pooled(cluster, host).await {
+            return Ok((send, slot, None));
+        }
+    }
+    let done = Rc::new(Notify::new());
+    OPENING.with(|o| {
+        o.borrow_mut().entry(host.addr).or_insert_with(|| Opening {
+            done: done.clone(),
+            waiting: Rc::new(Cell::new(0)),
+        });
+    });
+    let opening = OpeningGuard(host.addr, done);
+    let conn = open_connection(cluster, host, true)
+        .await
+        .map_err(NoStream::Reply)?;
+    let (stream, guard) = conn.into_stream();
+    let mut builder = h2::client::Builder::new();
+    builder
+        .initial_window_size(o.initial_stream_window_size)
+        .initial_connection_window_size(o.initial_connection_window_size)
+        .max_header_list_size(o.max_header_list_size);
+    let (send, connection) = match builder.handshake::<_, Bytes>(stream).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "http2 upstream handshake failed");
+            return Err(NoStream::Reply(LocalReply::ConnectFailure));
+        }
+    };
+    let addr = host.addr;
+    tokio::task::spawn_local(async move {
+        let _guard = guard;
+        if let Err(e) = connection.await {
+            tracing::debug!(%addr, error = %e, "http2 upstream connection ended");
+        }
+    });
+    let active = Rc::new(Cell::new(0));
+    let entry = Entry {
+        send: send.clone(),
+        active: active.clone(),
+    };
+    // Not yet polled, the connection has no error: the handle is ready at once.
+    let ready = send.ready().await.map_err(|_| NoStream::Unprocessed)?;
+    let fresh = Fresh {
+        addr,
+        entry: Some(entry),
+        _opening: opening,
+    };
+    Ok((ready, take_slot(&active, addr), Some(fresh)))
+}
+
+/// A ready handle and a slot on a pooled connection with room (or on one being opened
+/// that will have room), or None: a new connection is needed.
+async fn pooled(cluster: &Cluster, host: &Arc<Host>) -> Option<(SendRequest<Bytes>, Slot)> {
     loop {
         let candidate = CONNS.with(|c| {
             c.borrow().get(&host.addr).and_then(|list| {
@@ -139,70 +257,17 @@ async fn sender_once(
                     o.done.notified().await;
                     continue;
                 }
-                _ => break,
+                _ => return None,
             }
         };
         if !host.is_removed() {
             if let Ok(ready) = send.ready().await {
                 cluster.stats.upstream_connection_reused.inc();
-                return Ok((ready, take_slot(&active)));
+                return Some((ready, take_slot(&active, host.addr)));
             }
         }
         // Failed or retired: forget this connection and look again.
-        CONNS.with(|c| {
-            if let Some(list) = c.borrow_mut().get_mut(&host.addr) {
-                list.retain(|e| !Rc::ptr_eq(&e.active, &active));
-            }
-        });
-    }
-    let done = Rc::new(Notify::new());
-    OPENING.with(|o| {
-        o.borrow_mut().entry(host.addr).or_insert_with(|| Opening {
-            done: done.clone(),
-            waiting: Rc::new(Cell::new(0)),
-        });
-    });
-    let _opening = OpeningGuard(host.addr, done);
-    let conn = open_connection(cluster, host, true)
-        .await
-        .map_err(Opened::Reply)?;
-    let (stream, guard) = conn.into_stream();
-    let mut builder = h2::client::Builder::new();
-    builder
-        .initial_window_size(o.initial_stream_window_size)
-        .initial_connection_window_size(o.initial_connection_window_size)
-        .max_header_list_size(o.max_header_list_size);
-    let (send, connection) = match builder.handshake::<_, Bytes>(stream).await {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::debug!(error = %e, "http2 upstream handshake failed");
-            return Err(Opened::Reply(LocalReply::ConnectFailure));
-        }
-    };
-    let addr = host.addr;
-    tokio::task::spawn_local(async move {
-        let _guard = guard;
-        if let Err(e) = connection.await {
-            tracing::debug!(%addr, error = %e, "http2 upstream connection ended");
-        }
-    });
-    let active = Rc::new(Cell::new(0));
-    CONNS.with(|c| {
-        c.borrow_mut().entry(addr).or_default().push(Entry {
-            send: send.clone(),
-            active: active.clone(),
-        });
-    });
-    match send.ready().await {
-        Ok(ready) => Ok((ready, take_slot(&active))),
-        Err(_) => {
-            CONNS.with(|c| {
-                if let Some(list) = c.borrow_mut().get_mut(&addr) {
-                    list.retain(|e| !Rc::ptr_eq(&e.active, &active));
-                }
-            });
-            Err(Opened::Gone)
-        }
+        retire(host.addr, &active);
     }
 }
 
