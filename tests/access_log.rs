@@ -206,6 +206,9 @@ fn http2_streams_are_logged_like_http1_requests() {
     ])
     .unwrap();
     assert_eq!(out.stdout, "hello", "{}", out.stderr);
+    // The stream's line is written when the proxy ends the stream, which may come
+    // after curl has its answer: wait for it, so that the lines are in order.
+    assert_eq!(lines(&log, 1).len(), 1);
     let nothing = format!("http://127.0.0.1:{}/none", cfg.port);
     let out = curl(&[
         "--http2-prior-knowledge",

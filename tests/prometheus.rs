@@ -84,6 +84,19 @@ fn both_expositions_pass_promtool_and_count_the_traffic() {
             200
         );
     }
+    // The proxy ends its bookkeeping of a request (the active gauge) just after the
+    // client has the response: wait until it has.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sample(
+        &get(cfg.admin_port, "/stats/prometheus").body_text(),
+        "downstream_request_active{listener=\"l\"}",
+    )
+    .as_deref()
+        != Some("0")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 
     let sink = get(metrics_port, "/custom/metrics");
     assert_eq!(sink.status, 200, "{}", m.log_text());

@@ -131,8 +131,11 @@ pub mod flags {
 /// What one request did, filled in as it goes.
 #[derive(Debug)]
 pub struct Entry {
+    /// When the request started: wall clock (printed) and monotonic (durations).
     pub start: SystemTime,
     pub started: Instant,
+    /// When it ended (set by [`Entry::end`]; until then durations run to now).
+    pub ended: Option<Instant>,
     pub request_received: Option<Duration>,
     pub response_received: Option<Duration>,
     pub bytes_sent: u64,
@@ -155,9 +158,21 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(protocol: &'static str, local: SocketAddr, remote: SocketAddr) -> Entry {
+        Entry::started_at(protocol, local, remote, Instant::now())
+    }
+
+    /// An entry for a request that started at `started` (its wall-clock time is
+    /// derived from it: no second clock read).
+    pub fn started_at(
+        protocol: &'static str,
+        local: SocketAddr,
+        remote: SocketAddr,
+        started: Instant,
+    ) -> Entry {
         Entry {
-            start: SystemTime::now(),
-            started: Instant::now(),
+            start: mosn_observe::clock::wall_at(started),
+            started,
+            ended: None,
             request_received: None,
             response_received: None,
             bytes_sent: 0,
@@ -173,6 +188,18 @@ impl Entry {
             response_headers: Vec::new(),
             request_headers: Vec::new(),
         }
+    }
+
+    /// Marks the request's end (once; later calls keep the first), and returns it.
+    pub fn end(&mut self) -> Instant {
+        *self.ended.get_or_insert_with(Instant::now)
+    }
+
+    /// From the start to the end, or to now before the end.
+    pub fn duration(&self) -> Duration {
+        self.ended
+            .unwrap_or_else(Instant::now)
+            .saturating_duration_since(self.started)
     }
 
     /// The response head went to the client.
@@ -419,7 +446,7 @@ fn render<'h>(out: &mut String, v: &Var, e: &Entry, header: &impl Fn(&str) -> Op
         Var::StartTime => start_time(out, e.start),
         Var::RequestReceivedDuration => go_duration(out, e.request_received),
         Var::ResponseReceivedDuration => go_duration(out, e.response_received),
-        Var::Duration => go_duration(out, Some(e.started.elapsed())),
+        Var::Duration => go_duration(out, Some(e.duration())),
         Var::BytesSent => number(out, e.bytes_sent),
         Var::BytesReceived => number(out, e.bytes_received),
         Var::Protocol => out.push_str(e.protocol),

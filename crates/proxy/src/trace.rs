@@ -4,14 +4,14 @@
 //! request's record (the access log [`Entry`]), which a traced request always has.
 
 use crate::access_log::{flags, Entry};
-use mosn_trace::{Span, SpanEnd};
+use mosn_trace::{Span, SpanEnd, UpstreamHeaders};
 
 /// The trace context of one upstream try.
 pub struct UpstreamContext {
     /// Header names the span owns: dropped from the client's request.
     pub owned: &'static [&'static str],
     /// The span's own context headers, sent instead.
-    pub add: Vec<(&'static str, String)>,
+    pub add: UpstreamHeaders,
 }
 
 impl UpstreamContext {
@@ -19,7 +19,7 @@ impl UpstreamContext {
     pub fn for_try(span: &mut Span, peer: std::net::SocketAddr) -> UpstreamContext {
         UpstreamContext {
             owned: span.owned_headers(),
-            add: span.upstream_headers(&peer.to_string()),
+            add: span.upstream_headers(peer),
         }
     }
 
@@ -35,9 +35,9 @@ impl UpstreamContext {
         for name in self.owned {
             headers.remove(*name);
         }
-        for (name, value) in &self.add {
-            if let Ok(v) = http::HeaderValue::from_str(value) {
-                headers.insert(*name, v);
+        for (name, value) in self.add.iter() {
+            if let Ok(v) = http::HeaderValue::from_bytes(value) {
+                headers.insert(name, v);
             }
         }
     }
@@ -52,7 +52,8 @@ pub struct RequestFacts<'a> {
     pub listener: &'a str,
 }
 
-/// Ends a span with what the request's record says.
+/// Ends a span with what the request's record says (its end, too: mark it with
+/// [`Entry::end`] first).
 pub fn finish(span: Box<Span>, e: &Entry, request: &RequestFacts<'_>) {
     let response_flags = flags::text(e.flags);
     span.finish(&SpanEnd {
@@ -69,5 +70,6 @@ pub fn finish(span: Box<Span>, e: &Entry, request: &RequestFacts<'_>) {
         downstream_remote: e.downstream_remote,
         bytes_received: e.bytes_received,
         bytes_sent: e.bytes_sent,
+        duration: Some(e.duration()),
     });
 }

@@ -67,6 +67,7 @@
 //! drops, so memory stays bounded and the proxy is never slowed. A collector that
 //! is down at start is fine: the connection is lazy.
 
+mod addr_text;
 mod export;
 mod ids;
 mod local;
@@ -250,6 +251,16 @@ impl Tracer {
     /// when not sampled (incoming context says not sampled, or the `sample_rate` dice
     /// said no): the caller then passes any context headers through untouched.
     pub fn start<'h>(&self, header: &dyn Fn(&str) -> Option<&'h [u8]>) -> Option<Box<Span>> {
+        self.start_at(header, SystemTime::now())
+    }
+
+    /// [`Tracer::start`] for a request that began at `at` (the proxy has the time
+    /// already: the span reads no clock).
+    pub fn start_at<'h>(
+        &self,
+        header: &dyn Fn(&str) -> Option<&'h [u8]>,
+        at: SystemTime,
+    ) -> Option<Box<Span>> {
         let inner = &self.inner;
         // A span's text fields share one buffer, allocated once the span is
         // sampled (or an incoming sw8 needs somewhere to be decoded).
@@ -303,7 +314,7 @@ impl Tracer {
         inner.stats.add_started();
         Some(Box::new(Span {
             inner: inner.clone(),
-            start_ns: unix_nanos(),
+            start_ns: unix_nanos_of(at),
             exit_start_ns: None,
             ctx,
             text,
@@ -377,13 +388,19 @@ impl Span {
     /// `peer` is the upstream address the request goes to (SkyWalking's
     /// addressUsedAtClient and exit-span peer). Called once per upstream attempt; the
     /// last one wins for the exit span.
-    pub fn upstream_headers(&mut self, peer: &str) -> Vec<(&'static str, String)> {
+    pub fn upstream_headers(&mut self, peer: SocketAddr) -> UpstreamHeaders {
+        self.upstream_headers_named(addr_text::AddrText::new(peer).as_str())
+    }
+
+    /// [`Span::upstream_headers`] for a peer known by its text (a name, say).
+    pub fn upstream_headers_named(&mut self, peer: &str) -> UpstreamHeaders {
         self.exit_start_ns = Some(match self.ctx {
             Ctx::SkyWalking(_) => unix_nanos(),
             // OTLP has no exit span, so its start is never read: spare the clock.
             Ctx::Otel(_) => self.start_ns,
         });
         self.text.set(Field::Peer, peer);
+        let mut out = UpstreamHeaders::default();
         match (&self.ctx, &self.inner.kind) {
             (
                 Ctx::SkyWalking(ctx),
@@ -398,32 +415,29 @@ impl Span {
                     Some(hex) => hex.as_bytes(),
                     None => self.text.get(Field::TraceId).as_bytes(),
                 };
-                vec![(
-                    "sw8",
-                    sw8::format(
-                        trace_id,
-                        ids::hex128(ctx.segment_id).as_bytes(),
-                        skywalking::EXIT_SPAN_ID,
-                        service_b64,
-                        instance_b64,
-                        self.text.get(Field::Endpoint),
-                        peer,
-                    ),
-                )]
+                let sw8 = sw8::format(
+                    trace_id,
+                    ids::hex128(ctx.segment_id).as_bytes(),
+                    skywalking::EXIT_SPAN_ID,
+                    service_b64,
+                    instance_b64,
+                    self.text.get(Field::Endpoint),
+                    peer,
+                );
+                out.push("sw8", |v| v.extend_from_slice(sw8.as_bytes()));
             }
             (Ctx::Otel(ctx), _) => {
-                let traceparent = (
-                    "traceparent",
-                    traceparent::format(ctx.trace_id, ctx.span_id),
-                );
-                match self.text.opt(Field::TraceState) {
-                    Some(state) => vec![traceparent, ("tracestate", state.to_string())],
-                    None => vec![traceparent],
+                out.push("traceparent", |v| {
+                    traceparent::write(v, ctx.trace_id, ctx.span_id)
+                });
+                if let Some(state) = self.text.opt(Field::TraceState) {
+                    out.push("tracestate", |v| v.extend_from_slice(state.as_bytes()));
                 }
             }
             // A span is made by its tracer's driver, so the kinds always agree.
-            (Ctx::SkyWalking(_), Kind::Otel) => Vec::new(),
+            (Ctx::SkyWalking(_), Kind::Otel) => {}
         }
+        out
     }
 
     /// Ends the span and encodes it into this thread's buffer for export (never
@@ -445,7 +459,10 @@ impl Span {
             ctx,
             text,
         } = *self;
-        let end_ns = unix_nanos().max(start_ns);
+        let end_ns = match end.duration {
+            Some(d) => start_ns.saturating_add(d.as_nanos() as u64),
+            None => unix_nanos().max(start_ns),
+        };
         let record = Finished::new(ctx, text, start_ns, end_ns, exit_start_ns, end);
         (record, inner)
     }
@@ -470,6 +487,51 @@ pub struct SpanEnd<'a> {
     pub downstream_remote: SocketAddr,
     pub bytes_received: u64,
     pub bytes_sent: u64,
+    /// The request's duration, when the caller measured it (else the span ends
+    /// now).
+    pub duration: Option<Duration>,
+}
+
+/// The context headers one upstream try carries: at most two, their values in one
+/// buffer (one allocation).
+#[derive(Debug, Default)]
+pub struct UpstreamHeaders {
+    values: Vec<u8>,
+    /// Name, and where its value ends in `values`.
+    headers: [(&'static str, usize); 2],
+    len: usize,
+}
+
+impl UpstreamHeaders {
+    fn push(&mut self, name: &'static str, value: impl FnOnce(&mut Vec<u8>)) {
+        if self.len == self.headers.len() {
+            return;
+        }
+        if self.values.capacity() == 0 {
+            self.values.reserve(64);
+        }
+        value(&mut self.values);
+        self.headers[self.len] = (name, self.values.len());
+        self.len += 1;
+    }
+
+    /// Name and value of each header (values are visible ASCII).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        let mut start = 0;
+        self.headers[..self.len].iter().map(move |&(name, end)| {
+            let value = self.values.get(start..end).unwrap_or_default();
+            start = end;
+            (name, value)
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// The request path without its query, from the `:path` header ("" without one).
@@ -481,8 +543,11 @@ fn endpoint_of<'h>(header: &dyn Fn(&str) -> Option<&'h [u8]>) -> &'h str {
 }
 
 fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    unix_nanos_of(SystemTime::now())
+}
+
+fn unix_nanos_of(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
 

@@ -60,15 +60,23 @@ fn end(status: u16, flags: &str) -> SpanEnd<'_> {
         downstream_remote: "10.1.2.3:50000".parse().unwrap(),
         bytes_received: 100,
         bytes_sent: 2000,
+        duration: None,
     }
 }
 
 fn upstream(span: &mut Span, name: &str, peer: &str) -> String {
-    span.upstream_headers(peer)
+    texts(&span.upstream_headers_named(peer))
         .into_iter()
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
         .unwrap_or_else(|| panic!("no {name}"))
+}
+
+fn texts(headers: &crate::UpstreamHeaders) -> Vec<(&'static str, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n, String::from_utf8(v.to_vec()).expect("ASCII")))
+        .collect()
 }
 
 fn wait_for(what: &str, cond: impl Fn() -> bool) {
@@ -136,7 +144,7 @@ fn otel_continues_an_incoming_trace() {
     let h = headers(&[("traceparent", TP_IN), ("tracestate", "congo=t61rcWkgMzE")]);
     let mut span = start(&t, &h).expect("sampled in");
     assert_eq!(span.owned_headers(), &["traceparent", "tracestate"]);
-    let out = span.upstream_headers("10.0.0.9:80");
+    let out = texts(&span.upstream_headers("10.0.0.9:80".parse().unwrap()));
     let tp = traceparent::parse(out[0].1.as_bytes()).unwrap();
     assert_eq!(out[0].0, "traceparent");
     assert_eq!(tp.trace_id, 0x0af7651916cd43dd8448eb211c80319c);
@@ -154,7 +162,7 @@ fn otel_sampling_and_invalid_headers() {
     let t = tracer("otel", json!({"sample_rate": 1.0}));
     let h = headers(&[("traceparent", "00-xyz"), ("tracestate", "a=b")]);
     let mut span = start(&t, &h).expect("a new trace");
-    let out = span.upstream_headers("p:1");
+    let out = texts(&span.upstream_headers_named("p:1"));
     // The invalid parent's tracestate goes with it.
     assert_eq!(out.len(), 1);
     assert!(traceparent::parse(out[0].1.as_bytes()).is_some());
@@ -197,6 +205,19 @@ fn log_tracer(extra: serde_json::Value) -> Arc<Tracer> {
         c.extend(e.clone());
     }
     tracer("otel", config)
+}
+
+#[test]
+fn a_span_takes_the_proxys_times() {
+    let t = log_tracer(json!({}));
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let span = t.start_at(&|_| None, at).unwrap();
+    let (record, _) = span.into_record(&SpanEnd {
+        duration: Some(Duration::from_micros(1500)),
+        ..end(200, "")
+    });
+    assert_eq!(record.start_ns, 1_700_000_000_000_000_000);
+    assert_eq!(record.end_ns - record.start_ns, 1_500_000);
 }
 
 #[test]
@@ -484,7 +505,7 @@ fn log_reporters_need_no_collector() {
     ] {
         let t = tracer(driver, config);
         let mut span = start(&t, &headers(&[])).unwrap();
-        let _ = span.upstream_headers("127.0.0.1:1");
+        let _ = span.upstream_headers("127.0.0.1:1".parse().unwrap());
         span.finish(&end(200, ""));
         assert!(t.flush_blocking(Duration::from_secs(5)));
         assert_eq!(t.stats().exported, 1, "{driver}");

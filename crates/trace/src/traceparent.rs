@@ -49,14 +49,20 @@ pub(crate) fn parse(value: &[u8]) -> Option<TraceParent> {
 }
 
 /// A version-00 `traceparent`, sampled: one allocation, of its exact size.
+#[cfg(test)]
 pub(crate) fn format(trace_id: u128, span_id: u64) -> String {
-    let mut out = String::with_capacity(55);
-    out.push_str("00-");
-    out.push_str(hex128(trace_id).as_str());
-    out.push('-');
-    out.push_str(hex64(span_id).as_str());
-    out.push_str("-01");
-    out
+    let mut out = Vec::with_capacity(55);
+    write(&mut out, trace_id, span_id);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `00-<trace id>-<span id>-01` (sampled).
+pub(crate) fn write(out: &mut Vec<u8>, trace_id: u128, span_id: u64) {
+    out.extend_from_slice(b"00-");
+    out.extend_from_slice(hex128(trace_id).as_bytes());
+    out.push(b'-');
+    out.extend_from_slice(hex64(span_id).as_bytes());
+    out.extend_from_slice(b"-01");
 }
 
 #[cfg(test)]

@@ -47,6 +47,8 @@ pub const MAX_IDLE_TIME: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct PooledConn {
     pub stream: Stream,
+    /// The connection's local address (read once: access logs print it per request).
+    pub local: Option<std::net::SocketAddr>,
     /// Which transport it speaks (0: plain TCP; else its TLS context's identity):
     /// connections are reused only by requests wanting the same one.
     transport: usize,
@@ -210,6 +212,7 @@ pub async fn connect(
         }
     };
     Ok(PooledConn {
+        local: stream.local_addr().ok(),
         stream,
         transport: transport_id(transport.tls),
         host: host.clone(),

@@ -29,29 +29,42 @@ pub(super) async fn run(
     started: Instant,
     shutdown: &Shutdown,
 ) -> Next {
-    let next = traced(conn, head, shutdown).await;
-    conn.stats.downstream_request_time.record(started.elapsed());
+    let started = started.into_std();
+    let (next, ended) = traced(conn, head, started, shutdown).await;
+    let ended = ended.unwrap_or_else(std::time::Instant::now);
+    let took = ended.saturating_duration_since(started);
+    conn.stats.downstream_request_time.record(took);
     next
 }
 
-/// An exchange with its record and span, when the listener logs or traces.
-async fn traced(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdown) -> Next {
+/// An exchange with its record and span, when the listener logs or traces; with
+/// when it ended, when the record says (one clock read for all that needs it).
+async fn traced(
+    conn: &mut Downstream<'_>,
+    head: RequestHead,
+    started: std::time::Instant,
+    shutdown: &Shutdown,
+) -> (Next, Option<std::time::Instant>) {
     let span = match &conn.listener.tracer {
         Some(tracer) => {
             let view = RouterView(&head, conn.peer);
-            tracer.start(&|name| view.header(name))
+            let at = mosn_observe::clock::wall_at(started);
+            tracer.start_at(&|name| view.header(name), at)
         }
         None => None,
     };
     if conn.listener.access_logs.is_empty() && span.is_none() {
-        return exchange(conn, &head, shutdown).await;
+        return (exchange(conn, &head, shutdown).await, None);
     }
     // What the exchange did is noted on the connection as it goes.
     let (read, written) = (conn.bytes_in, conn.bytes_out);
-    conn.log = Some(Box::new(Entry::new("HTTP1", conn.local, conn.remote)));
+    let entry = Entry::started_at("HTTP1", conn.local, conn.remote, started);
+    conn.log = Some(Box::new(entry));
     conn.span = span;
     let next = exchange(conn, &head, shutdown).await;
+    let mut ended = None;
     if let Some(mut e) = conn.log.take() {
+        ended = Some(e.end());
         e.bytes_received = conn.bytes_in - read + head.buf.len() as u64;
         e.bytes_sent = conn.bytes_out - written;
         conn.listener.access_logs.log(&e, |name| head.header(name));
@@ -73,7 +86,7 @@ async fn traced(conn: &mut Downstream<'_>, head: RequestHead, shutdown: &Shutdow
             );
         }
     }
-    next
+    (next, ended)
 }
 
 /// One exchange, from a parsed head to the end of the response, routed by the
@@ -273,7 +286,8 @@ async fn forward(
             .span
             .as_deref_mut()
             .map(|s| UpstreamContext::for_try(s, host.addr));
-        let mut head_out = Vec::with_capacity(head.buf.len() + 128);
+        // Room for what is added: Host, X-Forwarded-For, trace context headers.
+        let mut head_out = Vec::with_capacity(head.buf.len() + 256);
         headers::write_upstream_request(
             &mut head_out,
             head,
@@ -404,7 +418,7 @@ async fn try_once<'c>(
 ) -> Outcome<'c> {
     let mut up = match take_connection(cluster, host).await {
         Ok(up) => {
-            conn.note(|e| e.upstream_local = up.stream.local_addr().ok());
+            conn.note(|e| e.upstream_local = up.local);
             up
         }
         Err(LocalReply::ConnectFailure) => {

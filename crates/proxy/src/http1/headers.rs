@@ -129,8 +129,8 @@ pub fn write_upstream_request(out: &mut Vec<u8>, head: &RequestHead, up: &Upstre
     }
     write_adds(&mut w, up.add);
     if let Some(trace) = up.trace {
-        for (name, value) in &trace.add {
-            w.header(name.as_bytes(), value.as_bytes());
+        for (name, value) in trace.add.iter() {
+            w.header(name.as_bytes(), value);
         }
     }
     match up.xfcc {

@@ -129,6 +129,7 @@ impl StreamContext {
         };
         e.bytes_received = self.body_in.get();
         e.bytes_sent = self.body_out.get();
+        e.end();
         let view = H2View {
             parts,
             peer: self.peer,

@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 /// The messages of `all` that start at `starts` (all of it when `starts` is empty),
 /// sharing its buffer.
@@ -274,55 +274,10 @@ impl Wire {
         self.len_or_varint(value as u64);
     }
 
-    /// An OTLP `KeyValue` whose string value `write` writes in place.
-    pub fn kv_with(&mut self, tag: u32, key: &str, write: impl FnOnce(&mut Self)) {
-        let kv = self.begin(tag, Size::Small);
-        self.string(1, &[key]);
-        let any_value = self.begin(2, Size::Small);
-        let text = self.begin(1, Size::Small);
-        write(self);
-        self.end(text);
-        self.end(any_value);
-        self.end(kv);
-    }
-
-    /// Writes `value`'s text at the end of the buffer (inside an open string).
-    pub fn display(&mut self, value: impl std::fmt::Display) {
-        use std::io::Write;
-        // Writing into a Vec cannot fail.
-        let _ = write!(self.buf, "{value}");
-    }
-
-    /// An IP address's text, as `Display` writes it; IPv4 without the formatting
-    /// machinery (it is most of what there is to format).
-    pub fn ip(&mut self, ip: IpAddr) {
-        match ip {
-            IpAddr::V4(v4) => self.ipv4(v4),
-            IpAddr::V6(_) => self.display(ip),
-        }
-    }
-
     /// A socket address's text, as `Display` writes it.
     pub fn socket_addr(&mut self, addr: SocketAddr) {
-        match addr {
-            SocketAddr::V4(v4) => {
-                self.ipv4(*v4.ip());
-                self.buf.push(b':');
-                self.buf
-                    .extend_from_slice(itoa::Buffer::new().format(v4.port()).as_bytes());
-            }
-            SocketAddr::V6(_) => self.display(addr),
-        }
-    }
-
-    fn ipv4(&mut self, ip: Ipv4Addr) {
-        for (i, octet) in ip.octets().into_iter().enumerate() {
-            if i > 0 {
-                self.buf.push(b'.');
-            }
-            self.buf
-                .extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
-        }
+        self.buf
+            .extend_from_slice(crate::addr_text::AddrText::new(addr).as_bytes());
     }
 }
 
@@ -402,22 +357,5 @@ mod tests {
         w.varint(1, 2);
         assert_eq!(held, [&[8u8, 1][..]]);
         assert_eq!(w.bytes(), [8, 2]);
-    }
-
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        for addr in [
-            "1.2.3.4:5",
-            "255.0.10.100:65535",
-            "[2001:db8::7]:443",
-            "[fe80::1]:80",
-        ] {
-            let addr: SocketAddr = addr.parse().expect("an address");
-            let mut w = Wire::default();
-            w.socket_addr(addr);
-            w.buf.push(b' ');
-            w.ip(addr.ip());
-            assert_eq!(w.bytes(), format!("{addr} {}", addr.ip()).as_bytes());
-        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod proto;
 
+use crate::addr_text::{ip_text, AddrText};
 use crate::export::grpc::{Destination, Encoded, GrpcTarget};
 use crate::export::wire::{Size, Wire};
 use crate::local::Chunk;
@@ -221,9 +222,8 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
     if let Some(port) = port {
         w.kv_int(ATTRIBUTES, "server.port", i64::from(port));
     }
-    w.kv_with(ATTRIBUTES, "network.peer.address", |w| {
-        w.ip(f.downstream_remote.ip())
-    });
+    let peer_ip = ip_text(f.downstream_remote.ip());
+    w.kv_str(ATTRIBUTES, "network.peer.address", &[peer_ip.as_str()]);
     w.kv_int(
         ATTRIBUTES,
         "network.peer.port",
@@ -240,7 +240,8 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
     }
     match f.upstream() {
         Some(Upstream::Host(host)) => {
-            w.kv_with(ATTRIBUTES, "mosn.upstream.host", |w| w.socket_addr(host))
+            let host = AddrText::new(host);
+            w.kv_str(ATTRIBUTES, "mosn.upstream.host", &[host.as_str()]);
         }
         Some(Upstream::Peer(peer)) => w.kv_str(ATTRIBUTES, "mosn.upstream.host", &[peer]),
         None => {}

@@ -11,6 +11,10 @@ use serde_json::json;
 use std::hint::black_box;
 use std::time::Instant;
 
+/// The upstream of the observe bench's requests.
+const PEER: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8081);
+
 /// The exporter's default batch size.
 const BATCH: usize = 512;
 
@@ -30,6 +34,7 @@ fn typical_end() -> SpanEnd<'static> {
         downstream_remote: "127.0.0.1:51234".parse().expect("an address"),
         bytes_received: 78,
         bytes_sent: 240,
+        duration: None,
     }
 }
 
@@ -53,7 +58,7 @@ fn records(t: &Tracer) -> Vec<Finished> {
     (0..BATCH)
         .map(|_| {
             let mut span = t.start(&path_header).expect("sampled");
-            let _ = span.upstream_headers("127.0.0.1:8081");
+            let _ = span.upstream_headers(PEER);
             span.into_record(&end).0
         })
         .collect()
@@ -141,7 +146,7 @@ fn bench_worker_span() {
             || {
                 for _ in 0..BATCH {
                     let mut span = t.start(&path_header).expect("sampled");
-                    black_box(span.upstream_headers("127.0.0.1:8081"));
+                    black_box(span.upstream_headers(PEER));
                     out.push(span.into_record(&end).0);
                 }
                 out.clear();

@@ -31,6 +31,7 @@ fn base() -> SpanEnd<'static> {
         downstream_remote: "10.1.2.3:50000".parse().expect("an address"),
         bytes_received: 100,
         bytes_sent: 2000,
+        duration: None,
     }
 }
 
@@ -142,7 +143,7 @@ fn records(t: &Tracer) -> Vec<Finished> {
             };
             let mut span = t.start(&lookup).expect("sampled");
             for peer in case.peers {
-                let _ = span.upstream_headers(peer);
+                let _ = span.upstream_headers_named(peer);
             }
             span.into_record(&case.end).0
         })
