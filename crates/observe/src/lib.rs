@@ -5,6 +5,7 @@
 //! Groups are looked up by name only while a config snapshot is built, so the same
 //! counters survive a rebuild and keep counting.
 
+pub mod addr_text;
 pub mod clock;
 pub mod histogram;
 pub mod prometheus;

@@ -489,23 +489,7 @@ fn push_lossy(out: &mut String, v: &[u8]) {
 /// `ip:port` (`[ip]:port` for IPv6) as `Display` writes it, IPv4 without the
 /// formatting machinery (the common case, written for every line).
 fn socket_addr(out: &mut String, a: SocketAddr) {
-    match a {
-        SocketAddr::V4(v4) => {
-            let mut digits = itoa::Buffer::new();
-            for (i, octet) in v4.ip().octets().iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                out.push_str(digits.format(*octet));
-            }
-            out.push(':');
-            out.push_str(digits.format(v4.port()));
-        }
-        SocketAddr::V6(_) => {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{a}");
-        }
-    }
+    mosn_observe::addr_text::write_socket_addr(out, a);
 }
 
 /// MOSN's `%start_time%`: `2006/01/02 15:04:05.000` (UTC here; MOSN uses local time).
@@ -562,7 +546,8 @@ fn go_duration(out: &mut String, d: Option<Duration>) {
         out.push('-');
         return;
     };
-    let ns = d.as_nanos();
+    // u64 nanoseconds (584 years): u128 arithmetic is several times slower.
+    let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     let (unit, scale) = match ns {
         0 => {
             out.push_str("0s");
@@ -573,9 +558,9 @@ fn go_duration(out: &mut String, d: Option<Duration>) {
         n if n < 1_000_000_000 => ("ms", 1_000_000),
         _ => ("s", 1_000_000_000),
     };
-    let whole = ns / scale;
+    let mut digits = itoa::Buffer::new();
+    out.push_str(digits.format(ns / scale));
     let mut frac = ns % scale;
-    out.push_str(itoa::Buffer::new().format(whole));
     if frac > 0 {
         // The fraction's digits, zero-padded to the unit's width, trailing zeros cut.
         let mut width = scale.ilog10();
@@ -584,11 +569,10 @@ fn go_duration(out: &mut String, d: Option<Duration>) {
             width -= 1;
         }
         out.push('.');
-        let digits = itoa::Buffer::new().format(frac).len() as u32;
-        for _ in digits..width {
+        for _ in frac.ilog10() + 1..width {
             out.push('0');
         }
-        out.push_str(itoa::Buffer::new().format(frac));
+        out.push_str(digits.format(frac));
     }
     out.push_str(unit);
 }

@@ -67,7 +67,6 @@
 //! drops, so memory stays bounded and the proxy is never slowed. A collector that
 //! is down at start is fine: the connection is lazy.
 
-mod addr_text;
 mod export;
 mod ids;
 mod local;
@@ -389,17 +388,26 @@ impl Span {
     /// addressUsedAtClient and exit-span peer). Called once per upstream attempt; the
     /// last one wins for the exit span.
     pub fn upstream_headers(&mut self, peer: SocketAddr) -> UpstreamHeaders {
-        self.upstream_headers_named(addr_text::AddrText::new(peer).as_str())
+        self.text.set_with(Field::Peer, |buf| {
+            mosn_observe::addr_text::write_socket_addr(buf, peer)
+        });
+        self.context_headers()
     }
 
     /// [`Span::upstream_headers`] for a peer known by its text (a name, say).
     pub fn upstream_headers_named(&mut self, peer: &str) -> UpstreamHeaders {
+        self.text.set(Field::Peer, peer);
+        self.context_headers()
+    }
+
+    /// The context headers of a try to the peer just set.
+    fn context_headers(&mut self) -> UpstreamHeaders {
         self.exit_start_ns = Some(match self.ctx {
             Ctx::SkyWalking(_) => unix_nanos(),
             // OTLP has no exit span, so its start is never read: spare the clock.
             Ctx::Otel(_) => self.start_ns,
         });
-        self.text.set(Field::Peer, peer);
+        let peer = self.text.get(Field::Peer);
         let mut out = UpstreamHeaders::default();
         match (&self.ctx, &self.inner.kind) {
             (

@@ -104,6 +104,17 @@ impl Texts {
         self.seal(field);
     }
 
+    /// Sets `field` to what `write` appends to the buffer.
+    pub fn set_with(&mut self, field: Field, write: impl FnOnce(&mut String)) {
+        self.open(field);
+        let start = self.buf.len();
+        write(&mut self.buf);
+        if u32::try_from(self.buf.len()).is_err() {
+            self.buf.truncate(start);
+        }
+        self.seal(field);
+    }
+
     /// Starts `field` for text appended with `push_str`, then `seal`: drops what
     /// was set from `field` on, and makes the skipped fields before it empty.
     fn open(&mut self, field: Field) {

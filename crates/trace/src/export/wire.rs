@@ -251,14 +251,34 @@ impl Wire {
     /// An OTLP `KeyValue` with a string `AnyValue` (a oneof: written even when empty).
     pub fn kv_str(&mut self, tag: u32, key: &str, parts: &[&str]) {
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
+        self.kv_head(tag, key, value_len);
+        for p in parts {
+            self.buf.extend_from_slice(p.as_bytes());
+        }
+    }
+
+    /// [`Wire::kv_str`] of text the caller knows to be UTF-8 (an address's ASCII).
+    pub fn kv_ascii(&mut self, tag: u32, key: &str, value: &[u8]) {
+        self.kv_head(tag, key, value.len());
+        self.buf.extend_from_slice(value);
+    }
+
+    /// A string `KeyValue` up to its value's bytes (keys are never empty).
+    #[inline]
+    fn kv_head(&mut self, tag: u32, key: &str, value_len: usize) {
+        debug_assert!(!key.is_empty(), "an empty key would be left out");
         let any_value = field_len(value_len);
-        let body = string_len(key.len()) + field_len(any_value);
+        let body = field_len(key.len()) + field_len(any_value);
+        self.buf.reserve(field_len(body) + 1);
         self.key(tag, WireType::LengthDelimited);
         self.len_or_varint(body as u64);
-        self.string(1, &[key]);
+        self.key(1, WireType::LengthDelimited);
+        self.len_or_varint(key.len() as u64);
+        self.buf.extend_from_slice(key.as_bytes());
         self.key(2, WireType::LengthDelimited);
         self.len_or_varint(any_value as u64);
-        self.string_always(1, parts, value_len);
+        self.key(1, WireType::LengthDelimited);
+        self.len_or_varint(value_len as u64);
     }
 
     /// An OTLP `KeyValue` with an int `AnyValue` (a oneof: written even when 0).
@@ -276,8 +296,7 @@ impl Wire {
 
     /// A socket address's text, as `Display` writes it.
     pub fn socket_addr(&mut self, addr: SocketAddr) {
-        self.buf
-            .extend_from_slice(crate::addr_text::AddrText::new(addr).as_bytes());
+        mosn_observe::addr_text::write_socket_addr(&mut self.buf, addr);
     }
 }
 

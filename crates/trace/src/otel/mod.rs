@@ -3,7 +3,6 @@
 
 pub(crate) mod proto;
 
-use crate::addr_text::{ip_text, AddrText};
 use crate::export::grpc::{Destination, Encoded, GrpcTarget};
 use crate::export::wire::{Size, Wire};
 use crate::local::Chunk;
@@ -11,6 +10,7 @@ use crate::record::{Ctx, Field, Finished, Upstream};
 use crate::TraceError;
 use bytes::Bytes;
 use mosn_config::tracing::{OtelSettings, Reporter};
+use mosn_observe::addr_text::AddrText;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use prost::Message;
 use proto::{string_kv, KeyValue, SpanKind, StatusCode};
@@ -222,8 +222,8 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
     if let Some(port) = port {
         w.kv_int(ATTRIBUTES, "server.port", i64::from(port));
     }
-    let peer_ip = ip_text(f.downstream_remote.ip());
-    w.kv_str(ATTRIBUTES, "network.peer.address", &[peer_ip.as_str()]);
+    let peer_ip = AddrText::ip(f.downstream_remote.ip());
+    w.kv_ascii(ATTRIBUTES, "network.peer.address", peer_ip.as_bytes());
     w.kv_int(
         ATTRIBUTES,
         "network.peer.port",
@@ -241,7 +241,7 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
     match f.upstream() {
         Some(Upstream::Host(host)) => {
             let host = AddrText::new(host);
-            w.kv_str(ATTRIBUTES, "mosn.upstream.host", &[host.as_str()]);
+            w.kv_ascii(ATTRIBUTES, "mosn.upstream.host", host.as_bytes());
         }
         Some(Upstream::Peer(peer)) => w.kv_str(ATTRIBUTES, "mosn.upstream.host", &[peer]),
         None => {}
