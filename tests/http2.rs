@@ -264,25 +264,45 @@ fn a_full_upstream_connection_gets_a_sibling() {
     );
 }
 
-/// h2load (`-n requests -c connections -m streams`) through an h2-to-h2 proxy to an
-/// nginx that closes each HTTP/2 connection with GOAWAY after `keepalive_requests`
-/// streams (streams it got after that are never processed); h2load's summary, or None
-/// when h2load or nginx is missing.
-fn through_goaway_upstream(keepalive_requests: u32, h2load_args: [&str; 6]) -> Option<String> {
+/// h2load (`-n requests -c connections -m streams`) through a proxy with an HTTP/2
+/// upstream (`down`: its listener's protocol, `Http2`, or `Http1` driven by `h2load
+/// --h1`) to an nginx that closes each HTTP/2 connection with GOAWAY after
+/// `keepalive_requests` streams (streams it got after that are never processed);
+/// h2load's summary and the nginx, or None when h2load or nginx is missing. With
+/// `bodies`, nginx reads each request's body (it proxies to an HTTP/1 server of its
+/// own) and logs it, one line each, in `bodies.log`.
+fn through_goaway_upstream(
+    down: &str,
+    keepalive_requests: u32,
+    bodies: bool,
+    h2load_args: &[&str],
+) -> Option<(String, Nginx)> {
     let h2load = common::peers::peer_program("h2load")?;
     let nginx_bin = nginx_program()?;
     let up_port = free_port();
+    let location = if bodies {
+        let back_port = free_port();
+        format!(
+            "client_body_buffer_size 128k; access_log bodies.log body;
+    proxy_pass http://127.0.0.1:{back_port}; }} }}
+  server {{ listen 127.0.0.1:{back_port}; location / {{ return 200 \"nginx h1\"; }} }}"
+        )
+    } else {
+        "return 200 \"nginx h2\"; } }".to_string()
+    };
     let nginx = Nginx::start(
         &nginx_bin,
         &format!(
-            "access_log off; keepalive_requests {keepalive_requests};
-  server {{ listen 127.0.0.1:{up_port} http2; location / {{ return 200 \"nginx h2\"; }} }}"
+            "access_log off; keepalive_requests {keepalive_requests}; log_format body '$request_body';
+  server {{ listen 127.0.0.1:{up_port} http2; location / {{ {location}"
         ),
         &[up_port],
     );
-    let (_m, port) = start_proxy("Http2", "Http2", &format!("127.0.0.1:{up_port}"), TO_UP);
+    let (_m, port) = start_proxy(down, "Http2", &format!("127.0.0.1:{up_port}"), TO_UP);
+    let h1 = down == "Http1";
     let h2load = |args: &[&str]| {
         let out = std::process::Command::new(&h2load)
+            .args(h1.then_some("--h1"))
             .args(args)
             .arg(format!("http://127.0.0.1:{port}/"))
             .output()
@@ -293,16 +313,17 @@ fn through_goaway_upstream(keepalive_requests: u32, h2load_args: [&str; 6]) -> O
     // (until then each stream may open a connection of its own, and none is refused).
     let first = h2load(&["-n", "1"]);
     assert!(first.contains("1 succeeded, 0 failed"), "{first}");
-    let text = h2load(&h2load_args);
-    drop(nginx);
-    Some(text)
+    let text = h2load(h2load_args);
+    Some((text, nginx))
 }
 
 /// nginx closes an HTTP/2 connection with GOAWAY every few requests; streams it never
 /// processed are sent again on a new connection, so no request fails.
 #[test]
 fn upstream_goaway_loses_no_bodyless_request() {
-    let Some(text) = through_goaway_upstream(7, ["-n", "300", "-c", "2", "-m", "8"]) else {
+    let Some((text, _)) =
+        through_goaway_upstream("Http2", 7, false, &["-n", "300", "-c", "2", "-m", "8"])
+    else {
         return;
     };
     assert!(text.contains("300 succeeded, 0 failed"), "{text}");
@@ -316,10 +337,52 @@ fn upstream_goaway_loses_no_bodyless_request() {
 /// resends run out.
 #[test]
 fn upstream_serving_one_stream_per_connection_loses_no_request() {
-    let Some(text) = through_goaway_upstream(1, ["-n", "48", "-c", "3", "-m", "16"]) else {
+    let Some((text, _)) =
+        through_goaway_upstream("Http2", 1, false, &["-n", "48", "-c", "3", "-m", "16"])
+    else {
         return;
     };
     assert!(text.contains("48 succeeded, 0 failed"), "{text}");
+}
+
+/// The same for HTTP/1.1 clients of an HTTP/1 listener with an HTTP/2 upstream: 32
+/// clients' requests share the proxy's upstream connections, where nginx processes
+/// only the first stream; the others are sent again (on a connection of their own
+/// after two turns), never answered 503 or 502.
+#[test]
+fn http1_clients_lose_no_request_to_an_upstream_goaway() {
+    let Some((text, _)) = through_goaway_upstream("Http1", 1, false, &["-n", "640", "-c", "32"])
+    else {
+        return;
+    };
+    assert!(text.contains("640 succeeded, 0 failed"), "{text}");
+    assert!(text.contains("status codes: 640 2xx"), "{text}");
+}
+
+/// HTTP/1.1 clients' POSTs with bodies of 20 KiB (several DATA frames) through the
+/// same GOAWAY race: a request turned away is sent again with its whole body, which
+/// the proxy kept, and nginx gets every body intact.
+#[test]
+fn http1_posts_turned_away_by_an_upstream_goaway_are_resent_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let body: String = (0..20 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let file = dir.path().join("body");
+    std::fs::write(&file, &body).unwrap();
+    let file = file.to_str().unwrap();
+    let Some((text, nginx)) =
+        through_goaway_upstream("Http1", 1, true, &["-n", "320", "-c", "16", "-d", file])
+    else {
+        return;
+    };
+    assert!(text.contains("320 succeeded, 0 failed"), "{text}");
+    assert!(text.contains("status codes: 320 2xx"), "{text}");
+    let log = std::fs::read_to_string(nginx.path().join("bodies.log")).unwrap();
+    // The warm-up request has no body.
+    let lines: Vec<&str> = log.lines().filter(|l| *l != "-").collect();
+    assert_eq!(lines.len(), 320, "nginx got {} bodies", lines.len());
+    assert!(lines.iter().all(|l| *l == body), "a body arrived altered");
 }
 
 /// A slow HTTP/2 reader slows the upstream instead of filling the proxy's memory:

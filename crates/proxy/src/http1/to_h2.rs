@@ -1,7 +1,8 @@
 //! An HTTP/1.1 request forwarded to an HTTP/2 upstream: Host becomes `:authority`,
 //! connection-specific fields are dropped, the body streams as DATA under the
 //! upstream's flow control, and the response comes back as HTTP/1.1 (chunked when its
-//! length is unknown, with trailers).
+//! length is unknown, with trailers). A request the upstream never processed (GOAWAY,
+//! REFUSED_STREAM) is sent again, as from an HTTP/2 client, when its body is held.
 
 use super::headers::RouterView;
 use super::io::{read_some, write_all, READ_CHUNK};
@@ -9,6 +10,8 @@ use super::local_reply::LocalReply;
 use super::reply::{next_after, reply, write_down};
 use super::{Downstream, Next};
 use crate::http2::body::{end as end_stream, send_all};
+use crate::http2::pool::{self, NoStream, OWN_CONNECTION_AFTER, UNPROCESSED_RESENDS_MAX};
+use crate::retry::REPLAY_BODY_MAX;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request};
@@ -36,127 +39,115 @@ pub(super) async fn forward(
     close_after_reply: bool,
 ) -> Next {
     let _active = ActiveRequest::new(host);
-    cluster.stats.upstream_request_total.inc();
-    let (mut sender, _slot) =
-        match crate::http2::pool::sender(cluster, host, &conn.listener.http2).await {
-            Ok(s) => s,
-            Err(local) => {
-                if local == LocalReply::ConnectFailure {
-                    outlier::report(host, OutlierOutcome::LocalOriginFailure);
-                }
-                return reply(conn, local, close_after_reply, head).await;
-            }
-        };
-    let view = RouterView(head, conn.peer);
-    let hostname = (!host.hostname.is_empty()).then_some(host.hostname.as_str());
-    let authority = match action.host_rewrite.host(&view, hostname) {
-        Some(h) => h.to_vec(),
-        None if !view.host().is_empty() => view.host().to_vec(),
-        None => host.authority.as_bytes().to_vec(),
-    };
-    let path = action
-        .rewrite_path(head.path_and_query())
-        .unwrap_or_else(|| head.path_and_query().to_vec());
-    let uri = format!(
-        "http://{}{}",
-        String::from_utf8_lossy(&authority),
-        String::from_utf8_lossy(&path)
-    );
-    let mut headers = HeaderMap::new();
-    for h in &head.headers {
-        let name = head.name(h);
-        if head.is_hop_header(h)
-            || name.eq_ignore_ascii_case(b"host")
-            || (drop_expect && name.eq_ignore_ascii_case(b"expect"))
-        {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(&name.to_ascii_lowercase()),
-            HeaderValue::from_bytes(head.value(h)),
-        ) {
-            headers.append(n, v);
-        }
-    }
-    // HTTP/2 allows `te: trailers` only (gRPC needs it); the other TE values are hop-by-hop.
-    if head
-        .header("te")
-        .is_some_and(|v| v.eq_ignore_ascii_case(b"trailers"))
-    {
-        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
-    }
-    if head.info.chunked {
-        headers.remove(http::header::CONTENT_LENGTH);
-    }
-    crate::http2::apply_header_ops(
-        &mut headers,
-        &route.headers.request_remove,
-        &route.headers.request_add,
-    );
-    if conn.listener.options.add_x_forwarded_for {
-        crate::http2::append_forwarded_for(&mut headers, conn.peer);
-    }
-    crate::xfcc::apply(&mut headers, conn.client_cert.action(conn.listener.xfcc));
-    if let Some(span) = conn.span.as_deref_mut() {
-        crate::trace::UpstreamContext::for_try(span, host.addr).apply(&mut headers);
-    }
-    let mut builder = Request::builder()
-        .method(head.method())
-        .uri(uri)
-        .version(http::Version::HTTP_2);
-    if let Some(h) = builder.headers_mut() {
-        *h = headers;
-    }
-    let Ok(request) = builder.body(()) else {
-        return reply(
-            conn,
-            LocalReply::BadRequest(400, "request not expressible in HTTP/2"),
-            true,
-            head,
-        )
-        .await;
-    };
     let has_body = framing.has_body();
-    let started = Instant::now();
-    let (response, mut up) = match sender.send_request(request, !has_body) {
-        Ok(pair) => pair,
-        Err(_) => return reply(conn, LocalReply::UpstreamReset, true, head).await,
-    };
-    if has_body && send_body(conn, &mut up, framing).await.is_err() {
-        up.send_reset(h2::Reason::CANCEL);
-        return reply(conn, LocalReply::UpstreamReset, true, head).await;
-    }
+    let mut body = ClientBody::new(framing, conn.listener.limits.max_head);
     let timeout = match action.timeout {
         None => Some(DEFAULT_ROUTE_TIMEOUT),
         Some(d) if d.is_zero() => None,
         Some(d) => Some(d),
     };
-    let response = match timeout {
-        Some(t) => match tokio::time::timeout_at(Instant::now() + t, response).await {
-            Ok(r) => r,
-            Err(_) => {
-                cluster.stats.upstream_request_timeout.inc();
-                cluster.request_done(host, started.elapsed(), None);
-                outlier::report(host, OutlierOutcome::LocalOriginFailure);
-                return reply(conn, LocalReply::UpstreamTimeout, close_after_reply, head).await;
+    // The route timeout runs from the first wait for the response head, over resends.
+    let mut deadline: Option<Option<Instant>> = None;
+    // A request the upstream never processed is sent again (the GOAWAY race of a
+    // multiplexed connection), a bounded number of times, as from an HTTP/2 client;
+    // a dropped connection once, for an idempotent request. Only with its whole body:
+    // none, or all that was read of it still held.
+    let mut unprocessed_resends = 0u32;
+    let mut stale_resent = false;
+    let (response, started, _up, _slot) = 'tries: loop {
+        cluster.stats.upstream_request_total.inc();
+        let Some(request) = upstream_request(conn, head, route, action, host, drop_expect) else {
+            return reply(
+                conn,
+                LocalReply::BadRequest(400, "request not expressible in HTTP/2"),
+                true,
+                head,
+            )
+            .await;
+        };
+        let own_connection = unprocessed_resends >= OWN_CONNECTION_AFTER;
+        let options = &conn.listener.http2;
+        let sent =
+            pool::send_request(cluster, host, options, request, !has_body, own_connection).await;
+        let failure = 'try_once: {
+            let (response, mut up, slot) = match sent {
+                Ok(sent) => sent,
+                // The connection went away before the stream was opened: nothing was sent.
+                Err(NoStream::Unprocessed) => break 'try_once Unanswered::Refused,
+                Err(NoStream::Reply(local)) => {
+                    if local == LocalReply::ConnectFailure {
+                        outlier::report(host, OutlierOutcome::LocalOriginFailure);
+                    }
+                    return reply(conn, local, close_after_reply, head).await;
+                }
+            };
+            let started = Instant::now();
+            if has_body {
+                match body.send(conn, &mut up).await {
+                    Ok(()) => {}
+                    Err(BodyError::Client) => {
+                        up.send_reset(h2::Reason::CANCEL);
+                        return reply(conn, LocalReply::UpstreamReset, true, head).await;
+                    }
+                    // The upstream's stream failed or was reset: its response, or its
+                    // error, tells why.
+                    Err(BodyError::Upstream) => {}
+                }
             }
-        },
-        None => response.await,
-    };
-    let response = match response {
-        Ok(r) => r,
-        Err(e) => {
+            let deadline = *deadline.get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
+            let response = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, response).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        cluster.stats.upstream_request_timeout.inc();
+                        cluster.request_done(host, started.elapsed(), None);
+                        outlier::report(host, OutlierOutcome::LocalOriginFailure);
+                        return reply(conn, LocalReply::UpstreamTimeout, close_after_reply, head)
+                            .await;
+                    }
+                },
+                None => response.await,
+            };
+            let e = match response {
+                Ok(r) => break 'tries (r, started, up, slot),
+                Err(e) => e,
+            };
             cluster.stats.upstream_request_reset.inc();
+            // Refused, or above a GOAWAY's last stream id: the upstream never looked at
+            // it, and its connection takes no more streams.
             if crate::http2::never_processed(&e) {
-                // Refused, or cut by the upstream's GOAWAY: forget that connection; the
-                // client gets a 503 it may retry.
-                crate::http2::pool::forget(host.addr);
-                return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
+                slot.retire();
+                break 'try_once Unanswered::Refused;
+            }
+            // The connection itself dropped (a closing upstream racing its GOAWAY, or a
+            // stale connection).
+            if e.is_io() {
+                slot.retire();
+                break 'try_once Unanswered::Dropped;
             }
             outlier::report(host, OutlierOutcome::LocalOriginFailure);
             cluster.request_done(host, started.elapsed(), None);
             return reply(conn, LocalReply::UpstreamReset, close_after_reply, head).await;
+        };
+        let (resend, local) = match failure {
+            Unanswered::Refused => (
+                unprocessed_resends < UNPROCESSED_RESENDS_MAX,
+                // Not the host's fault, and an answer the client may retry.
+                LocalReply::NoHealthyUpstream,
+            ),
+            Unanswered::Dropped => (
+                !stale_resent && crate::retry::is_idempotent(head.method()),
+                LocalReply::UpstreamReset,
+            ),
+        };
+        if !(resend && body.replayable()) {
+            return reply(conn, local, close_after_reply, head).await;
         }
+        match failure {
+            Unanswered::Refused => unprocessed_resends += 1,
+            Unanswered::Dropped => stale_resent = true,
+        }
+        cluster.stats.upstream_request_retry.inc();
     };
     let (parts, mut body) = response.into_parts();
     let status = parts.status.as_u16();
@@ -249,42 +240,223 @@ pub(super) async fn forward(
     next_after(close)
 }
 
-/// Streams the client's body as DATA frames (trailers of a chunked body become
-/// HTTP/2 trailers).
-async fn send_body(
+/// How a try ended without a response head, in a way that allows sending the request
+/// again.
+#[derive(Clone, Copy)]
+enum Unanswered {
+    /// The upstream turned the stream away unprocessed (REFUSED_STREAM, above a
+    /// GOAWAY's last stream id, or its connection went away before the stream opened).
+    Refused,
+    /// The connection dropped (the upstream may have acted on the request).
+    Dropped,
+}
+
+/// The HTTP/2 request for a try: Host becomes `:authority`, connection-specific fields
+/// are dropped; None when it cannot be expressed in HTTP/2.
+fn upstream_request(
     conn: &mut Downstream<'_>,
-    up: &mut h2::SendStream<Bytes>,
-    framing: BodyFraming,
-) -> Result<(), ()> {
-    match framing {
-        BodyFraming::Length(mut remaining) => {
-            while remaining > 0 {
-                if conn.buf.is_empty() {
-                    read_client(conn).await?;
-                }
-                let take = (conn.buf.len() as u64).min(remaining) as usize;
-                remaining -= take as u64;
-                let data = conn.buf.split_to(take).freeze();
-                send_all(up, data, remaining == 0).await.map_err(|_| ())?;
-            }
-            Ok(())
+    head: &RequestHead,
+    route: &Route,
+    action: &ClusterAction,
+    host: &Arc<Host>,
+    drop_expect: bool,
+) -> Option<Request<()>> {
+    let view = RouterView(head, conn.peer);
+    let hostname = (!host.hostname.is_empty()).then_some(host.hostname.as_str());
+    let authority = match action.host_rewrite.host(&view, hostname) {
+        Some(h) => h.to_vec(),
+        None if !view.host().is_empty() => view.host().to_vec(),
+        None => host.authority.as_bytes().to_vec(),
+    };
+    let path = action
+        .rewrite_path(head.path_and_query())
+        .unwrap_or_else(|| head.path_and_query().to_vec());
+    let uri = format!(
+        "http://{}{}",
+        String::from_utf8_lossy(&authority),
+        String::from_utf8_lossy(&path)
+    );
+    let mut headers = HeaderMap::new();
+    for h in &head.headers {
+        let name = head.name(h);
+        if head.is_hop_header(h)
+            || name.eq_ignore_ascii_case(b"host")
+            || (drop_expect && name.eq_ignore_ascii_case(b"expect"))
+        {
+            continue;
         }
-        BodyFraming::Chunked => {
-            let mut decoder = ChunkedDecoder::new(conn.listener.limits.max_head);
-            loop {
-                match decoder.next(&mut conn.buf).map_err(|_| ())? {
-                    Some(ChunkedItem::Data(data)) => {
-                        send_all(up, data, false).await.map_err(|_| ())?
-                    }
-                    Some(ChunkedItem::End(trailers)) => {
-                        let map = crate::http2::h1_trailers(&trailers);
-                        return end_stream(up, map).map_err(|_| ());
-                    }
-                    None => read_client(conn).await?,
-                }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(&name.to_ascii_lowercase()),
+            HeaderValue::from_bytes(head.value(h)),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    // HTTP/2 allows `te: trailers` only (gRPC needs it); the other TE values are hop-by-hop.
+    if head
+        .header("te")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"trailers"))
+    {
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
+    if head.info.chunked {
+        headers.remove(http::header::CONTENT_LENGTH);
+    }
+    crate::http2::apply_header_ops(
+        &mut headers,
+        &route.headers.request_remove,
+        &route.headers.request_add,
+    );
+    if conn.listener.options.add_x_forwarded_for {
+        crate::http2::append_forwarded_for(&mut headers, conn.peer);
+    }
+    crate::xfcc::apply(&mut headers, conn.client_cert.action(conn.listener.xfcc));
+    if let Some(span) = conn.span.as_deref_mut() {
+        crate::trace::UpstreamContext::for_try(span, host.addr).apply(&mut headers);
+    }
+    let mut builder = Request::builder()
+        .method(head.method())
+        .uri(uri)
+        .version(http::Version::HTTP_2);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    builder.body(()).ok()
+}
+
+/// Why a body was not sent whole.
+enum BodyError {
+    /// The client's body failed: read error, timeout, bad chunk.
+    Client,
+    /// The upstream's stream failed or was reset.
+    Upstream,
+}
+
+/// The client's body as the tries send it: read from the client once, and held as it
+/// is read (up to [`REPLAY_BODY_MAX`]) so that a try the upstream never processed can
+/// send all of it again. A larger body streams and is never sent again once a try has
+/// read some of it.
+struct ClientBody {
+    left: Left,
+    /// All that was read so far, unless `lost`.
+    held: Vec<Bytes>,
+    held_len: u64,
+    /// A chunked body's trailers, once read (and held).
+    trailers: Option<HeaderMap>,
+    /// The body may be held (its declared length is within the limit).
+    fits: bool,
+    /// Something read was not held: the body cannot be sent again.
+    lost: bool,
+}
+
+/// What is left to read of the client's body.
+enum Left {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Done,
+}
+
+impl ClientBody {
+    fn new(framing: BodyFraming, max_head: usize) -> ClientBody {
+        let (left, fits) = match framing {
+            BodyFraming::Length(n) if n > 0 => (Left::Length(n), n <= REPLAY_BODY_MAX),
+            BodyFraming::Chunked => (Left::Chunked(ChunkedDecoder::new(max_head)), true),
+            _ => (Left::Done, true),
+        };
+        ClientBody {
+            left,
+            held: Vec::new(),
+            held_len: 0,
+            trailers: None,
+            fits,
+            lost: false,
+        }
+    }
+
+    /// Can a new try send the whole body (nothing read of it was let go)?
+    fn replayable(&self) -> bool {
+        !self.lost
+    }
+
+    /// Holds `data`, read from the client, for a later try, within the limit.
+    fn hold(&mut self, data: &Bytes) {
+        if self.lost {
+            return;
+        }
+        self.held_len += data.len() as u64;
+        if !self.fits || self.held_len > REPLAY_BODY_MAX {
+            self.lost = true;
+            self.held = Vec::new();
+        } else {
+            self.held.push(data.clone());
+        }
+    }
+
+    /// Sends the body on `up` as DATA frames (the trailers of a chunked body become
+    /// HTTP/2 trailers): first what an earlier try read (held), then the rest as the
+    /// client sends it.
+    async fn send(
+        &mut self,
+        conn: &mut Downstream<'_>,
+        up: &mut h2::SendStream<Bytes>,
+    ) -> Result<(), BodyError> {
+        let read_all = matches!(self.left, Left::Done);
+        let last = self.held.len();
+        for (i, data) in self.held.iter().enumerate() {
+            let end = read_all && i + 1 == last && self.trailers.is_none();
+            send_all(up, data.clone(), end)
+                .await
+                .map_err(|_| BodyError::Upstream)?;
+            if end {
+                return Ok(());
             }
         }
-        _ => Ok(()),
+        if read_all {
+            return end_stream(up, self.trailers.clone()).map_err(|_| BodyError::Upstream);
+        }
+        loop {
+            match &mut self.left {
+                Left::Length(remaining) => {
+                    if conn.buf.is_empty() {
+                        read_client(conn).await.map_err(|_| BodyError::Client)?;
+                    }
+                    let take = (conn.buf.len() as u64).min(*remaining) as usize;
+                    *remaining -= take as u64;
+                    let end = *remaining == 0;
+                    let data = conn.buf.split_to(take).freeze();
+                    if end {
+                        self.left = Left::Done;
+                    }
+                    self.hold(&data);
+                    send_all(up, data, end)
+                        .await
+                        .map_err(|_| BodyError::Upstream)?;
+                    if end {
+                        return Ok(());
+                    }
+                }
+                Left::Chunked(decoder) => {
+                    match decoder.next(&mut conn.buf).map_err(|_| BodyError::Client)? {
+                        Some(ChunkedItem::Data(data)) => {
+                            self.hold(&data);
+                            send_all(up, data, false)
+                                .await
+                                .map_err(|_| BodyError::Upstream)?;
+                        }
+                        Some(ChunkedItem::End(trailers)) => {
+                            let map = crate::http2::h1_trailers(&trailers);
+                            self.left = Left::Done;
+                            if !self.lost {
+                                self.trailers.clone_from(&map);
+                            }
+                            return end_stream(up, map).map_err(|_| BodyError::Upstream);
+                        }
+                        None => read_client(conn).await.map_err(|_| BodyError::Client)?,
+                    }
+                }
+                Left::Done => return Ok(()),
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::body::PipeError;
 use super::client_body::ClientBody;
-use super::pool::{self, NoStream};
+use super::pool::{self, NoStream, OWN_CONNECTION_AFTER, UNPROCESSED_RESENDS_MAX};
 use super::stream::{local_reply, never_processed, H2View, StreamContext, Upstream};
 use super::{h1_upstream, mirror};
 use crate::access_log::flags;
@@ -24,14 +24,6 @@ use mosn_upstream::{ActiveRequest, LbContext};
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use tokio::time::Instant;
-
-/// How many times a stream the upstream never processed is sent again without a
-/// retry policy.
-const UNPROCESSED_RESENDS_MAX: u32 = 10;
-/// After this many such resends a stream goes on a connection of its own (see
-/// [`pool::send_request`]): an upstream that closes its connections after a few
-/// streams processes it there, however many other streams race it for new connections.
-const OWN_CONNECTION_AFTER: u32 = 2;
 
 /// How one try on one host ended.
 pub(super) enum TryEnd<'c> {

@@ -20,6 +20,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+/// How many times a request the upstream never processed is sent again without a
+/// retry policy (HTTP/2 and HTTP/1.1 clients alike).
+pub(crate) const UNPROCESSED_RESENDS_MAX: u32 = 10;
+/// After this many such resends a request goes on a connection of its own (see
+/// [`send_request`]): an upstream that closes its connections after a few streams
+/// processes it there, however many other streams race it for new connections.
+pub(crate) const OWN_CONNECTION_AFTER: u32 = 2;
+
 struct Entry {
     send: SendRequest<Bytes>,
     /// Streams this worker has open on the connection.
@@ -269,10 +277,4 @@ async fn pooled(cluster: &Cluster, host: &Arc<Host>) -> Option<(SendRequest<Byte
         // Failed or retired: forget this connection and look again.
         retire(host.addr, &active);
     }
-}
-
-/// Drops this worker's connections to `addr` (one refused a stream or is going away);
-/// the next stream opens a new one.
-pub fn forget(addr: SocketAddr) {
-    CONNS.with(|c| c.borrow_mut().remove(&addr));
 }
