@@ -217,6 +217,9 @@ impl Encoder for PassThrough {
         match item {
             Encoded::Whole(b) => dst.put_slice(&b),
             Encoded::Pieces(pieces) => {
+                // One reservation: growing piece by piece would copy the message
+                // again at every doubling.
+                dst.reserve(pieces.iter().map(Bytes::len).sum());
                 for piece in pieces {
                     dst.put_slice(&piece);
                 }
