@@ -22,7 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// One request, read since `started`, to the end of its response.
+/// One request, read since `started`, to the end of its response, with its record
+/// and span when the listener logs or traces. (One function, not a wrapper around
+/// another: each async layer keeps its arguments in the boxed future of every
+/// request.)
 pub(super) async fn run(
     conn: &mut Downstream<'_>,
     head: RequestHead,
@@ -30,21 +33,6 @@ pub(super) async fn run(
     shutdown: &Shutdown,
 ) -> Next {
     let started = started.into_std();
-    let (next, ended) = traced(conn, head, started, shutdown).await;
-    let ended = ended.unwrap_or_else(std::time::Instant::now);
-    let took = ended.saturating_duration_since(started);
-    conn.stats.downstream_request_time.record(took);
-    next
-}
-
-/// An exchange with its record and span, when the listener logs or traces; with
-/// when it ended, when the record says (one clock read for all that needs it).
-async fn traced(
-    conn: &mut Downstream<'_>,
-    head: RequestHead,
-    started: std::time::Instant,
-    shutdown: &Shutdown,
-) -> (Next, Option<std::time::Instant>) {
     let span = match &conn.listener.tracer {
         Some(tracer) => {
             let view = RouterView(&head, conn.peer);
@@ -54,7 +42,9 @@ async fn traced(
         None => None,
     };
     if conn.listener.access_logs.is_empty() && span.is_none() {
-        return (exchange(conn, &head, shutdown).await, None);
+        let next = exchange(conn, &head, shutdown).await;
+        conn.stats.downstream_request_time.record(started.elapsed());
+        return next;
     }
     // What the exchange did is noted on the connection as it goes.
     let (read, written) = (conn.bytes_in, conn.bytes_out);
@@ -62,6 +52,7 @@ async fn traced(
     conn.log = Some(Box::new(entry));
     conn.span = span;
     let next = exchange(conn, &head, shutdown).await;
+    // One clock read for the end: the record, the span and request_time share it.
     let mut ended = None;
     if let Some(mut e) = conn.log.take() {
         ended = Some(e.end());
@@ -86,7 +77,10 @@ async fn traced(
             );
         }
     }
-    (next, ended)
+    let ended = ended.unwrap_or_else(std::time::Instant::now);
+    let took = ended.saturating_duration_since(started);
+    conn.stats.downstream_request_time.record(took);
+    next
 }
 
 /// One exchange, from a parsed head to the end of the response, routed by the
@@ -112,8 +106,10 @@ async fn routed(
     // connection: the unread body would otherwise be taken for the next request.
     let close_after_reply =
         framing.has_body() || !head.wants_keep_alive() || shutdown.is_draining();
+    // The rarer paths are boxed: their state inline would enlarge the (boxed,
+    // memcpy'd) future of every plain request.
     if head.is_connect() {
-        return super::upgrade::connect(conn, head, table).await;
+        return Box::pin(super::upgrade::connect(conn, head, table)).await;
     }
     let view = RouterView(head, conn.peer);
     let Some(route) = table.route(&view) else {
@@ -197,9 +193,9 @@ async fn forward(
         let Some(host) = cluster.choose_host(&ctx) else {
             return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
         };
-        return super::upgrade::forward(
+        return Box::pin(super::upgrade::forward(
             conn, head, route, action, &cluster, &host, &protocol, shutdown,
-        )
+        ))
         .await;
     }
     if conn.listener.upstream_for(&cluster) == Some(mosn_config::filters::ProxyProtocol::Http2) {
@@ -212,7 +208,7 @@ async fn forward(
         let Some(host) = cluster.choose_host(&ctx) else {
             return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
         };
-        return super::to_h2::forward(
+        return Box::pin(super::to_h2::forward(
             conn,
             head,
             framing,
@@ -222,7 +218,7 @@ async fn forward(
             &host,
             answer_continue,
             close_after_reply,
-        )
+        ))
         .await;
     }
     let policy = action.retry.as_ref();
