@@ -383,7 +383,16 @@ fn request_time_histograms_and_host_errors_count_every_request() {
     for _ in 0..3 {
         assert_eq!(get(port, "/bad").status, 503);
     }
-    let stats = admin_stats(admin);
+    // A request's time is recorded when the proxy is done with it, which may be just
+    // after the client has the response: wait for the last one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut stats = admin_stats(admin);
+    while stats["listener"]["l"]["downstream_request_time"]["count"] != 10
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+        stats = admin_stats(admin);
+    }
     let listener = &stats["listener"]["l"]["downstream_request_time"];
     assert_eq!(listener["count"], 10, "{stats}");
     assert!(listener["p50_us"].as_f64().unwrap() > 0.0, "{listener}");

@@ -59,6 +59,15 @@ impl Mosn {
         for &port in wait_ports {
             m.wait_port(port);
         }
+        // Another process may hold a port picked by free_port (the race every such
+        // picker has): then mosn-rs exits (address in use) while the port answers.
+        // Say so here rather than as a stray answer later.
+        if let Some(status) = m.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!(
+                "mosn-rs exited with {status} after its ports answered (taken by another process?):\n{}",
+                m.log_text()
+            );
+        }
         m
     }
 
