@@ -532,14 +532,6 @@ impl UpstreamHeaders {
             (name, value)
         })
     }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 /// The request path without its query, from the `:path` header ("" without one).

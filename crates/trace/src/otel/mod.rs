@@ -278,7 +278,7 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
 }
 
 /// Host and port of an authority (`host`, `host:port`, `[v6]:port`).
-fn split_authority(authority: &str) -> (&str, Option<u16>) {
+pub(crate) fn split_authority(authority: &str) -> (&str, Option<u16>) {
     if let Some(rest) = authority.strip_prefix('[') {
         if let Some((host, after)) = rest.split_once(']') {
             return (host, after.strip_prefix(':').and_then(|p| p.parse().ok()));

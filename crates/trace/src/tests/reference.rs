@@ -4,6 +4,7 @@
 //! byte, and the benchmarks' baseline.
 
 use crate::otel::proto as otlp;
+use crate::otel::split_authority;
 use crate::record::{Ctx, Field, Finished};
 use crate::skywalking::proto as sw;
 use crate::{ids, skywalking, SKYWALKING_COMPONENT_ID};
@@ -61,22 +62,6 @@ pub fn otlp_request(batch: &[Finished], resource: &[KeyValue]) -> otlp::ExportTr
             }],
             schema_url: String::new(),
         }],
-    }
-}
-
-fn split_authority(authority: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = authority.strip_prefix('[') {
-        if let Some((host, after)) = rest.split_once(']') {
-            return (host, after.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
-        return (authority, None);
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => match port.parse() {
-            Ok(port) => (host, Some(port)),
-            Err(_) => (authority, None),
-        },
-        _ => (authority, None),
     }
 }
 
