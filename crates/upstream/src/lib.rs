@@ -17,6 +17,10 @@ mod task;
 mod cluster_types_tests;
 
 pub use cluster::{Cluster, UpstreamTls};
+
+/// A hash map for the request path (keys from config, xDS and our own ids, not
+/// from clients' bytes): foldhash, seeded per process, instead of SipHash.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub use host::{ActiveRequest, Host};
 pub use lb::LbContext;
 pub use manager::{ClusterError, ClusterManager};

@@ -3,11 +3,11 @@
 //! a new map and swap it in, one at a time.
 
 use crate::cluster::Cluster;
+use crate::FastMap;
 use arc_swap::ArcSwap;
 use mosn_config::{ClusterConfig, ConfigIssue, HostConfig};
 use mosn_observe::StatsRegistry;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +18,7 @@ pub enum ClusterError {
     NotFound(String),
 }
 
-type ClusterMap = HashMap<Arc<str>, Arc<Cluster>>;
+type ClusterMap = FastMap<Arc<str>, Arc<Cluster>>;
 
 #[derive(Debug)]
 pub struct ClusterManager {

@@ -6,9 +6,9 @@
 
 use crate::breaker::OwnedPermit;
 use crate::host::{ActiveConnection, Host};
+use crate::FastMap;
 use mosn_tls::{ClientTls, Stream};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -75,7 +75,7 @@ pub enum ConnectError {
 }
 
 thread_local! {
-    static IDLE: RefCell<HashMap<(SocketAddr, usize), Vec<PooledConn>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<FastMap<(SocketAddr, usize), Vec<PooledConn>>> = RefCell::new(FastMap::default());
 }
 
 /// The transport identity of connections made with `tls` (see [`PooledConn`]).

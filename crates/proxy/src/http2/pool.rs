@@ -12,9 +12,9 @@ use h2::client::{ResponseFuture, SendRequest};
 use h2::SendStream;
 use http::Request;
 use mosn_config::filters::Http2Options;
+use mosn_upstream::FastMap;
 use mosn_upstream::{Cluster, Host};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -35,13 +35,13 @@ struct Entry {
 }
 
 thread_local! {
-    static CONNS: RefCell<HashMap<SocketAddr, Vec<Entry>>> = RefCell::new(HashMap::new());
+    static CONNS: RefCell<FastMap<SocketAddr, Vec<Entry>>> = RefCell::new(FastMap::default());
     /// Connections being opened, per host: streams that find no room wait for one
     /// instead of each opening their own, as many as it will take.
-    static OPENING: RefCell<HashMap<SocketAddr, Opening>> = RefCell::new(HashMap::new());
+    static OPENING: RefCell<FastMap<SocketAddr, Opening>> = RefCell::new(FastMap::default());
     /// The peer's last seen SETTINGS_MAX_CONCURRENT_STREAMS per host: how many streams
     /// a connection being opened is expected to take (1 until a connection has told).
-    static KNOWN_MAX: RefCell<HashMap<SocketAddr, usize>> = RefCell::new(HashMap::new());
+    static KNOWN_MAX: RefCell<FastMap<SocketAddr, usize>> = RefCell::new(FastMap::default());
 }
 
 /// A connection being opened to a host, and the streams waiting for it.

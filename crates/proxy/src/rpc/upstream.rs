@@ -15,9 +15,9 @@ use mosn_protocol::xprotocol::{Codec, Frame, FrameKind, Hijack};
 use mosn_upstream::cluster::{try_request, RequestPermit};
 use mosn_upstream::outlier::{self, Outcome as OutlierOutcome};
 use mosn_upstream::pool::ConnGuard;
+use mosn_upstream::FastMap;
 use mosn_upstream::{Cluster, Host, UpstreamTls};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ struct Mux {
     cluster: Arc<Cluster>,
     host: Arc<Host>,
     state: RefCell<State>,
-    pending: RefCell<HashMap<u64, Pending>>,
+    pending: RefCell<FastMap<u64, Pending>>,
     next_id: Cell<u64>,
     /// The id of the heartbeat awaiting its ack, and how many went unanswered.
     heartbeat: Cell<Option<(u64, Instant)>>,
@@ -84,7 +84,7 @@ struct Mux {
 type Key = (SocketAddr, &'static str, usize);
 
 thread_local! {
-    static MUXES: RefCell<HashMap<Key, Rc<Mux>>> = RefCell::new(HashMap::new());
+    static MUXES: RefCell<FastMap<Key, Rc<Mux>>> = RefCell::new(FastMap::default());
 }
 
 impl Mux {
@@ -193,7 +193,7 @@ pub(super) fn forward(
                 cluster: cluster.clone(),
                 host: host.clone(),
                 state: RefCell::new(State::Connecting(Vec::new())),
-                pending: RefCell::new(HashMap::new()),
+                pending: RefCell::new(FastMap::default()),
                 next_id: Cell::new(0),
                 heartbeat: Cell::new(None),
                 misses: Cell::new(0),
