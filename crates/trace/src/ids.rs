@@ -21,19 +21,33 @@ pub(crate) fn id64() -> u64 {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The two lower-case hex digits of every byte: an id's text is a table look-up
+/// per byte, not a shift per digit.
+static HEX_PAIRS: [[u8; 2]; 256] = hex_pairs();
+
+const fn hex_pairs() -> [[u8; 2]; 256] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        pairs[b] = [DIGITS[b >> 4], DIGITS[b & 0xf]];
+        b += 1;
+    }
+    pairs
+}
 
 /// Lower-case hex digits of an id, on the stack.
 #[derive(Clone, Copy)]
 pub(crate) struct Hex<const N: usize>([u8; N]);
 
 impl<const N: usize> Hex<N> {
-    /// `N` digits of `v` (N = 2 × the bytes of the value).
+    /// `N` digits of `v` (N = 2 × the bytes of the value, at most 32).
     fn of(v: u128) -> Self {
         let mut out = [0u8; N];
-        for (i, b) in out.iter_mut().enumerate() {
-            let shift = 4 * (N - 1 - i);
-            *b = HEX[((v >> shift) & 0xf) as usize];
+        let bytes = v.to_be_bytes();
+        let value_bytes = bytes.get(16 - N / 2..).unwrap_or_default();
+        for (pair, &b) in out.chunks_exact_mut(2).zip(value_bytes) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
         }
         Hex(out)
     }

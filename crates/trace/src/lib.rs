@@ -48,10 +48,11 @@
 //! # Export
 //! `start`, `upstream_headers` and `finish` take no lock; ids come from the
 //! per-thread `fastrand` generator and stay integers until a header or an export
-//! needs their text. A sampled span keeps all its text (incoming context, upstream
-//! peer, and at `finish` the request's facts) in one buffer, allocated at `start`.
-//! `finish` encodes the span, field by field (the bytes prost would write for the
-//! same message, without building it), into a buffer of the thread that finished
+//! needs their text. A sampled span keeps its own text (incoming context, upstream
+//! peer) in one buffer, allocated at `start`. `finish` encodes the span from it and
+//! the request's facts (`SpanEnd`, read in place), field by field (the bytes prost
+//! would write for the same message, without building it; attribute keys are
+//! encoded at compile time), into a buffer of the thread that finished
 //! it; the buffer goes to the exporter as one chunk when it holds enough spans, at
 //! the thread's next [`flush_local`] (the proxy's workers call it every 50 ms), or
 //! when the thread ends. So no record crosses threads and the exporter does no work
@@ -262,7 +263,7 @@ impl Tracer {
     ) -> Option<Box<Span>> {
         let inner = &self.inner;
         // A span's text fields share one buffer, allocated once the span is
-        // sampled (or an incoming sw8 needs somewhere to be decoded).
+        // sampled and has text (or an incoming sw8 needs somewhere to be decoded).
         let mut text = Texts::default();
         let ctx = match &inner.kind {
             Kind::SkyWalking { .. } => {
@@ -297,12 +298,16 @@ impl Tracer {
                 }
                 // W3C: a tracestate without a valid traceparent is discarded.
                 let tracestate = parent
-                    .and(header("tracestate"))
+                    .and_then(|_| header("tracestate"))
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .map(str::trim)
                     .unwrap_or("");
-                text.reserve(tracestate.len());
-                text.set(Field::TraceState, tracestate);
+                // Most requests carry none: their span then allocates no text
+                // (the peer is kept as an address).
+                if !tracestate.is_empty() {
+                    text.reserve(tracestate.len());
+                    text.set(Field::TraceState, tracestate);
+                }
                 Ctx::Otel(OtelCtx {
                     trace_id: parent.map_or_else(ids::id128, |p| p.trace_id),
                     span_id: ids::id64(),
@@ -315,6 +320,7 @@ impl Tracer {
             inner: inner.clone(),
             start_ns: unix_nanos_of(at),
             exit_start_ns: None,
+            exit_addr: None,
             ctx,
             text,
         }))
@@ -366,8 +372,9 @@ impl Drop for Tracer {
 pub struct Span {
     inner: Arc<Inner>,
     start_ns: u64,
-    /// See `Finished::exit_start_ns`.
+    /// See `Finished::exit_start_ns` and `Finished::exit_addr`.
     exit_start_ns: Option<u64>,
+    exit_addr: Option<SocketAddr>,
     ctx: Ctx,
     text: Texts,
 }
@@ -388,14 +395,23 @@ impl Span {
     /// addressUsedAtClient and exit-span peer). Called once per upstream attempt; the
     /// last one wins for the exit span.
     pub fn upstream_headers(&mut self, peer: SocketAddr) -> UpstreamHeaders {
-        self.text.set_with(Field::Peer, |buf| {
-            mosn_observe::addr_text::write_socket_addr(buf, peer)
-        });
+        match self.ctx {
+            // sw8 carries the peer's text.
+            Ctx::SkyWalking(_) => {
+                self.exit_addr = None;
+                self.text.set_with(Field::Peer, |buf| {
+                    mosn_observe::addr_text::write_socket_addr(buf, peer)
+                });
+            }
+            // Only an export may need its text: made then, if at all.
+            Ctx::Otel(_) => self.exit_addr = Some(peer),
+        }
         self.context_headers()
     }
 
     /// [`Span::upstream_headers`] for a peer known by its text (a name, say).
     pub fn upstream_headers_named(&mut self, peer: &str) -> UpstreamHeaders {
+        self.exit_addr = None;
         self.text.set(Field::Peer, peer);
         self.context_headers()
     }
@@ -435,9 +451,7 @@ impl Span {
                 out.push("sw8", |v| v.extend_from_slice(sw8.as_bytes()));
             }
             (Ctx::Otel(ctx), _) => {
-                out.push("traceparent", |v| {
-                    traceparent::write(v, ctx.trace_id, ctx.span_id)
-                });
+                out.traceparent = Some(traceparent::encode(ctx.trace_id, ctx.span_id));
                 if let Some(state) = self.text.opt(Field::TraceState) {
                     out.push("tracestate", |v| v.extend_from_slice(state.as_bytes()));
                 }
@@ -452,18 +466,19 @@ impl Span {
     /// blocks: when the queue is full the thread's chunk is dropped and counted).
     // Takes the box `start` handed out, so the caller moves it in as it is.
     #[allow(clippy::boxed_local)]
-    pub fn finish(self: Box<Self>, end: &SpanEnd<'_>) {
+    pub fn finish<'e>(self: Box<Self>, end: &'e SpanEnd<'e>) {
         let (record, inner) = self.into_record(end);
         local::push(&inner, &record);
     }
 
-    /// The span's record for the exporter, with its tracer's side.
+    /// The span's record for the encoders, with its tracer's side.
     #[allow(clippy::boxed_local)]
-    fn into_record(self: Box<Self>, end: &SpanEnd<'_>) -> (Finished, Arc<Inner>) {
+    fn into_record<'e>(self: Box<Self>, end: &'e SpanEnd<'e>) -> (Finished<'e>, Arc<Inner>) {
         let Span {
             inner,
             start_ns,
             exit_start_ns,
+            exit_addr,
             ctx,
             text,
         } = *self;
@@ -471,7 +486,15 @@ impl Span {
             Some(d) => start_ns.saturating_add(d.as_nanos() as u64),
             None => unix_nanos().max(start_ns),
         };
-        let record = Finished::new(ctx, text, start_ns, end_ns, exit_start_ns, end);
+        let record = Finished {
+            ctx,
+            text,
+            start_ns,
+            end_ns,
+            exit_start_ns,
+            exit_addr,
+            end,
+        };
         (record, inner)
     }
 }
@@ -500,10 +523,12 @@ pub struct SpanEnd<'a> {
     pub duration: Option<Duration>,
 }
 
-/// The context headers one upstream try carries: at most two, their values in one
-/// buffer (one allocation).
+/// The context headers one upstream try carries: at most three. OpenTelemetry's
+/// `traceparent`, of fixed size, is kept inline; the others' values (`tracestate`,
+/// SkyWalking's `sw8`) share one buffer, allocated only when there is one.
 #[derive(Debug, Default)]
 pub struct UpstreamHeaders {
+    traceparent: Option<[u8; traceparent::LEN]>,
     values: Vec<u8>,
     /// Name, and where its value ends in `values`.
     headers: [(&'static str, usize); 2],
@@ -515,9 +540,6 @@ impl UpstreamHeaders {
         if self.len == self.headers.len() {
             return;
         }
-        if self.values.capacity() == 0 {
-            self.values.reserve(64);
-        }
         value(&mut self.values);
         self.headers[self.len] = (name, self.values.len());
         self.len += 1;
@@ -525,12 +547,17 @@ impl UpstreamHeaders {
 
     /// Name and value of each header (values are visible ASCII).
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        let traceparent = self
+            .traceparent
+            .as_ref()
+            .map(|v| ("traceparent", v.as_slice()));
         let mut start = 0;
-        self.headers[..self.len].iter().map(move |&(name, end)| {
+        let others = self.headers[..self.len].iter().map(move |&(name, end)| {
             let value = self.values.get(start..end).unwrap_or_default();
             start = end;
             (name, value)
-        })
+        });
+        traceparent.into_iter().chain(others)
     }
 }
 

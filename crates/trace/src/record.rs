@@ -1,8 +1,9 @@
-//! What a span carries from `start` to the exporter: its trace context (ids as
-//! integers, formatted only when a header or an export needs them) and every text
-//! field, packed into one buffer. A span allocates its buffer once, at `start`, sized
-//! for a typical request; `upstream_headers` and `finish` append to it. Encoding
-//! happens on the exporter thread.
+//! What a span carries from `start` to its encoding at `finish`: its trace context
+//! (ids as integers, formatted only when a header or an export needs them) and its
+//! own text fields, packed into one buffer. A span allocates its buffer once, at
+//! `start`, sized for a typical request; `upstream_headers` appends the peer to it.
+//! The request's text at `finish` is read where the proxy has it (`SpanEnd`), not
+//! copied.
 
 use crate::SpanEnd;
 use std::net::SocketAddr;
@@ -36,7 +37,7 @@ pub(crate) struct OtelCtx {
 
 /// The text fields of a span, in the order they are filled: the context's at
 /// `start`, the upstream peer at each `upstream_headers` (a retry rewrites it, which
-/// works because nothing follows it until `finish`), `SpanEnd`'s at `finish`.
+/// works because it is the last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Field {
     /// SkyWalking, from the incoming sw8.
@@ -53,20 +54,13 @@ pub(crate) enum Field {
     TraceState,
     /// The last upstream tried.
     Peer,
-    Method,
-    Path,
-    Authority,
-    Listener,
-    Route,
-    Cluster,
-    Flags,
 }
 
-const FIELDS: usize = Field::Flags as usize + 1;
+const FIELDS: usize = Field::Peer as usize + 1;
 
-/// Room for what `upstream_headers` and `finish` usually append (peer, method, path,
-/// authority, listener, cluster), so that a span's text is one allocation.
-const LATER_TEXT: usize = 160;
+/// Room for what `upstream_headers` appends later (the peer: an address's text is
+/// at most 58 bytes), so that a span's text is one allocation.
+const LATER_TEXT: usize = 64;
 
 /// Text fields in one buffer. Offsets are u32 (the record crosses a channel, so it
 /// is kept small); text beyond 4 GiB could never come through the proxy and would be
@@ -182,103 +176,69 @@ fn next_parent_field(f: Field) -> Field {
     }
 }
 
-/// One finished request.
+/// One finished request: the span's own record, and what the proxy said at its end
+/// (borrowed: the encoders read the request's text where it already is).
 #[derive(Debug)]
-pub(crate) struct Finished {
+pub(crate) struct Finished<'e> {
     pub ctx: Ctx,
     pub text: Texts,
     pub start_ns: u64,
     pub end_ns: u64,
     /// When the last upstream try began (SkyWalking's exit span; OpenTelemetry,
     /// which never reads it, records the span's start); None when no try was made.
-    /// The try's peer is `Field::Peer`.
     pub exit_start_ns: Option<u64>,
-    pub protocol: &'static str,
-    pub upstream_host: Option<SocketAddr>,
-    pub status: u16,
-    pub downstream_remote: SocketAddr,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
+    /// The last try's peer when it was an address whose text was not needed yet
+    /// (OpenTelemetry); None: its text is `Field::Peer`.
+    pub exit_addr: Option<SocketAddr>,
+    pub end: &'e SpanEnd<'e>,
 }
 
-impl Finished {
-    /// Completes a span's record: `text` gets `end`'s fields after what the span
-    /// set, in the buffer it already has when they fit.
-    pub fn new(
-        ctx: Ctx,
-        mut text: Texts,
-        start_ns: u64,
-        end_ns: u64,
-        exit_start_ns: Option<u64>,
-        end: &SpanEnd<'_>,
-    ) -> Self {
-        let parts = [
-            (Field::Method, end.method),
-            (Field::Path, end.path),
-            (Field::Authority, end.authority),
-            (Field::Listener, end.listener),
-            (Field::Route, end.route.unwrap_or("")),
-            (Field::Cluster, end.cluster.unwrap_or("")),
-            (Field::Flags, end.response_flags),
-        ];
-        text.buf.reserve(parts.iter().map(|(_, p)| p.len()).sum());
-        for (field, part) in parts {
-            text.open(field);
-            text.push_str(part);
-            text.seal(field);
-        }
-        Finished {
-            ctx,
-            text,
-            start_ns,
-            end_ns,
-            exit_start_ns,
-            protocol: end.protocol,
-            upstream_host: end.upstream_host,
-            status: end.status,
-            downstream_remote: end.downstream_remote,
-            bytes_received: end.bytes_received,
-            bytes_sent: end.bytes_sent,
-        }
-    }
-
+impl Finished<'_> {
     /// The error flag: a 5xx, no response at all, or any response flag.
     pub fn is_error(&self) -> bool {
-        self.status >= 500 || self.status == 0 || !self.text.get(Field::Flags).is_empty()
+        self.end.status >= 500 || self.end.status == 0 || !self.end.response_flags.is_empty()
     }
 
     /// Why the request is an error, for logs and status messages; `digits` holds
     /// the status code's text when that is the reason.
     pub fn error_kind<'a>(&'a self, digits: &'a mut itoa::Buffer) -> &'a str {
-        let flags = self.text.get(Field::Flags);
+        let flags = self.end.response_flags;
         if !flags.is_empty() {
             flags
-        } else if self.status == 0 {
+        } else if self.end.status == 0 {
             "no response"
         } else {
-            digits.format(self.status)
+            digits.format(self.end.status)
         }
     }
 
     /// The path without its query.
     pub fn path_only(&self) -> &str {
-        path_only(self.text.get(Field::Path))
+        path_only(self.end.path)
     }
 
     /// The last upstream peer tried, when there was a try.
-    pub fn exit_peer(&self) -> Option<&str> {
-        self.exit_start_ns.map(|_| self.text.get(Field::Peer))
+    pub fn exit_peer(&self) -> Option<Upstream<'_>> {
+        self.exit_start_ns?;
+        Some(match self.exit_addr {
+            Some(addr) => Upstream::Host(addr),
+            None => Upstream::Peer(self.text.get(Field::Peer)),
+        })
     }
 
     /// Where the request went upstream: the host that answered, else the last peer
     /// tried.
     pub fn upstream(&self) -> Option<Upstream<'_>> {
-        match (self.upstream_host, self.exit_peer()) {
-            (Some(host), _) => Some(Upstream::Host(host)),
-            (None, Some(peer)) => Some(Upstream::Peer(peer)),
-            (None, None) => None,
+        match self.end.upstream_host {
+            Some(host) => Some(Upstream::Host(host)),
+            None => self.exit_peer(),
         }
     }
+}
+
+/// The end's optional text: None when empty (route, cluster).
+pub(crate) fn non_empty(text: Option<&str>) -> Option<&str> {
+    text.filter(|s| !s.is_empty())
 }
 
 /// An upstream as text, written where it is needed instead of into its own String.
@@ -318,11 +278,7 @@ mod tests {
         t.set(Field::Peer, "p:1");
         assert_eq!(t.get(Field::Peer), "p:1");
         assert_eq!(t.get(Field::Endpoint), "/a");
-        assert_eq!(t.get(Field::Method), "");
-        t.set(Field::Flags, "UF");
-        assert_eq!(t.get(Field::Flags), "UF");
-        assert_eq!(t.opt(Field::Cluster), None);
-        assert_eq!(t.get(Field::Peer), "p:1");
+        assert_eq!(t.opt(Field::TraceState), None);
     }
 
     #[test]

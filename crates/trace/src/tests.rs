@@ -212,10 +212,11 @@ fn a_span_takes_the_proxys_times() {
     let t = log_tracer(json!({}));
     let at = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let span = t.start_at(&|_| None, at).unwrap();
-    let (record, _) = span.into_record(&SpanEnd {
+    let end = SpanEnd {
         duration: Some(Duration::from_micros(1500)),
         ..end(200, "")
-    });
+    };
+    let (record, _) = span.into_record(&end);
     assert_eq!(record.start_ns, 1_700_000_000_000_000_000);
     assert_eq!(record.end_ns - record.start_ns, 1_500_000);
 }

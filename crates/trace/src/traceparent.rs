@@ -48,21 +48,21 @@ pub(crate) fn parse(value: &[u8]) -> Option<TraceParent> {
     })
 }
 
-/// A version-00 `traceparent`, sampled: one allocation, of its exact size.
+/// The length of a version-00 `traceparent`.
+pub(crate) const LEN: usize = 55;
+
+/// A version-00 `traceparent`, sampled, as text.
 #[cfg(test)]
 pub(crate) fn format(trace_id: u128, span_id: u64) -> String {
-    let mut out = Vec::with_capacity(55);
-    write(&mut out, trace_id, span_id);
-    String::from_utf8(out).unwrap_or_default()
+    String::from_utf8(encode(trace_id, span_id).to_vec()).unwrap_or_default()
 }
 
-/// Appends `00-<trace id>-<span id>-01` (sampled).
-pub(crate) fn write(out: &mut Vec<u8>, trace_id: u128, span_id: u64) {
-    out.extend_from_slice(b"00-");
-    out.extend_from_slice(hex128(trace_id).as_bytes());
-    out.push(b'-');
-    out.extend_from_slice(hex64(span_id).as_bytes());
-    out.extend_from_slice(b"-01");
+/// `00-<trace id>-<span id>-01` (sampled), on the stack.
+pub(crate) fn encode(trace_id: u128, span_id: u64) -> [u8; LEN] {
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    out[3..35].copy_from_slice(hex128(trace_id).as_bytes());
+    out[36..52].copy_from_slice(hex64(span_id).as_bytes());
+    out
 }
 
 #[cfg(test)]

@@ -248,50 +248,78 @@ impl Wire {
         self.string(2, &[value]);
     }
 
-    /// An OTLP `KeyValue` with a string `AnyValue` (a oneof: written even when empty).
-    pub fn kv_str(&mut self, tag: u32, key: &str, parts: &[&str]) {
-        let value_len: usize = parts.iter().map(|p| p.len()).sum();
-        self.kv_head(tag, key, value_len);
-        for p in parts {
-            self.buf.extend_from_slice(p.as_bytes());
+    /// An OTLP `KeyValue` with a string `AnyValue` whose key was encoded at compile
+    /// time ([`attr_key!`]): written even when the value is empty (a oneof).
+    #[inline]
+    pub fn attr_str<const N: usize>(&mut self, tag: u32, key: &[u8; N], value: &[u8]) {
+        // The usual attribute (a short value): one-byte lengths, made on the stack.
+        let body = N + 3 + value.len();
+        if tag < 16 && 2 + body <= SHORT_ATTR {
+            let mut made = [0u8; SHORT_ATTR];
+            made[0] = (tag << 3) as u8 | WireType::LengthDelimited as u8;
+            made[1] = body as u8;
+            made[2..2 + N].copy_from_slice(key);
+            made[2 + N] = (2 + value.len()) as u8; // the AnyValue's length
+            made[3 + N] = 1 << 3 | WireType::LengthDelimited as u8; // string_value
+            made[4 + N] = value.len() as u8;
+            made[5 + N..5 + N + value.len()].copy_from_slice(value);
+            self.append_made(&made, 2 + body);
+            return;
         }
-    }
-
-    /// [`Wire::kv_str`] of text the caller knows to be UTF-8 (an address's ASCII).
-    pub fn kv_ascii(&mut self, tag: u32, key: &str, value: &[u8]) {
-        self.kv_head(tag, key, value.len());
+        let any_value = field_len(value.len());
+        let body = N + encoded_len_varint(any_value as u64) + any_value;
+        self.buf.reserve(1 + encoded_len_varint(body as u64) + body);
+        self.key(tag, WireType::LengthDelimited);
+        self.len_or_varint(body as u64);
+        self.buf.extend_from_slice(key);
+        self.len_or_varint(any_value as u64);
+        self.key(1, WireType::LengthDelimited);
+        self.len_or_varint(value.len() as u64);
         self.buf.extend_from_slice(value);
     }
 
-    /// A string `KeyValue` up to its value's bytes (keys are never empty).
+    /// An OTLP `KeyValue` with an int `AnyValue` (a oneof: written even when 0),
+    /// its key encoded at compile time ([`attr_key!`]).
     #[inline]
-    fn kv_head(&mut self, tag: u32, key: &str, value_len: usize) {
-        debug_assert!(!key.is_empty(), "an empty key would be left out");
-        let any_value = field_len(value_len);
-        let body = field_len(key.len()) + field_len(any_value);
-        self.buf.reserve(field_len(body) + 1);
-        self.key(tag, WireType::LengthDelimited);
-        self.len_or_varint(body as u64);
-        self.key(1, WireType::LengthDelimited);
-        self.len_or_varint(key.len() as u64);
-        self.buf.extend_from_slice(key.as_bytes());
-        self.key(2, WireType::LengthDelimited);
-        self.len_or_varint(any_value as u64);
-        self.key(1, WireType::LengthDelimited);
-        self.len_or_varint(value_len as u64);
+    pub fn attr_int<const N: usize>(&mut self, tag: u32, key: &[u8; N], value: i64) {
+        // A key of up to 48 bytes, and at most 13 more: one-byte lengths throughout.
+        const { assert!(N + 13 <= SHORT_ATTR) };
+        if tag >= 16 {
+            let any_value = 1 + encoded_len_varint(value as u64);
+            self.key(tag, WireType::LengthDelimited);
+            self.len_or_varint((N + 1 + any_value) as u64);
+            self.buf.extend_from_slice(key);
+            self.buf.push(any_value as u8);
+            self.key(3, WireType::Varint);
+            self.len_or_varint(value as u64);
+            return;
+        }
+        let mut made = [0u8; SHORT_ATTR];
+        made[0] = (tag << 3) as u8 | WireType::LengthDelimited as u8;
+        made[2..2 + N].copy_from_slice(key);
+        made[3 + N] = 3 << 3 | WireType::Varint as u8; // int_value
+        let mut at = 4 + N;
+        let mut rest = value as u64;
+        while rest >= 0x80 {
+            made[at] = rest as u8 | 0x80;
+            rest >>= 7;
+            at += 1;
+        }
+        made[at] = rest as u8;
+        at += 1;
+        made[2 + N] = (at - 3 - N) as u8; // the AnyValue's length
+        made[1] = (at - 2) as u8;
+        self.append_made(&made, at);
     }
 
-    /// An OTLP `KeyValue` with an int `AnyValue` (a oneof: written even when 0).
-    pub fn kv_int(&mut self, tag: u32, key: &str, value: i64) {
-        let any_value = 1 + encoded_len_varint(value as u64);
-        let body = string_len(key.len()) + field_len(any_value);
-        self.key(tag, WireType::LengthDelimited);
-        self.len_or_varint(body as u64);
-        self.string(1, &[key]);
-        self.key(2, WireType::LengthDelimited);
-        self.len_or_varint(any_value as u64);
-        self.key(3, WireType::Varint);
-        self.len_or_varint(value as u64);
+    /// Appends the first `len` bytes of `made`: the whole array is copied (a copy of
+    /// a fixed size is a few moves; one of a varying size, a `memcpy` call), then
+    /// what is past `len` is cut.
+    #[inline]
+    fn append_made<const M: usize>(&mut self, made: &[u8; M], len: usize) {
+        let end = self.buf.len() + len.min(M);
+        self.buf.extend_from_slice(made);
+        self.buf.truncate(end);
     }
 
     /// A socket address's text, as `Display` writes it.
@@ -299,6 +327,37 @@ impl Wire {
         mosn_observe::addr_text::write_socket_addr(&mut self.buf, addr);
     }
 }
+
+/// The most bytes an attribute made on the stack takes (see [`Wire::attr_str`]).
+const SHORT_ATTR: usize = 64;
+
+/// What every OTLP `KeyValue` with this key starts with: its key (field 1: tag,
+/// length, text) and the tag of its value (field 2), for [`Wire::attr_str`] and
+/// [`Wire::attr_int`]. `N` is the key's length + 3; keys are under 128 bytes.
+pub(crate) const fn attr_key_bytes<const N: usize>(key: &str) -> [u8; N] {
+    let text = key.as_bytes();
+    assert!(text.len() < 128 && N == text.len() + 3);
+    let mut out = [0u8; N];
+    out[0] = 0x0a; // field 1, length-delimited
+    out[1] = text.len() as u8;
+    let mut i = 0;
+    while i < text.len() {
+        out[2 + i] = text[i];
+        i += 1;
+    }
+    out[N - 1] = 0x12; // field 2, length-delimited
+    out
+}
+
+/// An attribute key's bytes for [`Wire::attr_str`]/[`Wire::attr_int`], made at
+/// compile time.
+macro_rules! attr_key {
+    ($key:literal) => {{
+        const BYTES: [u8; $key.len() + 3] = $crate::export::wire::attr_key_bytes($key);
+        &BYTES
+    }};
+}
+pub(crate) use attr_key;
 
 /// The bytes of a length-delimited field with a one-byte key (tags under 16) and a
 /// `len`-byte body.

@@ -4,9 +4,9 @@
 pub(crate) mod proto;
 
 use crate::export::grpc::{Destination, Encoded, GrpcTarget};
-use crate::export::wire::{Size, Wire};
+use crate::export::wire::{attr_key, Size, Wire};
 use crate::local::Chunk;
-use crate::record::{Ctx, Field, Finished, Upstream};
+use crate::record::{non_empty, Ctx, Field, Finished, Upstream};
 use crate::TraceError;
 use bytes::Bytes;
 use mosn_config::tracing::{OtelSettings, Reporter};
@@ -191,9 +191,12 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
     let Ctx::Otel(ctx) = &f.ctx else {
         return;
     };
-    let method = f.text.get(Field::Method);
-    let target = f.text.get(Field::Path);
-    let path = f.path_only();
+    let end = f.end;
+    let method = end.method;
+    let (path, query) = match end.path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (end.path, None),
+    };
     let span = w.begin(SPANS, Size::Medium);
     w.bytes_field(1, &ctx.trace_id.to_be_bytes());
     w.bytes_field(2, &ctx.span_id.to_be_bytes());
@@ -202,67 +205,80 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
         w.bytes_field(4, &parent.to_be_bytes());
     }
     // MOSN's span name: "<protocol> <method> <path>" (here without the query).
-    w.string(5, &[f.protocol, " ", method, " ", path]);
+    w.string(5, &[end.protocol, " ", method, " ", path]);
     w.varint(6, SpanKind::Server as u64);
     w.fixed64(7, f.start_ns);
     w.fixed64(8, f.end_ns);
 
-    w.kv_str(ATTRIBUTES, "http.request.method", &[method]);
-    w.kv_str(ATTRIBUTES, "url.path", &[path]);
-    if let Some((_, query)) = target.split_once('?') {
-        w.kv_str(ATTRIBUTES, "url.query", &[query]);
+    w.attr_str(
+        ATTRIBUTES,
+        attr_key!("http.request.method"),
+        method.as_bytes(),
+    );
+    w.attr_str(ATTRIBUTES, attr_key!("url.path"), path.as_bytes());
+    if let Some(query) = query {
+        w.attr_str(ATTRIBUTES, attr_key!("url.query"), query.as_bytes());
     }
-    if f.status != 0 {
-        w.kv_int(ATTRIBUTES, "http.response.status_code", i64::from(f.status));
+    if end.status != 0 {
+        let status = i64::from(end.status);
+        w.attr_int(ATTRIBUTES, attr_key!("http.response.status_code"), status);
     }
-    let (host, port) = split_authority(f.text.get(Field::Authority));
+    let (host, port) = split_authority(end.authority);
     if !host.is_empty() {
-        w.kv_str(ATTRIBUTES, "server.address", &[host]);
+        w.attr_str(ATTRIBUTES, attr_key!("server.address"), host.as_bytes());
     }
     if let Some(port) = port {
-        w.kv_int(ATTRIBUTES, "server.port", i64::from(port));
+        w.attr_int(ATTRIBUTES, attr_key!("server.port"), i64::from(port));
     }
-    let peer_ip = AddrText::ip(f.downstream_remote.ip());
-    w.kv_ascii(ATTRIBUTES, "network.peer.address", peer_ip.as_bytes());
-    w.kv_int(
+    let peer_ip = AddrText::ip(end.downstream_remote.ip());
+    w.attr_str(
         ATTRIBUTES,
-        "network.peer.port",
-        i64::from(f.downstream_remote.port()),
+        attr_key!("network.peer.address"),
+        peer_ip.as_bytes(),
     );
-    let version = f.protocol.strip_prefix("HTTP/").unwrap_or(f.protocol);
-    w.kv_str(ATTRIBUTES, "network.protocol.version", &[version]);
-    w.kv_str(ATTRIBUTES, "mosn.listener", &[f.text.get(Field::Listener)]);
-    if let Some(route) = f.text.opt(Field::Route) {
-        w.kv_str(ATTRIBUTES, "mosn.route", &[route]);
+    let peer_port = i64::from(end.downstream_remote.port());
+    w.attr_int(ATTRIBUTES, attr_key!("network.peer.port"), peer_port);
+    let version = end.protocol.strip_prefix("HTTP/").unwrap_or(end.protocol);
+    w.attr_str(
+        ATTRIBUTES,
+        attr_key!("network.protocol.version"),
+        version.as_bytes(),
+    );
+    w.attr_str(
+        ATTRIBUTES,
+        attr_key!("mosn.listener"),
+        end.listener.as_bytes(),
+    );
+    if let Some(route) = non_empty(end.route) {
+        w.attr_str(ATTRIBUTES, attr_key!("mosn.route"), route.as_bytes());
     }
-    if let Some(cluster) = f.text.opt(Field::Cluster) {
-        w.kv_str(ATTRIBUTES, "mosn.upstream.cluster", &[cluster]);
+    if let Some(cluster) = non_empty(end.cluster) {
+        w.attr_str(
+            ATTRIBUTES,
+            attr_key!("mosn.upstream.cluster"),
+            cluster.as_bytes(),
+        );
     }
+    let upstream_key = attr_key!("mosn.upstream.host");
     match f.upstream() {
         Some(Upstream::Host(host)) => {
-            let host = AddrText::new(host);
-            w.kv_ascii(ATTRIBUTES, "mosn.upstream.host", host.as_bytes());
+            w.attr_str(ATTRIBUTES, upstream_key, AddrText::new(host).as_bytes());
         }
-        Some(Upstream::Peer(peer)) => w.kv_str(ATTRIBUTES, "mosn.upstream.host", &[peer]),
+        Some(Upstream::Peer(peer)) => w.attr_str(ATTRIBUTES, upstream_key, peer.as_bytes()),
         None => {}
     }
-    if let Some(flags) = f.text.opt(Field::Flags) {
-        w.kv_str(ATTRIBUTES, "mosn.response_flags", &[flags]);
+    if !end.response_flags.is_empty() {
+        let flags = end.response_flags.as_bytes();
+        w.attr_str(ATTRIBUTES, attr_key!("mosn.response_flags"), flags);
     }
-    w.kv_int(
-        ATTRIBUTES,
-        "mosn.bytes_received",
-        i64::try_from(f.bytes_received).unwrap_or(i64::MAX),
-    );
-    w.kv_int(
-        ATTRIBUTES,
-        "mosn.bytes_sent",
-        i64::try_from(f.bytes_sent).unwrap_or(i64::MAX),
-    );
+    let received = i64::try_from(end.bytes_received).unwrap_or(i64::MAX);
+    w.attr_int(ATTRIBUTES, attr_key!("mosn.bytes_received"), received);
+    let sent = i64::try_from(end.bytes_sent).unwrap_or(i64::MAX);
+    w.attr_int(ATTRIBUTES, attr_key!("mosn.bytes_sent"), sent);
     if f.is_error() {
         let mut digits = itoa::Buffer::new();
         let kind = f.error_kind(&mut digits);
-        w.kv_str(ATTRIBUTES, "error.type", &[kind]);
+        w.attr_str(ATTRIBUTES, attr_key!("error.type"), kind.as_bytes());
         let status = w.begin(STATUS, Size::Small);
         w.string(2, &[kind]);
         w.varint(3, StatusCode::Error as u64);

@@ -5,7 +5,7 @@ pub(crate) mod proto;
 use crate::export::grpc::{Destination, Encoded, GrpcTarget};
 use crate::export::wire::{split_messages, Size, Wire};
 use crate::local::Chunk;
-use crate::record::{Ctx, Field, Finished, Upstream};
+use crate::record::{non_empty, Ctx, Field, Finished, Upstream};
 use crate::{ids, TraceError, SKYWALKING_COMPONENT_ID};
 use mosn_config::tracing::{Reporter, SkyWalkingSettings};
 use prost::Message;
@@ -197,15 +197,15 @@ pub(crate) fn encode_segment(w: &mut Wire, f: &Finished, service: &str, instance
     w.bytes_field(2, ids::hex128(ctx.segment_id).as_bytes());
 
     let mut digits = itoa::Buffer::new();
-    let status = (f.status != 0).then(|| digits.format(f.status));
+    let status = (f.end.status != 0).then(|| digits.format(f.end.status));
     let mut kind_digits = itoa::Buffer::new();
     let error_kind = f.is_error().then(|| f.error_kind(&mut kind_digits));
     // What the entry and exit spans share.
     let shared = Shared {
         operation: f.path_only(),
-        method: f.text.get(Field::Method),
-        authority: f.text.get(Field::Authority),
-        target: f.text.get(Field::Path),
+        method: f.end.method,
+        authority: f.end.authority,
+        target: f.end.path,
         status,
         error_kind,
         end_ms: millis(f.end_ns),
@@ -230,19 +230,19 @@ pub(crate) fn encode_segment(w: &mut Wire, f: &Finished, service: &str, instance
     }
     w.string(6, &[shared.operation]);
     let peer = w.begin(7, Size::Small);
-    w.socket_addr(f.downstream_remote);
+    w.socket_addr(f.end.downstream_remote);
     w.end_string(peer);
     w.varint(8, SpanType::Entry as u64);
     shared.encode_http_fields(w);
     shared.encode_tags(w);
-    w.key_string(TAGS, "mosn.protocol", f.protocol);
-    w.key_string(TAGS, "mosn.listener", f.text.get(Field::Listener));
-    for (key, field) in [
-        ("mosn.route", Field::Route),
-        ("mosn.cluster", Field::Cluster),
-        ("mosn.response_flags", Field::Flags),
+    w.key_string(TAGS, "mosn.protocol", f.end.protocol);
+    w.key_string(TAGS, "mosn.listener", f.end.listener);
+    for (key, value) in [
+        ("mosn.route", f.end.route),
+        ("mosn.cluster", f.end.cluster),
+        ("mosn.response_flags", Some(f.end.response_flags)),
     ] {
-        if let Some(value) = f.text.opt(field) {
+        if let Some(value) = non_empty(value) {
             w.key_string(TAGS, key, value);
         }
     }
@@ -250,10 +250,7 @@ pub(crate) fn encode_segment(w: &mut Wire, f: &Finished, service: &str, instance
     w.end(entry);
 
     // The exit span: to the last peer tried, else to the host that answered.
-    let exit_peer = match f.exit_peer() {
-        Some(peer) => Some(Upstream::Peer(peer)),
-        None => f.upstream(),
-    };
+    let exit_peer = f.exit_peer().or_else(|| f.upstream());
     if let Some(peer) = exit_peer {
         let exit = w.begin(SPANS, Size::Medium);
         w.int32(1, EXIT_SPAN_ID);

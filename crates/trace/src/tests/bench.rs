@@ -53,13 +53,12 @@ fn log_tracer(driver: &str) -> std::sync::Arc<Tracer> {
 }
 
 /// `BATCH` finished records of the driver, made the way the proxy makes them.
-fn records(t: &Tracer) -> Vec<Finished> {
-    let end = typical_end();
+fn records<'e>(t: &Tracer, end: &'e SpanEnd<'e>) -> Vec<Finished<'e>> {
     (0..BATCH)
         .map(|_| {
             let mut span = t.start(&path_header).expect("sampled");
             let _ = span.upstream_headers(PEER);
-            span.into_record(&end).0
+            span.into_record(end).0
         })
         .collect()
 }
@@ -90,7 +89,8 @@ fn measure(what: &str, mut round: impl FnMut()) {
 #[ignore = "a benchmark: run in release with --ignored --nocapture"]
 fn bench_export_encoding() {
     let t = log_tracer("otel");
-    let batch = records(&t);
+    let end = typical_end();
+    let batch = records(&t, &end);
     let resource = vec![
         reference::string_kv("service.name", "mosn"),
         reference::string_kv("telemetry.sdk.name", "mosn-rs"),
@@ -113,7 +113,7 @@ fn bench_export_encoding() {
     });
 
     let t = log_tracer("SkyWalking");
-    let batch = records(&t);
+    let batch = records(&t, &end);
     measure("SkyWalking, prost structs: encode a batch", || {
         buf.clear();
         let segments: Vec<_> = black_box(&batch)
@@ -153,4 +153,30 @@ fn bench_worker_span() {
             },
         );
     }
+}
+
+/// Encodes one typical OTLP span `BENCH_N` times (default 0): for instruction counts,
+/// `valgrind --tool=callgrind` on the test binary at two values of `BENCH_N`.
+#[test]
+#[ignore = "a benchmark: run under callgrind with BENCH_N set"]
+fn bench_n_otlp_spans() {
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let t = log_tracer("otel");
+    let end = typical_end();
+    let mut span = t.start(&path_header).expect("sampled");
+    let _ = span.upstream_headers(PEER);
+    let (record, _) = span.into_record(&end);
+    let mut wire = Wire::default();
+    wire.begin_batch();
+    for i in 0..n {
+        if i % 64 == 0 {
+            black_box(wire.take_all());
+            wire.begin_batch();
+        }
+        otel::encode_span(&mut wire, black_box(&record));
+    }
+    black_box(wire.take_all());
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 struct Case {
     headers: &'static [(&'static str, &'static str)],
-    /// Upstream tries, in order.
+    /// Upstream tries, in order (an address, or a name).
     peers: &'static [&'static str],
     end: SpanEnd<'static>,
 }
@@ -119,9 +119,9 @@ fn tracer(driver: &str, instance: &str) -> std::sync::Arc<Tracer> {
     super::tracer(driver, config)
 }
 
-fn records(t: &Tracer) -> Vec<Finished> {
-    cases()
-        .into_iter()
+fn records<'c>(t: &Tracer, cases: &'c [Case]) -> Vec<Finished<'c>> {
+    cases
+        .iter()
         .map(|case| {
             let lookup = |name: &str| {
                 case.headers
@@ -130,8 +130,12 @@ fn records(t: &Tracer) -> Vec<Finished> {
                     .map(|(_, v)| v.as_bytes())
             };
             let mut span = t.start(&lookup).expect("sampled");
+            // An address goes in as the proxy passes it; anything else by name.
             for peer in case.peers {
-                let _ = span.upstream_headers_named(peer);
+                let _ = match peer.parse() {
+                    Ok(addr) => span.upstream_headers(addr),
+                    Err(_) => span.upstream_headers_named(peer),
+                };
             }
             span.into_record(&case.end).0
         })
@@ -141,7 +145,8 @@ fn records(t: &Tracer) -> Vec<Finished> {
 #[test]
 fn otlp_bytes_match_prost() {
     let t = tracer("otel", "");
-    let batch = records(&t);
+    let cases = cases();
+    let batch = records(&t, &cases);
     let resource = vec![
         reference::string_kv("service.name", "edge"),
         reference::string_kv("deployment.environment", ""),
@@ -167,7 +172,8 @@ fn otlp_bytes_match_prost() {
 fn skywalking_bytes_match_prost() {
     for instance in ["i1", ""] {
         let t = tracer("SkyWalking", "i1");
-        let batch = records(&t);
+        let cases = cases();
+        let batch = records(&t, &cases);
         let mut w = Wire::default();
         for _ in 0..2 {
             w.begin_batch();

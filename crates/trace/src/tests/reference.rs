@@ -5,7 +5,7 @@
 
 use crate::otel::proto as otlp;
 use crate::otel::split_authority;
-use crate::record::{Ctx, Field, Finished};
+use crate::record::{non_empty, Ctx, Field, Finished};
 use crate::skywalking::proto as sw;
 use crate::{ids, skywalking, SKYWALKING_COMPONENT_ID};
 use otlp::{any_value, AnyValue, KeyValue};
@@ -69,8 +69,8 @@ fn otlp_span(f: &Finished) -> Option<otlp::Span> {
     let Ctx::Otel(ctx) = &f.ctx else {
         return None;
     };
-    let method = f.text.get(Field::Method);
-    let target = f.text.get(Field::Path);
+    let method = f.end.method;
+    let target = f.end.path;
     let path = f.path_only();
     let mut attributes = vec![
         string_kv("http.request.method", method),
@@ -79,10 +79,10 @@ fn otlp_span(f: &Finished) -> Option<otlp::Span> {
     if let Some((_, query)) = target.split_once('?') {
         attributes.push(string_kv("url.query", query));
     }
-    if f.status != 0 {
-        attributes.push(int_kv("http.response.status_code", i64::from(f.status)));
+    if f.end.status != 0 {
+        attributes.push(int_kv("http.response.status_code", i64::from(f.end.status)));
     }
-    let (host, port) = split_authority(f.text.get(Field::Authority));
+    let (host, port) = split_authority(f.end.authority);
     if !host.is_empty() {
         attributes.push(string_kv("server.address", host));
     }
@@ -91,34 +91,38 @@ fn otlp_span(f: &Finished) -> Option<otlp::Span> {
     }
     attributes.push(string_kv(
         "network.peer.address",
-        f.downstream_remote.ip().to_string(),
+        f.end.downstream_remote.ip().to_string(),
     ));
     attributes.push(int_kv(
         "network.peer.port",
-        i64::from(f.downstream_remote.port()),
+        i64::from(f.end.downstream_remote.port()),
     ));
-    let version = f.protocol.strip_prefix("HTTP/").unwrap_or(f.protocol);
+    let version = f
+        .end
+        .protocol
+        .strip_prefix("HTTP/")
+        .unwrap_or(f.end.protocol);
     attributes.push(string_kv("network.protocol.version", version));
-    attributes.push(string_kv("mosn.listener", f.text.get(Field::Listener)));
-    if let Some(route) = f.text.opt(Field::Route) {
+    attributes.push(string_kv("mosn.listener", f.end.listener));
+    if let Some(route) = non_empty(f.end.route) {
         attributes.push(string_kv("mosn.route", route));
     }
-    if let Some(cluster) = f.text.opt(Field::Cluster) {
+    if let Some(cluster) = non_empty(f.end.cluster) {
         attributes.push(string_kv("mosn.upstream.cluster", cluster));
     }
     if let Some(host) = upstream(f) {
         attributes.push(string_kv("mosn.upstream.host", host));
     }
-    if let Some(flags) = f.text.opt(Field::Flags) {
+    if let Some(flags) = non_empty(Some(f.end.response_flags)) {
         attributes.push(string_kv("mosn.response_flags", flags));
     }
     attributes.push(int_kv(
         "mosn.bytes_received",
-        i64::try_from(f.bytes_received).unwrap_or(i64::MAX),
+        i64::try_from(f.end.bytes_received).unwrap_or(i64::MAX),
     ));
     attributes.push(int_kv(
         "mosn.bytes_sent",
-        i64::try_from(f.bytes_sent).unwrap_or(i64::MAX),
+        i64::try_from(f.end.bytes_sent).unwrap_or(i64::MAX),
     ));
     let status = if f.is_error() {
         let kind = error_kind(f);
@@ -143,7 +147,7 @@ fn otlp_span(f: &Finished) -> Option<otlp::Span> {
             .parent_span_id
             .map(|p| p.to_be_bytes().to_vec())
             .unwrap_or_default(),
-        name: format!("{} {method} {path}", f.protocol),
+        name: format!("{} {method} {path}", f.end.protocol),
         kind: otlp::SpanKind::Server as i32,
         start_time_unix_nano: f.start_ns,
         end_time_unix_nano: f.end_ns,
@@ -164,13 +168,9 @@ pub fn sw_segment(f: &Finished, service: &str, instance: &str) -> Option<sw::Seg
     };
     let operation = f.path_only().to_string();
     let is_error = f.is_error();
-    let url = format!(
-        "{}{}",
-        f.text.get(Field::Authority),
-        f.text.get(Field::Path)
-    );
-    let method = f.text.get(Field::Method);
-    let status = (f.status != 0).then(|| f.status.to_string());
+    let url = format!("{}{}", f.end.authority, f.end.path);
+    let method = f.end.method;
+    let status = (f.end.status != 0).then(|| f.end.status.to_string());
     let error_logs = || {
         if is_error {
             vec![sw::Log {
@@ -189,14 +189,14 @@ pub fn sw_segment(f: &Finished, service: &str, instance: &str) -> Option<sw::Seg
     if let Some(code) = &status {
         tags.push(kv("status_code", code.clone()));
     }
-    tags.push(kv("mosn.protocol", f.protocol));
-    tags.push(kv("mosn.listener", f.text.get(Field::Listener)));
-    for (key, field) in [
-        ("mosn.route", Field::Route),
-        ("mosn.cluster", Field::Cluster),
-        ("mosn.response_flags", Field::Flags),
+    tags.push(kv("mosn.protocol", f.end.protocol));
+    tags.push(kv("mosn.listener", f.end.listener));
+    for (key, value) in [
+        ("mosn.route", f.end.route),
+        ("mosn.cluster", f.end.cluster),
+        ("mosn.response_flags", Some(f.end.response_flags)),
     ] {
-        if let Some(value) = f.text.opt(field) {
+        if let Some(value) = non_empty(value) {
             tags.push(kv(key, value));
         }
     }
@@ -232,12 +232,12 @@ pub fn sw_segment(f: &Finished, service: &str, instance: &str) -> Option<sw::Seg
         start_time: millis(f.start_ns),
         refs,
         operation_name: operation.clone(),
-        peer: f.downstream_remote.to_string(),
+        peer: f.end.downstream_remote.to_string(),
         span_type: sw::SpanType::Entry as i32,
         tags,
         ..http_span.clone()
     }];
-    if let Some(peer) = f.exit_peer().map(str::to_string).or_else(|| upstream(f)) {
+    if let Some(peer) = f.exit_peer().map(|p| p.to_string()).or_else(|| upstream(f)) {
         let mut tags = vec![kv("http.method", method), kv("url", url)];
         if let Some(code) = status {
             tags.push(kv("status_code", code));
