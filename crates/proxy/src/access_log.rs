@@ -5,7 +5,7 @@
 //! through a bounded queue: when it is full the line is dropped and counted, never
 //! waited for. SIGUSR1 reopens every file (logrotate).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
@@ -356,33 +356,55 @@ impl AccessLog {
     pub fn log<'h>(&self, e: &Entry, header: impl Fn(&str) -> Option<&'h [u8]>) {
         with_local_buffer(&self.sink, |line| {
             if self.json {
-                line.push('{');
-                let mut first = true;
-                for (p, name) in self.parts.iter().zip(&self.json_names) {
-                    let Part::Var(v) = p else { continue };
-                    if !first {
-                        line.push(',');
-                    }
-                    first = false;
-                    json_string(line, name);
-                    line.push(':');
-                    // Rendered in place, then escaped where it stands.
-                    let at = line.len();
-                    render(line, v, e, &header);
-                    let value = line.split_off(at);
-                    json_string(line, &value);
-                }
-                line.push('}');
+                self.json_line(line, e, &header);
             } else {
-                for p in &self.parts {
-                    match p {
-                        Part::Text(t) => line.push_str(t),
-                        Part::Var(v) => render(line, v, e, &header),
-                    }
-                }
+                self.text_line(line, e, &header);
             }
-            line.push('\n');
+            line.push(b'\n');
         });
+    }
+
+    fn text_line<'h>(
+        &self,
+        line: &mut Vec<u8>,
+        e: &Entry,
+        header: &impl Fn(&str) -> Option<&'h [u8]>,
+    ) {
+        for p in &self.parts {
+            match p {
+                Part::Text(t) => match t.as_bytes() {
+                    // The separators are mostly one space: a push, not a `memcpy` call.
+                    &[byte] => line.push(byte),
+                    text => line.extend_from_slice(text),
+                },
+                Part::Var(v) => render(line, v, e, header),
+            }
+        }
+    }
+
+    fn json_line<'h>(
+        &self,
+        line: &mut Vec<u8>,
+        e: &Entry,
+        header: &impl Fn(&str) -> Option<&'h [u8]>,
+    ) {
+        line.push(b'{');
+        let mut first = true;
+        for (p, name) in self.parts.iter().zip(&self.json_names) {
+            let Part::Var(v) = p else { continue };
+            if !first {
+                line.push(b',');
+            }
+            first = false;
+            json_string(line, name.as_bytes());
+            line.push(b':');
+            // Rendered in place, then escaped where it stands.
+            let at = line.len();
+            render(line, v, e, header);
+            let value = line.split_off(at);
+            json_string(line, &value);
+        }
+        line.push(b'}');
     }
 
     /// Lines dropped because the writer fell behind.
@@ -436,12 +458,14 @@ fn parse_format(format: &str) -> Result<Vec<Part>, String> {
     Ok(parts)
 }
 
-fn render<'h>(out: &mut String, v: &Var, e: &Entry, header: &impl Fn(&str) -> Option<&'h [u8]>) {
-    let addr = |out: &mut String, a: Option<SocketAddr>| match a {
+/// Appends a variable's text to a line. Lines are bytes, not `String`s: what goes in
+/// is UTF-8 (header values pass `push_lossy`), and text made on the stack goes in
+/// without the UTF-8 check a `String` would need.
+fn render<'h>(out: &mut Vec<u8>, v: &Var, e: &Entry, header: &impl Fn(&str) -> Option<&'h [u8]>) {
+    let addr = |out: &mut Vec<u8>, a: Option<SocketAddr>| match a {
         Some(a) => socket_addr(out, a),
-        None => out.push('-'),
+        None => out.push(b'-'),
     };
-    let number = |out: &mut String, n: u64| out.push_str(itoa::Buffer::new().format(n));
     match v {
         Var::StartTime => start_time(out, e.start),
         Var::RequestReceivedDuration => go_duration(out, e.request_received),
@@ -449,14 +473,14 @@ fn render<'h>(out: &mut String, v: &Var, e: &Entry, header: &impl Fn(&str) -> Op
         Var::Duration => go_duration(out, Some(e.duration())),
         Var::BytesSent => number(out, e.bytes_sent),
         Var::BytesReceived => number(out, e.bytes_received),
-        Var::Protocol => out.push_str(e.protocol),
+        Var::Protocol => out.extend_from_slice(e.protocol.as_bytes()),
         Var::ResponseCode => number(out, u64::from(e.response_code)),
-        Var::ResponseFlag => out.push_str(if e.flags != 0 { "true" } else { "false" }),
+        Var::ResponseFlag => out.extend_from_slice(if e.flags != 0 { b"true" } else { b"false" }),
         Var::ResponseFlags => {
             if e.flags == 0 {
-                out.push('-');
+                out.push(b'-');
             } else {
-                out.push_str(&flags::text(e.flags));
+                out.extend_from_slice(flags::text(e.flags).as_bytes());
             }
         }
         Var::UpstreamLocalAddress => addr(out, e.upstream_local),
@@ -464,60 +488,101 @@ fn render<'h>(out: &mut String, v: &Var, e: &Entry, header: &impl Fn(&str) -> Op
         Var::DownstreamRemoteAddress => addr(out, Some(e.downstream_remote)),
         Var::UpstreamHost => addr(out, e.upstream_host),
         Var::UpstreamCluster => match &e.upstream_cluster {
-            Some(c) => out.push_str(c),
-            None => out.push('-'),
+            Some(c) => out.extend_from_slice(c.as_bytes()),
+            None => out.push(b'-'),
         },
         Var::RequestHeader(name) => match header(name) {
             Some(v) => push_lossy(out, v),
-            None => out.push('-'),
+            None => out.push(b'-'),
         },
         Var::ResponseHeader(name) => match e.response_header(name) {
             Some(v) => push_lossy(out, v),
-            None => out.push('-'),
+            None => out.push(b'-'),
         },
     }
 }
 
-/// Bytes as text, without a copy when they are UTF-8 (they nearly always are).
-fn push_lossy(out: &mut String, v: &[u8]) {
-    match std::str::from_utf8(v) {
-        Ok(s) => out.push_str(s),
-        Err(_) => out.push_str(&String::from_utf8_lossy(v)),
-    }
+/// A count's digits. (Made in place like a duration's, they cost more: `itoa` is
+/// quick, and the `memcpy` of its text the lesser part.)
+fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Bytes as text (invalid UTF-8 replaced), without a copy when they are UTF-8 (they
+/// nearly always are).
+fn push_lossy(out: &mut Vec<u8>, v: &[u8]) {
+    out.extend_from_slice(String::from_utf8_lossy(v).as_bytes());
 }
 
 /// `ip:port` (`[ip]:port` for IPv6) as `Display` writes it, IPv4 without the
 /// formatting machinery (the common case, written for every line).
-fn socket_addr(out: &mut String, a: SocketAddr) {
+fn socket_addr(out: &mut Vec<u8>, a: SocketAddr) {
     mosn_observe::addr_text::write_socket_addr(out, a);
 }
 
 /// MOSN's `%start_time%`: `2006/01/02 15:04:05.000` (UTC here; MOSN uses local time).
-/// The date and time of day are made once per second per thread.
-fn start_time(out: &mut String, t: SystemTime) {
+/// The date and time of day are made once per second per thread; a line copies them
+/// with the milliseconds written in.
+fn start_time(out: &mut Vec<u8>, t: SystemTime) {
     thread_local! {
-        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        // A `Cell`: a copy out and no borrow flag to set and reset.
+        static SECOND: Cell<Second> = const { Cell::new(Second::NONE) };
     }
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    SECOND.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != d.as_secs() {
-            cached.1.clear();
-            date_time(&mut cached.1, d.as_secs());
-            cached.0 = d.as_secs();
+    let mut second = SECOND.get();
+    if second.secs != d.as_secs() {
+        second = Second::of(d.as_secs());
+        SECOND.set(second);
+    }
+    second.put(out, d.subsec_millis());
+}
+
+/// The longest text made on the stack: a duration (`18446744073.709551615s`, 22
+/// bytes) or a start time (23 bytes while years have four digits, 31 for the
+/// furthest `SystemTime`, whose seconds are an `i64`).
+const TEXT: usize = 32;
+
+/// One second's `2006/01/02 15:04:05.000`, the milliseconds to be written in.
+#[derive(Clone, Copy)]
+struct Second {
+    secs: u64,
+    text: [u8; TEXT],
+    /// With the milliseconds.
+    len: usize,
+}
+
+impl Second {
+    const NONE: Second = Second {
+        secs: u64::MAX,
+        text: [0; TEXT],
+        len: 0,
+    };
+
+    #[cold]
+    fn of(secs: u64) -> Second {
+        let mut text = [0; TEXT];
+        let mut rest = &mut text[..];
+        date_time(&mut rest, secs);
+        let _ = rest.write_all(b".000");
+        let len = TEXT - rest.len();
+        Second { secs, text, len }
+    }
+
+    /// Appends the text with `millis` (below 1000) as its last three digits.
+    fn put(mut self, out: &mut Vec<u8>, millis: u32) {
+        let dot_millis = u32::from(b'.') | three_digits(millis) << 8;
+        if let Some(slot) = self.text.get_mut(self.len.saturating_sub(4)..self.len) {
+            slot.copy_from_slice(&dot_millis.to_le_bytes());
         }
-        out.push_str(&cached.1);
-    });
-    let millis = d.subsec_millis();
-    out.push('.');
-    out.push(char::from(b'0' + (millis / 100) as u8));
-    out.push(char::from(b'0' + (millis / 10 % 10) as u8));
-    out.push(char::from(b'0' + (millis % 10) as u8));
+        // A copy of a fixed size, then the rest cut (see `put_made`).
+        let end = out.len() + self.len;
+        out.extend_from_slice(&self.text);
+        out.truncate(end);
+    }
 }
 
 /// `2006/01/02 15:04:05` of `secs` since the epoch (UTC).
-fn date_time(out: &mut String, secs: u64) {
-    use std::fmt::Write as _;
+fn date_time(out: &mut impl Write, secs: u64) {
     let secs = secs as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -539,58 +604,158 @@ fn date_time(out: &mut String, secs: u64) {
     );
 }
 
-/// A duration as Go's `Duration.String()` writes it (`1.5ms`, `250µs`, `2.000123s`);
-/// `-` when unknown.
-fn go_duration(out: &mut String, d: Option<Duration>) {
-    let Some(d) = d else {
-        out.push('-');
-        return;
-    };
-    // u64 nanoseconds (584 years): u128 arithmetic is several times slower.
-    let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    let (unit, scale) = match ns {
-        0 => {
-            out.push_str("0s");
-            return;
-        }
-        n if n < 1_000 => ("ns", 1),
-        n if n < 1_000_000 => ("µs", 1_000),
-        n if n < 1_000_000_000 => ("ms", 1_000_000),
-        _ => ("s", 1_000_000_000),
-    };
-    let mut digits = itoa::Buffer::new();
-    out.push_str(digits.format(ns / scale));
-    let mut frac = ns % scale;
-    if frac > 0 {
-        // The fraction's digits, zero-padded to the unit's width, trailing zeros cut.
-        let mut width = scale.ilog10();
-        while frac % 10 == 0 {
-            frac /= 10;
-            width -= 1;
-        }
-        out.push('.');
-        for _ in frac.ilog10() + 1..width {
-            out.push('0');
-        }
-        out.push_str(digits.format(frac));
-    }
-    out.push_str(unit);
+/// Appends text made on the stack: `write` writes it at the start of a zeroed
+/// buffer and returns its length. The whole buffer is appended, then the rest cut:
+/// one capacity check, and a copy of a fixed size (a few moves, where a copy of a
+/// varying size is a `memcpy` call).
+fn put_made(out: &mut Vec<u8>, write: impl FnOnce(&mut [u8; TEXT]) -> usize) {
+    let mut text = [0; TEXT];
+    let len = write(&mut text);
+    let end = out.len() + len.min(TEXT);
+    out.extend_from_slice(&text);
+    out.truncate(end);
 }
 
-fn json_string(out: &mut String, s: &str) {
-    use std::fmt::Write as _;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+/// "00" to "99" as little-endian `u16`s: digits two at a time.
+static PAIRS: [u16; 100] = pairs();
+
+const fn pairs() -> [u16; 100] {
+    let mut table = [0; 100];
+    let mut n = 0;
+    while n < 100 {
+        table[n] = u16::from_le_bytes([b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+        n += 1;
+    }
+    table
+}
+
+/// The three digits of `n` (below 1000, zero-padded), the first in the lowest byte.
+fn three_digits(n: u32) -> u32 {
+    let hundreds = (n / 100) as u8;
+    u32::from(b'0'.wrapping_add(hundreds)) | u32::from(PAIRS[(n % 100) as usize]) << 8
+}
+
+/// The six digits of `n` (below 10^6, zero-padded), the first in the lowest byte.
+fn six_digits(n: u32) -> u64 {
+    let pair = |n: u32| u64::from(PAIRS[(n % 100) as usize]);
+    pair(n / 10_000) | pair(n / 100) << 16 | pair(n) << 32
+}
+
+/// A duration as Go's `Duration.String()` writes it below a minute (`1.5ms`,
+/// `250µs`, `2.000123s`), in seconds from there on (`3723.5s`, where Go writes
+/// `1h2m3.5s`); `-` when unknown. Nanoseconds past `u64::MAX` print as it.
+fn go_duration(out: &mut Vec<u8>, d: Option<Duration>) {
+    match d {
+        Some(d) => put_made(out, |text| duration_text(text, d)),
+        None => out.push(b'-'),
+    }
+}
+
+/// A unit's text, in 4 bytes to be written whole, and its length.
+type Unit = ([u8; 4], usize);
+const NANOS: Unit = (*b"ns\0\0", 2);
+const MICROS: Unit = ([0xc2, 0xb5, b's', 0], 3); // µs
+const MILLIS: Unit = (*b"ms\0\0", 2);
+const SECS: Unit = (*b"s\0\0\0", 1);
+
+/// Writes [`go_duration`]'s text at the start of `text`; returns its length. Each
+/// unit's divisor is a constant (a multiplication), and the digits are made in a
+/// register and written whole.
+fn duration_text(text: &mut [u8; TEXT], d: Duration) -> usize {
+    match (d.as_secs(), d.subsec_nanos()) {
+        (0, 0) => {
+            let at = put_below_1000(text, 0);
+            put_unit(text, at, SECS)
+        }
+        (0, n @ ..1_000) => {
+            let at = put_below_1000(text, n);
+            put_unit(text, at, NANOS)
+        }
+        (0, n @ ..1_000_000) => {
+            let at = put_below_1000(text, n / 1_000);
+            let at = put_fraction::<3>(text, at, u64::from(three_digits(n % 1_000)));
+            put_unit(text, at, MICROS)
+        }
+        (0, n) => {
+            let at = put_below_1000(text, n / 1_000_000);
+            let at = put_fraction::<6>(text, at, six_digits(n % 1_000_000));
+            put_unit(text, at, MILLIS)
+        }
+        (secs, nanos) => put_seconds(text, secs, nanos),
+    }
+}
+
+/// `secs.nanos` and `s`, for a second and more: rare, so plainer, and out of line
+/// (inlined, its registers would make every call save more).
+#[inline(never)]
+fn put_seconds(text: &mut [u8; TEXT], secs: u64, nanos: u32) -> usize {
+    /// `u64::MAX` nanoseconds, where the text stops growing.
+    const MAX: (u64, u32) = (u64::MAX / 1_000_000_000, (u64::MAX % 1_000_000_000) as u32);
+    let (secs, nanos) = (secs, nanos).min(MAX);
+    let mut digits = itoa::Buffer::new();
+    let whole = digits.format(secs).as_bytes();
+    text[..whole.len()].copy_from_slice(whole);
+    let mut at = whole.len();
+    if nanos > 0 {
+        // `.`, the first three digits, the six after them; then the trailing zeros
+        // go (not all of them: nanos > 0).
+        text[at] = b'.';
+        text[at + 1..at + 5].copy_from_slice(&three_digits(nanos / 1_000_000).to_le_bytes());
+        text[at + 4..at + 12].copy_from_slice(&six_digits(nanos % 1_000_000).to_le_bytes());
+        at += 10;
+        while text[at - 1] == b'0' {
+            at -= 1;
         }
     }
-    out.push('"');
+    put_unit(text, at, SECS)
+}
+
+/// Writes `n` (below 1000) at the start of `text`; returns its length.
+fn put_below_1000(text: &mut [u8; TEXT], n: u32) -> usize {
+    let digits = three_digits(n);
+    // Leading zeros are the lowest bytes that are '0'; a set bit in the last
+    // digit's byte keeps that digit (0).
+    let zeros = ((digits ^ 0x30_3030) | 1 << 16).trailing_zeros() / 8;
+    text[..4].copy_from_slice(&(digits >> (8 * zeros)).to_le_bytes());
+    3 - zeros as usize
+}
+
+/// Writes `.` and the `WIDTH` (1 to 7) digits in `digits` (the first in the lowest
+/// byte) at `at`, less their trailing zeros, and nothing when they are all zeros;
+/// returns where they end.
+fn put_fraction<const WIDTH: usize>(text: &mut [u8; TEXT], at: usize, digits: u64) -> usize {
+    let zeros = u64::from_le_bytes(*b"00000000") >> (64 - 8 * WIDTH);
+    let nonzero = digits ^ zeros;
+    if nonzero == 0 {
+        return at;
+    }
+    // Trailing zeros are the highest of the `WIDTH` bytes that are '0'.
+    let cut = (nonzero << (64 - 8 * WIDTH)).leading_zeros() as usize / 8;
+    let dot_digits = u64::from(b'.') | digits << 8;
+    text[at..at + 8].copy_from_slice(&dot_digits.to_le_bytes());
+    at + 1 + WIDTH - cut
+}
+
+fn put_unit(text: &mut [u8; TEXT], at: usize, (unit, len): Unit) -> usize {
+    text[at..at + 4].copy_from_slice(&unit);
+    at + len
+}
+
+/// `s` as a JSON string. By bytes: those of a UTF-8 sequence of several are all
+/// 0x80 or more, copied as they are.
+fn json_string(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &b in s {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b if b < 0x20 => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+            b => out.push(b),
+        }
+    }
+    out.push(b'"');
 }
 
 /// The sinks open so far, by path.
@@ -604,7 +769,7 @@ fn sinks() -> &'static Mutex<SinksByPath> {
 
 /// Lines of one worker for one file, handed to the writer as one piece.
 struct Chunk {
-    text: String,
+    text: Vec<u8>,
     lines: u64,
 }
 
@@ -666,7 +831,7 @@ thread_local! {
 
 /// Appends a line to this thread's buffer for `sink` with `write`, handing the
 /// buffer over once it is big enough.
-fn with_local_buffer(sink: &Arc<Sink>, write: impl FnOnce(&mut String)) {
+fn with_local_buffer(sink: &Arc<Sink>, write: impl FnOnce(&mut Vec<u8>)) {
     LOCAL.with(|local| {
         let mut local = local.borrow_mut();
         let index = match local.iter().position(|(s, _)| Arc::ptr_eq(s, sink)) {
@@ -675,7 +840,7 @@ fn with_local_buffer(sink: &Arc<Sink>, write: impl FnOnce(&mut String)) {
                 local.push((
                     sink.clone(),
                     Chunk {
-                        text: String::with_capacity(CHUNK_BYTES + 1024),
+                        text: Vec::with_capacity(CHUNK_BYTES + 1024),
                         lines: 0,
                     },
                 ));
@@ -689,7 +854,7 @@ fn with_local_buffer(sink: &Arc<Sink>, write: impl FnOnce(&mut String)) {
             let full = std::mem::replace(
                 chunk,
                 Chunk {
-                    text: String::with_capacity(CHUNK_BYTES + 1024),
+                    text: Vec::with_capacity(CHUNK_BYTES + 1024),
                     lines: 0,
                 },
             );
@@ -704,7 +869,11 @@ pub fn flush_local() {
     LOCAL.with(|local| {
         for (sink, chunk) in local.borrow_mut().iter_mut() {
             if chunk.lines > 0 {
-                let text = std::mem::replace(&mut chunk.text, String::with_capacity(1024));
+                // Under load, room for a whole chunk again: growing to it would copy
+                // the lines at each doubling. A quiet thread keeps a small buffer.
+                let busy = chunk.text.len() >= CHUNK_BYTES / 8;
+                let room = if busy { CHUNK_BYTES + 1024 } else { 1024 };
+                let text = std::mem::replace(&mut chunk.text, Vec::with_capacity(room));
                 let lines = std::mem::take(&mut chunk.lines);
                 sink.push(Chunk { text, lines });
             }
@@ -777,15 +946,15 @@ fn write_chunks(path: &str, rx: Receiver<Chunk>, sink: &Sink) {
             generation = now;
             out = open(path);
         }
-        let mut write = |s: &str| match &mut out {
+        let mut write = |s: &[u8]| match &mut out {
             Out::Stdout => {
-                let _ = std::io::stdout().write_all(s.as_bytes());
+                let _ = std::io::stdout().write_all(s);
             }
             Out::Stderr => {
-                let _ = std::io::stderr().write_all(s.as_bytes());
+                let _ = std::io::stderr().write_all(s);
             }
             Out::File(f) => {
-                let _ = f.write_all(s.as_bytes());
+                let _ = f.write_all(s);
             }
             Out::Broken => {}
         };
@@ -807,13 +976,19 @@ fn write_chunks(path: &str, rx: Receiver<Chunk>, sink: &Sink) {
 mod tests {
     use super::*;
 
+    fn text(write: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        write(&mut out);
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    fn duration(d: Duration) -> String {
+        text(|out| go_duration(out, Some(d)))
+    }
+
     #[test]
     fn go_durations_and_start_time() {
-        let f = |d: Duration| {
-            let mut s = String::new();
-            go_duration(&mut s, Some(d));
-            s
-        };
+        let f = duration;
         assert_eq!(f(Duration::from_micros(1500)), "1.5ms");
         assert_eq!(f(Duration::from_micros(250)), "250µs");
         assert_eq!(f(Duration::from_nanos(2_000_123_000)), "2.000123s");
@@ -821,19 +996,177 @@ mod tests {
         assert_eq!(f(Duration::from_nanos(1_050_000)), "1.05ms");
         assert_eq!(f(Duration::from_nanos(999)), "999ns");
         assert_eq!(f(Duration::from_nanos(3_000_000_007)), "3.000000007s");
-        let addr = |a: &str| {
-            let mut s = String::new();
-            socket_addr(&mut s, a.parse().unwrap());
-            s
-        };
+        let addr = |a: &str| text(|out| socket_addr(out, a.parse().unwrap()));
         assert_eq!(addr("10.0.255.7:8080"), "10.0.255.7:8080");
         assert_eq!(addr("[::1]:443"), "[::1]:443");
-        let mut s = String::new();
-        start_time(
-            &mut s,
-            UNIX_EPOCH + Duration::from_millis(1_764_077_045_123),
-        );
+        let s = text(|out| start_time(out, UNIX_EPOCH + Duration::from_millis(1_764_077_045_123)));
         assert_eq!(s, "2025/11/25 13:24:05.123");
+    }
+
+    #[test]
+    fn duration_edges() {
+        let cases: [(Duration, &str); 18] = [
+            (Duration::from_nanos(1), "1ns"),
+            (Duration::from_nanos(10), "10ns"),
+            (Duration::from_nanos(1_000), "1µs"),
+            (Duration::from_nanos(1_001), "1.001µs"),
+            (Duration::from_nanos(999_999), "999.999µs"),
+            (Duration::from_millis(1), "1ms"),
+            (Duration::from_nanos(1_000_001), "1.000001ms"),
+            (Duration::from_nanos(1_100_000), "1.1ms"),
+            (Duration::from_nanos(999_999_999), "999.999999ms"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_secs(59), "59s"),
+            (Duration::from_nanos(59_999_999_999), "59.999999999s"),
+            // From a minute on, seconds (Go writes 1m0s, 1h2m3.5s).
+            (Duration::from_secs(60), "60s"),
+            (Duration::from_millis(3_723_500), "3723.5s"),
+            (Duration::from_secs(100_000), "100000s"),
+            (Duration::from_nanos(u64::MAX), "18446744073.709551615s"),
+            // Past u64::MAX nanoseconds, as if u64::MAX.
+            (
+                Duration::new(18_446_744_073, 709_551_616),
+                "18446744073.709551615s",
+            ),
+            (Duration::MAX, "18446744073.709551615s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(duration(d), want, "{d:?}");
+        }
+        assert_eq!(text(|out| go_duration(out, None)), "-");
+    }
+
+    /// The formatting this module had before it made text on the stack.
+    mod before {
+        use std::time::Duration;
+
+        pub fn go_duration(out: &mut String, d: Duration) {
+            let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            let (unit, scale) = match ns {
+                0 => {
+                    out.push_str("0s");
+                    return;
+                }
+                n if n < 1_000 => ("ns", 1),
+                n if n < 1_000_000 => ("µs", 1_000),
+                n if n < 1_000_000_000 => ("ms", 1_000_000),
+                _ => ("s", 1_000_000_000),
+            };
+            let mut digits = itoa::Buffer::new();
+            out.push_str(digits.format(ns / scale));
+            let mut frac = ns % scale;
+            if frac > 0 {
+                let mut width = scale.ilog10();
+                while frac % 10 == 0 {
+                    frac /= 10;
+                    width -= 1;
+                }
+                out.push('.');
+                for _ in frac.ilog10() + 1..width {
+                    out.push('0');
+                }
+                out.push_str(digits.format(frac));
+            }
+            out.push_str(unit);
+        }
+
+        pub fn json_string(out: &mut String, s: &str) {
+            use std::fmt::Write as _;
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    c if (c as u32) < 0x20 => {
+                        let _ = write!(out, "\\u{:04x}", c as u32);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+    }
+
+    /// Every magnitude and digit pattern, as the code before wrote them.
+    #[test]
+    fn durations_as_before() {
+        let mut ns = 1u64;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut cases = vec![0, u64::MAX];
+        while let Some(next) = ns.checked_mul(10) {
+            for n in [ns - 1, ns, ns + 1, ns * 5, ns + ns / 2] {
+                cases.push(n);
+            }
+            for _ in 0..50 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                cases.push(seed % next);
+            }
+            ns = next;
+        }
+        for n in cases {
+            let d = Duration::from_nanos(n);
+            let mut want = String::new();
+            before::go_duration(&mut want, d);
+            assert_eq!(duration(d), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn start_times_as_before() {
+        let day = 86_400_000;
+        for ms in [
+            0,
+            1,
+            999,
+            1_000,
+            59_999,
+            day - 1,
+            day,
+            951_782_400_123,
+            4_102_444_800_000,
+        ]
+        .into_iter()
+        .chain((0..2_000).map(|i| 1_764_077_045_000 + i * 37_003))
+        {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            // The date as `date_time` writes it (unchanged), the milliseconds after.
+            let mut want = text(|out| date_time(out, ms / 1000));
+            want.push_str(&format!(".{:03}", ms % 1000));
+            assert_eq!(text(|out| start_time(out, t)), want, "{ms}");
+        }
+        // The same second again (cached), then another millisecond of it.
+        let t = UNIX_EPOCH + Duration::from_millis(1_764_077_045_009);
+        assert_eq!(text(|out| start_time(out, t)), "2025/11/25 13:24:05.009");
+        let t = UNIX_EPOCH + Duration::from_millis(1_764_077_045_010);
+        assert_eq!(text(|out| start_time(out, t)), "2025/11/25 13:24:05.010");
+    }
+
+    #[test]
+    fn numbers() {
+        for n in [
+            0, 1, 9, 10, 99, 100, 200, 999, 1_000, 65_535, 99_999, 100_000, 999_999,
+        ]
+        .into_iter()
+        .chain([1_000_000, 4_294_967_295, 4_294_967_296, u64::MAX])
+        {
+            assert_eq!(text(|out| number(out, n)), n.to_string());
+        }
+    }
+
+    #[test]
+    fn json_lines_escape() {
+        let value = "a\"b\\c\u{1}\ty é€\u{7f}\n";
+        let mut out = Vec::new();
+        json_string(&mut out, value.as_bytes());
+        let mut want = String::new();
+        before::json_string(&mut want, value);
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        assert_eq!(want, "\"a\\\"b\\\\c\\u0001\\u0009y é€\u{7f}\\u000a\"");
+        let mut out = Vec::new();
+        push_lossy(&mut out, b"ok \xff");
+        assert_eq!(String::from_utf8(out).unwrap(), "ok \u{fffd}");
     }
 
     #[test]
@@ -854,14 +1187,84 @@ mod tests {
             "127.0.0.1:2".parse().unwrap(),
         );
         e.responded(404);
-        let mut line = String::new();
+        let mut line = Vec::new();
         for p in &log.parts {
             match p {
-                Part::Text(t) => line.push_str(t),
+                Part::Text(t) => line.extend_from_slice(t.as_bytes()),
                 Part::Var(v) => render(&mut line, v, &e, &|n| (n == "x-id").then_some(&b"42"[..])),
             }
         }
-        assert_eq!(line, "a 404 42 b");
+        assert_eq!(line, b"a 404 42 b");
         assert_eq!(Var::ResponseFlags.name(), "response_flags");
+    }
+
+    /// Calls per run of the benches below (`BENCH_N`, default 1M): instructions per
+    /// call are the difference of two callgrind runs' totals (`BENCH_N=0` and not)
+    /// over N (over 3N for the durations: a line has three).
+    fn bench_n() -> u32 {
+        std::env::var("BENCH_N")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000)
+    }
+
+    /// A line's three durations, as a local HTTP/1 request has them.
+    #[test]
+    #[ignore]
+    fn bench_go_duration() {
+        let ds = [
+            Some(Duration::from_nanos(41_873)),
+            Some(Duration::from_nanos(312_406)),
+            Some(Duration::from_nanos(1_234_567)),
+        ];
+        let mut out = Vec::with_capacity(64);
+        for _ in 0..bench_n() {
+            out.clear();
+            for d in ds {
+                go_duration(&mut out, std::hint::black_box(d));
+            }
+            std::hint::black_box(&out);
+        }
+    }
+
+    /// The cached second's path (many requests per second).
+    #[test]
+    #[ignore]
+    fn bench_start_time() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_764_077_045_123);
+        let mut out = Vec::with_capacity(64);
+        for _ in 0..bench_n() {
+            out.clear();
+            start_time(&mut out, std::hint::black_box(t));
+            std::hint::black_box(&out);
+        }
+    }
+
+    /// A whole line of the default format (four IPv4 addresses, three durations).
+    #[test]
+    #[ignore]
+    fn bench_default_line() {
+        let log = AccessLog::new("/dev/null", None, false).unwrap();
+        let addr = |a: &str| a.parse::<SocketAddr>().unwrap();
+        let mut e = Entry::new("HTTP1", addr("127.0.0.1:2045"), addr("127.0.0.1:51234"));
+        e.start = UNIX_EPOCH + Duration::from_millis(1_764_077_045_123);
+        e.request_received = Some(Duration::from_nanos(41_873));
+        e.response_received = Some(Duration::from_nanos(312_406));
+        e.ended = Some(e.started + Duration::from_nanos(1_234_567));
+        e.upstream_host = Some(addr("127.0.0.1:18080"));
+        e.upstream_local = Some(addr("127.0.0.1:40312"));
+        e.response_code = 200;
+        e.bytes_sent = 240;
+        e.bytes_received = 78;
+        let mut line = Vec::with_capacity(256);
+        log.text_line(&mut line, &e, &|_| None);
+        let want = "2025/11/25 13:24:05.123 41.873µs 312.406µs 240 78 HTTP1 200 1.234567ms \
+            false 200 127.0.0.1:40312 127.0.0.1:2045 127.0.0.1:51234 127.0.0.1:18080";
+        assert_eq!(String::from_utf8_lossy(&line), want);
+        for _ in 0..bench_n() {
+            line.clear();
+            log.text_line(&mut line, std::hint::black_box(&e), &|_| None);
+            std::hint::black_box(&line);
+        }
     }
 }
