@@ -134,8 +134,9 @@ pub struct Entry {
     /// When the request started: wall clock (printed) and monotonic (durations).
     pub start: SystemTime,
     pub started: Instant,
-    /// When it ended (set by [`Entry::end`]; until then durations run to now).
-    pub ended: Option<Instant>,
+    /// When it ended and how long it took (set by [`Entry::end`]; until then
+    /// durations run to now).
+    pub ended: Option<(Instant, Duration)>,
     pub request_received: Option<Duration>,
     pub response_received: Option<Duration>,
     pub bytes_sent: u64,
@@ -154,23 +155,29 @@ pub struct Entry {
     /// The request header fields some access log prints, when the engine logs after
     /// the request is gone (RPC).
     pub request_headers: Vec<(Arc<str>, Box<[u8]>)>,
+    /// The request's trace span, when it is traced (HTTP/1: kept here, in the
+    /// record's allocation, rather than in one of its own).
+    pub span: Option<mosn_trace::Span>,
 }
 
 impl Entry {
     pub fn new(protocol: &'static str, local: SocketAddr, remote: SocketAddr) -> Entry {
-        Entry::started_at(protocol, local, remote, Instant::now())
+        let started = Instant::now();
+        let start = mosn_observe::clock::wall_at(started);
+        Entry::started_at(protocol, local, remote, started, start)
     }
 
-    /// An entry for a request that started at `started` (its wall-clock time is
-    /// derived from it: no second clock read).
+    /// An entry for a request that started at `started`, which was `start` by the
+    /// wall clock (the caller derives it once for the record and the span).
     pub fn started_at(
         protocol: &'static str,
         local: SocketAddr,
         remote: SocketAddr,
         started: Instant,
+        start: SystemTime,
     ) -> Entry {
         Entry {
-            start: mosn_observe::clock::wall_at(started),
+            start,
             started,
             ended: None,
             request_received: None,
@@ -187,19 +194,27 @@ impl Entry {
             downstream_remote: remote,
             response_headers: Vec::new(),
             request_headers: Vec::new(),
+            span: None,
         }
     }
 
     /// Marks the request's end (once; later calls keep the first), and returns it.
     pub fn end(&mut self) -> Instant {
-        *self.ended.get_or_insert_with(Instant::now)
+        let started = self.started;
+        self.ended
+            .get_or_insert_with(|| {
+                let now = Instant::now();
+                (now, now.saturating_duration_since(started))
+            })
+            .0
     }
 
     /// From the start to the end, or to now before the end.
     pub fn duration(&self) -> Duration {
-        self.ended
-            .unwrap_or_else(Instant::now)
-            .saturating_duration_since(self.started)
+        match self.ended {
+            Some((_, took)) => took,
+            None => self.started.elapsed(),
+        }
     }
 
     /// The response head went to the client.
@@ -1250,7 +1265,10 @@ mod tests {
         e.start = UNIX_EPOCH + Duration::from_millis(1_764_077_045_123);
         e.request_received = Some(Duration::from_nanos(41_873));
         e.response_received = Some(Duration::from_nanos(312_406));
-        e.ended = Some(e.started + Duration::from_nanos(1_234_567));
+        e.ended = Some((
+            e.started + Duration::from_nanos(1_234_567),
+            Duration::from_nanos(1_234_567),
+        ));
         e.upstream_host = Some(addr("127.0.0.1:18080"));
         e.upstream_local = Some(addr("127.0.0.1:40312"));
         e.response_code = 200;

@@ -54,7 +54,7 @@ pub struct RequestFacts<'a> {
 
 /// Ends a span with what the request's record says (its end, too: mark it with
 /// [`Entry::end`] first).
-pub fn finish(span: Box<Span>, e: &Entry, request: &RequestFacts<'_>) {
+pub fn finish(span: Span, e: &Entry, request: &RequestFacts<'_>) {
     let response_flags = flags::text(e.flags);
     span.finish(&SpanEnd {
         method: request.method,

@@ -250,7 +250,7 @@ impl Tracer {
     /// SkyWalking sends upstream as our endpoint, so answer it for HTTP/1 too. None
     /// when not sampled (incoming context says not sampled, or the `sample_rate` dice
     /// said no): the caller then passes any context headers through untouched.
-    pub fn start<'h>(&self, header: &dyn Fn(&str) -> Option<&'h [u8]>) -> Option<Box<Span>> {
+    pub fn start<'h>(&self, header: &dyn Fn(&str) -> Option<&'h [u8]>) -> Option<Span> {
         self.start_at(header, SystemTime::now())
     }
 
@@ -260,7 +260,7 @@ impl Tracer {
         &self,
         header: &dyn Fn(&str) -> Option<&'h [u8]>,
         at: SystemTime,
-    ) -> Option<Box<Span>> {
+    ) -> Option<Span> {
         let inner = &self.inner;
         // A span's text fields share one buffer, allocated once the span is
         // sampled and has text (or an incoming sw8 needs somewhere to be decoded).
@@ -316,14 +316,14 @@ impl Tracer {
             }
         };
         inner.stats.add_started();
-        Some(Box::new(Span {
+        Some(Span {
             inner: inner.clone(),
             start_ns: unix_nanos_of(at),
             exit_start_ns: None,
             exit_addr: None,
             ctx,
             text,
-        }))
+        })
     }
 
     /// The sampling decision: an incoming one wins, else the dice.
@@ -377,6 +377,15 @@ pub struct Span {
     exit_addr: Option<SocketAddr>,
     ctx: Ctx,
     text: Texts,
+}
+
+impl std::fmt::Debug for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Span")
+            .field("ctx", &self.ctx)
+            .field("start_ns", &self.start_ns)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Span {
@@ -464,16 +473,13 @@ impl Span {
 
     /// Ends the span and encodes it into this thread's buffer for export (never
     /// blocks: when the queue is full the thread's chunk is dropped and counted).
-    // Takes the box `start` handed out, so the caller moves it in as it is.
-    #[allow(clippy::boxed_local)]
-    pub fn finish<'e>(self: Box<Self>, end: &'e SpanEnd<'e>) {
+    pub fn finish<'e>(self, end: &'e SpanEnd<'e>) {
         let (record, inner) = self.into_record(end);
         local::push(&inner, &record);
     }
 
     /// The span's record for the encoders, with its tracer's side.
-    #[allow(clippy::boxed_local)]
-    fn into_record<'e>(self: Box<Self>, end: &'e SpanEnd<'e>) -> (Finished<'e>, Arc<Inner>) {
+    fn into_record<'e>(self, end: &'e SpanEnd<'e>) -> (Finished<'e>, Arc<Inner>) {
         let Span {
             inner,
             start_ns,
@@ -481,7 +487,7 @@ impl Span {
             exit_addr,
             ctx,
             text,
-        } = *self;
+        } = self;
         let end_ns = match end.duration {
             Some(d) => start_ns.saturating_add(d.as_nanos() as u64),
             None => unix_nanos().max(start_ns),

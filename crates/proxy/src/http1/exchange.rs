@@ -33,10 +33,12 @@ pub(super) async fn run(
     shutdown: &Shutdown,
 ) -> Next {
     let started = started.into_std();
+    // The request's wall-clock start, derived once for the span and the record.
+    let mut wall = None;
     let span = match &conn.listener.tracer {
         Some(tracer) => {
             let view = RouterView(&head, conn.peer);
-            let at = mosn_observe::clock::wall_at(started);
+            let at = *wall.insert(mosn_observe::clock::wall_at(started));
             tracer.start_at(&|name| view.header(name), at)
         }
         None => None,
@@ -48,37 +50,45 @@ pub(super) async fn run(
     }
     // What the exchange did is noted on the connection as it goes.
     let (read, written) = (conn.bytes_in, conn.bytes_out);
-    let entry = Entry::started_at("HTTP1", conn.local, conn.remote, started);
-    conn.log = Some(Box::new(entry));
-    conn.span = span;
+    let wall = wall.unwrap_or_else(|| mosn_observe::clock::wall_at(started));
+    let mut entry = Box::new(Entry::started_at(
+        "HTTP1",
+        conn.local,
+        conn.remote,
+        started,
+        wall,
+    ));
+    entry.span = span;
+    conn.log = Some(entry);
     let next = exchange(conn, &head, shutdown).await;
     // One clock read for the end: the record, the span and request_time share it.
-    let mut ended = None;
-    if let Some(mut e) = conn.log.take() {
-        ended = Some(e.end());
-        e.bytes_received = conn.bytes_in - read + head.buf.len() as u64;
-        e.bytes_sent = conn.bytes_out - written;
-        conn.listener.access_logs.log(&e, |name| head.header(name));
-        if let Some(span) = conn.span.take() {
-            // The parser accepted these as tokens and visible ASCII: no copy needed.
-            fn text(b: &[u8]) -> &str {
-                std::str::from_utf8(b).unwrap_or("")
+    let took = match conn.log.take() {
+        Some(mut e) => {
+            e.end();
+            e.bytes_received = conn.bytes_in - read + head.buf.len() as u64;
+            e.bytes_sent = conn.bytes_out - written;
+            conn.listener.access_logs.log(&e, |name| head.header(name));
+            if let Some(span) = e.span.take() {
+                // The parser accepted these as tokens and visible ASCII: no copy needed.
+                fn text(b: &[u8]) -> &str {
+                    std::str::from_utf8(b).unwrap_or("")
+                }
+                crate::trace::finish(
+                    span,
+                    &e,
+                    &crate::trace::RequestFacts {
+                        method: text(head.method()),
+                        path: text(head.path()),
+                        authority: text(head.host()),
+                        protocol: "HTTP/1.1",
+                        listener: conn.listener_name,
+                    },
+                );
             }
-            crate::trace::finish(
-                span,
-                &e,
-                &crate::trace::RequestFacts {
-                    method: text(head.method()),
-                    path: text(head.path()),
-                    authority: text(head.host()),
-                    protocol: "HTTP/1.1",
-                    listener: conn.listener_name,
-                },
-            );
+            e.duration()
         }
-    }
-    let ended = ended.unwrap_or_else(std::time::Instant::now);
-    let took = ended.saturating_duration_since(started);
+        None => started.elapsed(),
+    };
     conn.stats.downstream_request_time.record(took);
     next
 }
@@ -279,8 +289,9 @@ async fn forward(
         });
         let hostname = (!host.hostname.is_empty()).then_some(host.hostname.as_str());
         let trace = conn
-            .span
+            .log
             .as_deref_mut()
+            .and_then(|e| e.span.as_mut())
             .map(|s| UpstreamContext::for_try(s, host.addr));
         // Room for what is added: Host, X-Forwarded-For, trace context headers.
         let mut head_out = Vec::with_capacity(head.buf.len() + 256);

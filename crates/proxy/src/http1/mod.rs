@@ -170,11 +170,9 @@ struct Downstream<'a> {
     /// Bytes read from and written to the client over the connection's life.
     bytes_in: u64,
     bytes_out: u64,
-    /// The current exchange's record, when the listener logs or the exchange is
-    /// traced.
+    /// The current exchange's record (and span), when the listener logs or the
+    /// exchange is traced.
     log: Option<Box<crate::access_log::Entry>>,
-    /// The current exchange's span, when it is traced.
-    span: Option<Box<mosn_trace::Span>>,
     listener_name: &'a str,
     /// The route table the last request used (refreshed when xDS replaced it).
     routes: crate::routes::RoutesCache,
@@ -319,7 +317,6 @@ pub async fn serve(
         bytes_in: 0,
         bytes_out: 0,
         log: None,
-        span: None,
         listener_name: &runtime.name,
         routes: Default::default(),
         listener,

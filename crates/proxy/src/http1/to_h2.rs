@@ -311,7 +311,7 @@ fn upstream_request(
         crate::http2::append_forwarded_for(&mut headers, conn.peer);
     }
     crate::xfcc::apply(&mut headers, conn.client_cert.action(conn.listener.xfcc));
-    if let Some(span) = conn.span.as_deref_mut() {
+    if let Some(span) = conn.log.as_deref_mut().and_then(|e| e.span.as_mut()) {
         crate::trace::UpstreamContext::for_try(span, host.addr).apply(&mut headers);
     }
     let mut builder = Request::builder()

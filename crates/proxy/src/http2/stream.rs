@@ -33,10 +33,9 @@ pub struct StreamContext {
     remote: SocketAddr,
     pub(super) client_cert: Rc<ClientCert>,
     /// The stream's record, when the listener logs or the stream is traced; noted as
-    /// the stream goes.
+    /// the stream goes. It holds the stream's span, when it is traced (started by
+    /// [`Self::start_span`]).
     log: RefCell<Option<Box<Entry>>>,
-    /// The stream's span, when it is traced (started by [`Self::start_span`]).
-    span: RefCell<Option<Box<mosn_trace::Span>>>,
     /// Body bytes read from the client and sent to it on this stream.
     pub(super) body_in: Cell<u64>,
     pub(super) body_out: Cell<u64>,
@@ -60,7 +59,6 @@ impl StreamContext {
             remote: accepted.peer,
             client_cert,
             log: RefCell::new(log),
-            span: RefCell::new(None),
             body_in: Cell::new(0),
             body_out: Cell::new(0),
         }
@@ -105,17 +103,16 @@ impl StreamContext {
         let Some(span) = tracer.start(&|name| view.header(name)) else {
             return;
         };
-        *self.span.borrow_mut() = Some(span);
         let mut log = self.log.borrow_mut();
-        if log.is_none() {
-            *log = Some(Box::new(Entry::new("HTTP2", local, remote)));
-        }
+        log.get_or_insert_with(|| Box::new(Entry::new("HTTP2", local, remote)))
+            .span = Some(span);
     }
 
     /// The trace context for a try to `peer`, when the stream is traced.
     pub(super) fn trace_context(&self, peer: SocketAddr) -> Option<UpstreamContext> {
-        let mut span = self.span.borrow_mut();
-        span.as_deref_mut()
+        let mut log = self.log.borrow_mut();
+        log.as_deref_mut()
+            .and_then(|e| e.span.as_mut())
             .map(|s| UpstreamContext::for_try(s, peer))
     }
 
@@ -135,7 +132,7 @@ impl StreamContext {
             peer: self.peer,
         };
         listener.access_logs.log(&e, |name| view.header(name));
-        if let Some(span) = self.span.borrow_mut().take() {
+        if let Some(span) = e.span.take() {
             let authority = std::str::from_utf8(view.host()).unwrap_or("");
             crate::trace::finish(
                 span,
