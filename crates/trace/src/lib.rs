@@ -448,16 +448,18 @@ impl Span {
                     Some(hex) => hex.as_bytes(),
                     None => self.text.get(Field::TraceId).as_bytes(),
                 };
-                let sw8 = sw8::format(
-                    trace_id,
-                    ids::hex128(ctx.segment_id).as_bytes(),
-                    skywalking::EXIT_SPAN_ID,
-                    service_b64,
-                    instance_b64,
-                    self.text.get(Field::Endpoint),
-                    peer,
-                );
-                out.push("sw8", |v| v.extend_from_slice(sw8.as_bytes()));
+                out.push("sw8", |v| {
+                    sw8::write(
+                        v,
+                        trace_id,
+                        ids::hex128(ctx.segment_id).as_bytes(),
+                        skywalking::EXIT_SPAN_ID,
+                        service_b64,
+                        instance_b64,
+                        self.text.get(Field::Endpoint),
+                        peer,
+                    )
+                });
             }
             (Ctx::Otel(ctx), _) => {
                 out.traceparent = Some(traceparent::encode(ctx.trace_id, ctx.span_id));

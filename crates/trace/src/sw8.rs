@@ -98,9 +98,8 @@ pub(crate) fn encode(text: &str) -> String {
     STANDARD.encode(text)
 }
 
-/// The `sw8` value naming our segment's span `span_id` as the parent. The ids are
-/// text, as bytes; `service_b64` and `instance_b64` come encoded already (they never
-/// change).
+/// The `sw8` value naming our segment's span `span_id` as the parent, as text.
+#[cfg(test)]
 pub(crate) fn format(
     trace_id: &[u8],
     segment_id: &[u8],
@@ -110,10 +109,38 @@ pub(crate) fn format(
     endpoint: &str,
     peer: &str,
 ) -> String {
+    let mut out = Vec::new();
+    write(
+        &mut out,
+        trace_id,
+        segment_id,
+        span_id,
+        service_b64,
+        instance_b64,
+        endpoint,
+        peer,
+    );
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the `sw8` value naming our segment's span `span_id` as the parent. The
+/// ids are text, as bytes; `service_b64` and `instance_b64` come encoded already
+/// (they never change).
+#[allow(clippy::too_many_arguments)] // sw8's fields, in its order
+pub(crate) fn write(
+    out: &mut Vec<u8>,
+    trace_id: &[u8],
+    segment_id: &[u8],
+    span_id: i32,
+    service_b64: &str,
+    instance_b64: &str,
+    endpoint: &str,
+    peer: &str,
+) {
     let b64 = |n: usize| n.div_ceil(3) * 4;
     let mut digits = itoa::Buffer::new();
     let span_id = digits.format(span_id);
-    let mut out = String::with_capacity(
+    out.reserve(
         9 + b64(trace_id.len())
             + b64(segment_id.len())
             + span_id.len()
@@ -122,21 +149,32 @@ pub(crate) fn format(
             + b64(endpoint.len())
             + b64(peer.len()),
     );
-    out.push_str("1-");
-    STANDARD.encode_string(trace_id, &mut out);
-    out.push('-');
-    STANDARD.encode_string(segment_id, &mut out);
-    out.push('-');
-    out.push_str(span_id);
-    out.push('-');
-    out.push_str(service_b64);
-    out.push('-');
-    out.push_str(instance_b64);
-    out.push('-');
-    STANDARD.encode_string(endpoint, &mut out);
-    out.push('-');
-    STANDARD.encode_string(peer, &mut out);
-    out
+    out.extend_from_slice(b"1-");
+    push_b64(out, trace_id);
+    out.push(b'-');
+    push_b64(out, segment_id);
+    out.push(b'-');
+    out.extend_from_slice(span_id.as_bytes());
+    out.push(b'-');
+    out.extend_from_slice(service_b64.as_bytes());
+    out.push(b'-');
+    out.extend_from_slice(instance_b64.as_bytes());
+    out.push(b'-');
+    push_b64(out, endpoint.as_bytes());
+    out.push(b'-');
+    push_b64(out, peer.as_bytes());
+}
+
+/// Appends the base64 of `input`, encoded in place (the engine's slice encoder: the
+/// string one goes through a much slower chunked writer).
+fn push_b64(out: &mut Vec<u8>, input: &[u8]) {
+    let at = out.len();
+    out.resize(at + input.len().div_ceil(3) * 4, 0);
+    if let Some(room) = out.get_mut(at..) {
+        // Sized for it just above: it cannot run out of room.
+        let written = STANDARD.encode_slice(input, room).unwrap_or(0);
+        out.truncate(at + written);
+    }
 }
 
 #[cfg(test)]

@@ -239,13 +239,33 @@ impl Wire {
     }
 
     /// A SkyWalking `KeyStringValuePair` (key 1, value 2; an empty value is left
-    /// out), its length computed up front.
-    pub fn key_string(&mut self, tag: u32, key: &str, value: &str) {
-        let body = string_len(key.len()) + string_len(value.len());
+    /// out) whose key was encoded at compile time ([`attr_key!`]: the key field,
+    /// then the value's tag).
+    #[inline]
+    pub fn key_value<const N: usize>(&mut self, tag: u32, key: &[u8; N], value: &[u8]) {
+        let body = N + 1 + value.len();
+        // The usual pair (a short value): one-byte lengths, made on the stack.
+        if !value.is_empty() && tag < 16 && 2 + body <= SHORT_ATTR {
+            let mut made = [0u8; SHORT_ATTR];
+            made[0] = (tag << 3) as u8 | WireType::LengthDelimited as u8;
+            made[1] = body as u8;
+            made[2..2 + N].copy_from_slice(key);
+            made[2 + N] = value.len() as u8;
+            made[3 + N..3 + N + value.len()].copy_from_slice(value);
+            self.append_made(&made, 2 + body);
+            return;
+        }
+        // The key field alone is the prepared bytes but the value's tag.
+        let key_field = key.get(..N - 1).unwrap_or_default();
+        let value_field = if value.is_empty() {
+            0
+        } else {
+            field_len(value.len())
+        };
         self.key(tag, WireType::LengthDelimited);
-        self.len_or_varint(body as u64);
-        self.string(1, &[key]);
-        self.string(2, &[value]);
+        self.len_or_varint((key_field.len() + value_field) as u64);
+        self.buf.extend_from_slice(key_field);
+        self.bytes_field(2, value);
     }
 
     /// An OTLP `KeyValue` with a string `AnyValue` whose key was encoded at compile
@@ -331,9 +351,9 @@ impl Wire {
 /// The most bytes an attribute made on the stack takes (see [`Wire::attr_str`]).
 const SHORT_ATTR: usize = 64;
 
-/// What every OTLP `KeyValue` with this key starts with: its key (field 1: tag,
-/// length, text) and the tag of its value (field 2), for [`Wire::attr_str`] and
-/// [`Wire::attr_int`]. `N` is the key's length + 3; keys are under 128 bytes.
+/// What every OTLP `KeyValue` (and SkyWalking `KeyStringValuePair`) with this key
+/// starts with: its key (field 1: tag, length, text) and the tag of its value (field
+/// 2), for [`Wire::attr_str`], [`Wire::attr_int`] and [`Wire::key_value`]. `N` is the key's length + 3; keys are under 128 bytes.
 pub(crate) const fn attr_key_bytes<const N: usize>(key: &str) -> [u8; N] {
     let text = key.as_bytes();
     assert!(text.len() < 128 && N == text.len() + 3);
@@ -365,15 +385,6 @@ fn field_len(len: usize) -> usize {
     1 + encoded_len_varint(len as u64) + len
 }
 
-/// The same for a string field, which is left out when empty.
-fn string_len(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        field_len(len)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +410,28 @@ mod tests {
                 want = vec![0x12, 0];
             }
             assert_eq!(w.bytes(), want.as_slice(), "{len}");
+        }
+    }
+
+    #[test]
+    fn prepared_pairs_match_prost() {
+        use crate::skywalking::proto::KeyStringValuePair;
+        for value in [
+            String::new(),
+            "v".to_string(),
+            "x".repeat(40),
+            "y".repeat(200),
+        ] {
+            let mut w = Wire::default();
+            w.begin_batch();
+            w.key_value(12, attr_key!("mosn.listener"), value.as_bytes());
+            let pair = KeyStringValuePair {
+                key: "mosn.listener".to_string(),
+                value: value.clone(),
+            };
+            let mut want = Vec::new();
+            prost::encoding::message::encode(12, &pair, &mut want);
+            assert_eq!(w.bytes(), want.as_slice(), "{}", value.len());
         }
     }
 

@@ -3,7 +3,7 @@
 pub(crate) mod proto;
 
 use crate::export::grpc::{Destination, Encoded, GrpcTarget};
-use crate::export::wire::{split_messages, Size, Wire};
+use crate::export::wire::{attr_key, split_messages, Size, Wire};
 use crate::local::Chunk;
 use crate::record::{non_empty, Ctx, Field, Finished, Upstream};
 use crate::{ids, TraceError, SKYWALKING_COMPONENT_ID};
@@ -235,16 +235,17 @@ pub(crate) fn encode_segment(w: &mut Wire, f: &Finished, service: &str, instance
     w.varint(8, SpanType::Entry as u64);
     shared.encode_http_fields(w);
     shared.encode_tags(w);
-    w.key_string(TAGS, "mosn.protocol", f.end.protocol);
-    w.key_string(TAGS, "mosn.listener", f.end.listener);
-    for (key, value) in [
-        ("mosn.route", f.end.route),
-        ("mosn.cluster", f.end.cluster),
-        ("mosn.response_flags", Some(f.end.response_flags)),
-    ] {
-        if let Some(value) = non_empty(value) {
-            w.key_string(TAGS, key, value);
-        }
+    w.key_value(TAGS, attr_key!("mosn.protocol"), f.end.protocol.as_bytes());
+    w.key_value(TAGS, attr_key!("mosn.listener"), f.end.listener.as_bytes());
+    if let Some(route) = non_empty(f.end.route) {
+        w.key_value(TAGS, attr_key!("mosn.route"), route.as_bytes());
+    }
+    if let Some(cluster) = non_empty(f.end.cluster) {
+        w.key_value(TAGS, attr_key!("mosn.cluster"), cluster.as_bytes());
+    }
+    if !f.end.response_flags.is_empty() {
+        let flags = f.end.response_flags.as_bytes();
+        w.key_value(TAGS, attr_key!("mosn.response_flags"), flags);
     }
     shared.encode_logs(w);
     w.end(entry);
@@ -297,13 +298,13 @@ impl Shared<'_> {
 
     /// The tags both spans have, as MOSN writes them.
     fn encode_tags(&self, w: &mut Wire) {
-        w.key_string(TAGS, "http.method", self.method);
+        w.key_value(TAGS, attr_key!("http.method"), self.method.as_bytes());
         let url = w.begin(TAGS, Size::Small);
         w.string(1, &["url"]);
         w.string(2, &[self.authority, self.target]);
         w.end(url);
         if let Some(code) = self.status {
-            w.key_string(TAGS, "status_code", code);
+            w.key_value(TAGS, attr_key!("status_code"), code.as_bytes());
         }
     }
 
@@ -312,9 +313,9 @@ impl Shared<'_> {
         if let Some(kind) = self.error_kind {
             let log = w.begin(LOGS, Size::Small);
             w.varint(1, self.end_ms as u64);
-            w.key_string(LOG_DATA, "event", "error");
-            w.key_string(LOG_DATA, "error.kind", kind);
-            w.key_string(LOG_DATA, "message", ERROR_LOG);
+            w.key_value(LOG_DATA, attr_key!("event"), b"error");
+            w.key_value(LOG_DATA, attr_key!("error.kind"), kind.as_bytes());
+            w.key_value(LOG_DATA, attr_key!("message"), ERROR_LOG.as_bytes());
             w.end(log);
         }
     }
