@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 /// A buffer is handed over once it holds this many bytes (~100 spans).
 const CHUNK_BYTES: usize = 32 * 1024;
+/// Room beyond `CHUNK_BYTES` for the span that fills a chunk (most are under 1 KiB).
+const CHUNK_SLACK: usize = 4 * 1024;
 
 /// Encoded spans on their way to the exporter.
 pub(crate) struct Chunk {
@@ -79,6 +81,9 @@ pub(crate) fn push(inner: &Arc<Inner>, span: &Finished) {
         if local.owner.is_none() {
             local.owner = Some(inner.clone());
             local.wire.begin_batch();
+            // Room for a whole chunk and the span that tops it: a busy thread's
+            // chunks fill up, and growing to it would copy the spans at each doubling.
+            local.wire.reserve(CHUNK_BYTES + CHUNK_SLACK);
         }
         inner.encode(&mut local.wire, span);
         local.spans += 1;

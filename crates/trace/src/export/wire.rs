@@ -72,6 +72,11 @@ impl Wire {
         self.starts.clear();
     }
 
+    /// Makes room for `additional` more bytes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+
     /// Marks the start of a top-level message (one gRPC message of a stream).
     pub fn begin_message(&mut self) {
         self.starts.push(self.buf.len());
@@ -87,6 +92,12 @@ impl Wire {
     /// copy of the bytes is dropped.
     pub fn take_all(&mut self) -> (Bytes, Vec<usize>) {
         self.last_len = self.buf.len();
+        // Bytes queued for the exporter hold their whole allocation: a buffer made
+        // for a full chunk but handed over nearly empty (a quiet thread's tick) gives
+        // its spare room back first (shrinking in place copies nothing).
+        if self.buf.capacity() > 2 * self.buf.len() + 4096 {
+            self.buf.shrink_to_fit();
+        }
         let all = Bytes::from(std::mem::take(&mut self.buf));
         self.sent = Some(all.clone());
         (all, std::mem::take(&mut self.starts))
