@@ -80,10 +80,9 @@ pub(crate) fn push(inner: &Arc<Inner>, span: &Finished) {
         }
         if local.owner.is_none() {
             local.owner = Some(inner.clone());
-            local.wire.begin_batch();
             // Room for a whole chunk and the span that tops it: a busy thread's
             // chunks fill up, and growing to it would copy the spans at each doubling.
-            local.wire.reserve(CHUNK_BYTES + CHUNK_SLACK);
+            local.wire.begin_batch_with_room(CHUNK_BYTES + CHUNK_SLACK);
         }
         inner.encode(&mut local.wire, span);
         local.spans += 1;

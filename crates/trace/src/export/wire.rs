@@ -61,20 +61,21 @@ pub(crate) struct Wire {
 impl Wire {
     /// Starts a batch: the buffer is empty and, once the last batch's bytes have all
     /// been sent and dropped, it is the same allocation again.
+    #[cfg(test)]
     pub fn begin_batch(&mut self) {
+        self.begin_batch_with_room(0);
+    }
+
+    /// [`Wire::begin_batch`] with room for at least `room` bytes (one allocation).
+    pub fn begin_batch_with_room(&mut self, room: usize) {
         if let Some(Ok(mut sent)) = self.sent.take().map(Bytes::try_into_mut) {
             // Emptied first, so that getting the Vec back copies nothing.
             sent.clear();
             self.buf = Vec::from(sent);
         }
         self.buf.clear();
-        self.buf.reserve(self.last_len);
+        self.buf.reserve(self.last_len.max(room));
         self.starts.clear();
-    }
-
-    /// Makes room for `additional` more bytes.
-    pub fn reserve(&mut self, additional: usize) {
-        self.buf.reserve(additional);
     }
 
     /// Marks the start of a top-level message (one gRPC message of a stream).
