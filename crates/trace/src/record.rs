@@ -62,9 +62,9 @@ const FIELDS: usize = Field::Peer as usize + 1;
 /// at most 58 bytes), so that a span's text is one allocation.
 const LATER_TEXT: usize = 64;
 
-/// Text fields in one buffer. Offsets are u32 (the record crosses a channel, so it
-/// is kept small); text beyond 4 GiB could never come through the proxy and would be
-/// left out rather than wrap.
+/// Text fields in one buffer. Offsets are u32 (a span lives in every traced
+/// request's record, so it is kept small); text beyond 4 GiB could never come
+/// through the proxy and would be left out rather than wrap.
 #[derive(Debug, Default)]
 pub(crate) struct Texts {
     buf: String,
