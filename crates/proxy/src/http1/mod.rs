@@ -7,6 +7,7 @@ pub(crate) mod headers;
 pub(crate) mod io;
 pub(crate) mod local_reply;
 mod mirror;
+pub(crate) mod read_bufs;
 pub(crate) mod reply;
 mod response;
 mod send;
@@ -327,7 +328,7 @@ pub async fn serve(
         if conn.buf.is_empty() {
             // Idle between requests: give the read buffer back so an idle connection
             // costs little more than its socket, and wait without one.
-            conn.buf = BytesMut::new();
+            read_bufs::give_back(std::mem::take(&mut conn.buf));
             tokio::select! {
                 ready = tokio::time::timeout(listener.idle_timeout, wait_readable(&mut conn)) => {
                     if !matches!(ready, Ok(true)) {
@@ -377,6 +378,9 @@ async fn read_request_head(
 ) -> Result<Option<(RequestHead, Instant)>, LocalReply> {
     let started = Instant::now();
     let deadline = started + conn.listener.options.request_head_timeout.0;
+    if conn.buf.capacity() == 0 {
+        conn.buf = read_bufs::take();
+    }
     loop {
         if !conn.buf.is_empty() {
             match parse_request(&mut conn.buf, &conn.listener.limits) {

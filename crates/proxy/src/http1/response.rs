@@ -2,6 +2,7 @@
 
 use super::headers::{self, DownstreamBody, DownstreamResponse};
 use super::io::{peer_gone, read_some, write_all_vectored, READ_CHUNK};
+use super::read_bufs;
 use super::reply::{next_after, write_down};
 use super::send::INLINE_BODY_MAX;
 use super::{Downstream, Next};
@@ -36,7 +37,7 @@ pub(super) async fn read_response_head(
     head: &RequestHead,
     deadline: Instant,
 ) -> Result<(ResponseHead, BytesMut), ResponseError> {
-    let mut ubuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut ubuf = read_bufs::take();
     let mut interim_seen = false;
     let pipeline_limit = conn.listener.limits.max_head;
     loop {
@@ -137,7 +138,11 @@ pub(super) async fn send_response(
             if write_down(conn, &out).await.is_err() {
                 return Next::Close;
             }
-            return finish(up, &resp, framing, &ubuf, cluster, close);
+            let next = finish(up, &resp, framing, &ubuf, cluster, close);
+            // The head shares the buffer's memory: gone first, the buffer is whole.
+            drop(resp);
+            read_bufs::give_back(ubuf);
+            return next;
         }
     }
     if write_down(conn, &out).await.is_err() {
@@ -153,7 +158,12 @@ pub(super) async fn send_response(
     )
     .await
     {
-        Ok(()) => finish(up, &resp, framing, &ubuf, cluster, close),
+        Ok(()) => {
+            let next = finish(up, &resp, framing, &ubuf, cluster, close);
+            drop(resp);
+            read_bufs::give_back(ubuf);
+            next
+        }
         // The head is out: the only way left to signal failure is to close.
         Err(()) => Next::Close,
     }
