@@ -98,31 +98,6 @@ pub(crate) fn encode(text: &str) -> String {
     STANDARD.encode(text)
 }
 
-/// The `sw8` value naming our segment's span `span_id` as the parent, as text.
-#[cfg(test)]
-pub(crate) fn format(
-    trace_id: &[u8],
-    segment_id: &[u8],
-    span_id: i32,
-    service_b64: &str,
-    instance_b64: &str,
-    endpoint: &str,
-    peer: &str,
-) -> String {
-    let mut out = Vec::new();
-    write(
-        &mut out,
-        trace_id,
-        segment_id,
-        span_id,
-        service_b64,
-        instance_b64,
-        endpoint,
-        peer,
-    );
-    String::from_utf8(out).unwrap_or_default()
-}
-
 /// Appends the `sw8` value naming our segment's span `span_id` as the parent. The
 /// ids are text, as bytes; `service_b64` and `instance_b64` come encoded already
 /// (they never change).
@@ -250,7 +225,9 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        let text = format(
+        let mut text = Vec::new();
+        write(
+            &mut text,
             b"t1",
             b"s1",
             1,
@@ -259,7 +236,7 @@ mod tests {
             "/a/b",
             "10.0.0.1:80",
         );
-        let sw8 = parse(text.as_bytes()).unwrap();
+        let sw8 = parse(&text).unwrap();
         assert_eq!(
             sw8,
             Sw8 {
