@@ -359,7 +359,7 @@ pub async fn serve(
 async fn wait_readable(conn: &mut Downstream<'_>) -> bool {
     match &conn.stream {
         Stream::Plain(s) => s.readable().await.is_ok(),
-        _ => match io::read_some(&mut conn.stream, &mut conn.buf, io::READ_CHUNK).await {
+        _ => match read_bufs::read_into_spare(&mut conn.stream, &mut conn.buf).await {
             Ok(n) if n > 0 => {
                 conn.read_bytes(n as u64);
                 true

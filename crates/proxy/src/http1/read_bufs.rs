@@ -42,6 +42,18 @@ pub fn give_back(mut buf: BytesMut) {
     });
 }
 
+/// Reads into `buf`, taking a spare buffer first when it has none (TLS, whose
+/// idle wait must read to see a request).
+pub async fn read_into_spare<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if buf.capacity() == 0 {
+        *buf = take();
+    }
+    super::io::read_some(stream, buf, SIZE).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
