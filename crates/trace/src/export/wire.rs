@@ -10,7 +10,7 @@
 //! bytes identical to prost's).
 
 use bytes::Bytes;
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::encoding::{encode_key, encoded_len_varint, WireType};
 use std::net::SocketAddr;
 
 /// The messages of `all` that start at `starts` (all of it when `starts` is empty),
@@ -132,8 +132,25 @@ impl Wire {
         if value < 0x80 {
             self.buf.push(value as u8);
         } else {
-            encode_varint(value, &mut self.buf);
+            self.long_varint(value);
         }
+    }
+
+    /// A varint of two bytes or more (times in ms, ports, lengths), made on the
+    /// stack and appended at once (prost's writes byte by byte into the Vec).
+    fn long_varint(&mut self, mut value: u64) {
+        let mut made = [0u8; 10];
+        let mut len = 0;
+        for byte in &mut made {
+            len += 1;
+            if value < 0x80 {
+                *byte = value as u8;
+                break;
+            }
+            *byte = value as u8 | 0x80;
+            value >>= 7;
+        }
+        self.append_made(&made, len);
     }
 
     /// A length-delimited field whose body is `parts` (a string or bytes), left out
@@ -444,6 +461,31 @@ mod tests {
             let mut want = Vec::new();
             prost::encoding::message::encode(12, &pair, &mut want);
             assert_eq!(w.bytes(), want.as_slice(), "{}", value.len());
+        }
+    }
+
+    #[test]
+    fn varints_match_prost() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            1 << 35,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut w = Wire::default();
+            w.begin_batch();
+            w.varint(3, value);
+            let mut want = Vec::new();
+            if value != 0 {
+                prost::encoding::uint64::encode(3, &value, &mut want);
+            }
+            assert_eq!(w.bytes(), want.as_slice(), "{value}");
         }
     }
 

@@ -180,3 +180,29 @@ fn bench_n_otlp_spans() {
     }
     black_box(wire.take_all());
 }
+
+/// Encodes one typical SkyWalking segment `BENCH_N` times (default 0), as
+/// `bench_n_otlp_spans`.
+#[test]
+#[ignore = "a benchmark: run under callgrind with BENCH_N set"]
+fn bench_n_sw_segments() {
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let t = log_tracer("SkyWalking");
+    let end = typical_end();
+    let mut span = t.start(&path_header).expect("sampled");
+    let _ = span.upstream_headers(PEER);
+    let (record, _) = span.into_record(&end);
+    let mut wire = Wire::default();
+    wire.begin_batch();
+    for i in 0..n {
+        if i % 64 == 0 {
+            black_box(wire.take_all());
+            wire.begin_batch();
+        }
+        skywalking::encode_segment(&mut wire, black_box(&record), "mosn", "i1");
+    }
+    black_box(wire.take_all());
+}
