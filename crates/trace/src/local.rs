@@ -1,8 +1,8 @@
 //! Each thread's finished spans, encoded on the thread that finished them into a
 //! buffer of its own and handed to the exporter a chunk at a time: no record
-//! crosses threads, nothing is freed on another thread than the one that
-//! allocated it, and the exporter does no work per span (it frames chunks and
-//! sends them). A chunk goes when it holds `Inner::chunk_spans` spans or
+//! crosses threads (only chunks' bytes, which the exporter frees once sent
+//! unless the thread took the buffer back), and the exporter does no work per
+//! span (it frames chunks and sends them). A chunk goes when it holds `Inner::chunk_spans` spans or
 //! `CHUNK_BYTES`, or at the thread's next [`flush_local`] (the proxy's workers
 //! call it every 50 ms), or when the thread ends.
 
