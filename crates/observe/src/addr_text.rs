@@ -364,30 +364,29 @@ mod tests {
             .unwrap_or(1_000_000)
     }
 
+    /// `write_socket_addr` of a typical address into `out`, `bench_n()` times
+    /// (`clear` empties it between calls).
+    fn write_n_times<T: TextOut>(mut out: T, clear: impl Fn(&mut T)) {
+        let a: SocketAddr = "127.0.0.1:18080".parse().unwrap();
+        for _ in 0..bench_n() {
+            clear(&mut out);
+            write_socket_addr(&mut out, std::hint::black_box(a));
+            std::hint::black_box(&mut out);
+        }
+    }
+
     /// `valgrind --tool=callgrind <test binary> --ignored --exact
     /// addr_text::tests::bench_write_socket_addr`, with `BENCH_N=0` and without.
     #[test]
     #[ignore]
     fn bench_write_socket_addr() {
-        let a: SocketAddr = "127.0.0.1:18080".parse().unwrap();
-        let mut out = String::with_capacity(64);
-        for _ in 0..bench_n() {
-            out.clear();
-            write_socket_addr(&mut out, std::hint::black_box(a));
-            std::hint::black_box(&out);
-        }
+        write_n_times(String::with_capacity(64), String::clear);
     }
 
     #[test]
     #[ignore]
     fn bench_write_socket_addr_bytes() {
-        let a: SocketAddr = "127.0.0.1:18080".parse().unwrap();
-        let mut out = Vec::with_capacity(64);
-        for _ in 0..bench_n() {
-            out.clear();
-            write_socket_addr(&mut out, std::hint::black_box(a));
-            std::hint::black_box(&out);
-        }
+        write_n_times(Vec::with_capacity(64), Vec::clear);
     }
 
     #[test]

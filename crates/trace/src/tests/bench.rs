@@ -155,16 +155,15 @@ fn bench_worker_span() {
     }
 }
 
-/// Encodes one typical OTLP span `BENCH_N` times (default 0): for instruction counts,
-/// `valgrind --tool=callgrind` on the test binary at two values of `BENCH_N`.
-#[test]
-#[ignore = "a benchmark: run under callgrind with BENCH_N set"]
-fn bench_n_otlp_spans() {
+/// Encodes one typical record of `driver` `BENCH_N` times (default 0) with
+/// `encode`: for instruction counts, `valgrind --tool=callgrind` on the test binary
+/// at two values of `BENCH_N`.
+fn encode_n_times(driver: &str, encode: impl Fn(&mut Wire, &Finished)) {
     let n: usize = std::env::var("BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let t = log_tracer("otel");
+    let t = log_tracer(driver);
     let end = typical_end();
     let mut span = t.start(&path_header).expect("sampled");
     let _ = span.upstream_headers(PEER);
@@ -176,33 +175,21 @@ fn bench_n_otlp_spans() {
             black_box(wire.take_all());
             wire.begin_batch();
         }
-        otel::encode_span(&mut wire, black_box(&record));
+        encode(&mut wire, black_box(&record));
     }
     black_box(wire.take_all());
 }
 
-/// Encodes one typical SkyWalking segment `BENCH_N` times (default 0), as
-/// `bench_n_otlp_spans`.
+#[test]
+#[ignore = "a benchmark: run under callgrind with BENCH_N set"]
+fn bench_n_otlp_spans() {
+    encode_n_times("otel", otel::encode_span);
+}
+
 #[test]
 #[ignore = "a benchmark: run under callgrind with BENCH_N set"]
 fn bench_n_sw_segments() {
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let t = log_tracer("SkyWalking");
-    let end = typical_end();
-    let mut span = t.start(&path_header).expect("sampled");
-    let _ = span.upstream_headers(PEER);
-    let (record, _) = span.into_record(&end);
-    let mut wire = Wire::default();
-    wire.begin_batch();
-    for i in 0..n {
-        if i % 64 == 0 {
-            black_box(wire.take_all());
-            wire.begin_batch();
-        }
-        skywalking::encode_segment(&mut wire, black_box(&record), "mosn", "i1");
-    }
-    black_box(wire.take_all());
+    encode_n_times("SkyWalking", |w, f| {
+        skywalking::encode_segment(w, f, "mosn", "i1")
+    });
 }
