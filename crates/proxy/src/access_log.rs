@@ -5,6 +5,8 @@
 //! through a bounded queue: when it is full the line is dropped and counted, never
 //! waited for. SIGUSR1 reopens every file (logrotate).
 
+mod spare;
+
 use std::cell::{Cell, RefCell};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -289,7 +291,7 @@ impl AccessLogs {
     ) -> Option<Box<Entry>> {
         self.0
             .as_ref()
-            .map(|_| Box::new(Entry::new(protocol, local, remote)))
+            .map(|_| Entry::boxed(protocol, local, remote))
     }
 
     /// Keeps what the logs print of a request head, for an engine that logs after the

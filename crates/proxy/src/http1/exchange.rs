@@ -51,13 +51,7 @@ pub(super) async fn run(
     // What the exchange did is noted on the connection as it goes.
     let (read, written) = (conn.bytes_in, conn.bytes_out);
     let wall = wall.unwrap_or_else(|| mosn_observe::clock::wall_at(started));
-    let mut entry = Box::new(Entry::started_at(
-        "HTTP1",
-        conn.local,
-        conn.remote,
-        started,
-        wall,
-    ));
+    let mut entry = Entry::boxed_at("HTTP1", conn.local, conn.remote, started, wall);
     entry.span = span;
     conn.log = Some(entry);
     let next = exchange(conn, &head, shutdown).await;
@@ -85,7 +79,9 @@ pub(super) async fn run(
                     },
                 );
             }
-            e.duration()
+            let took = e.duration();
+            e.give_back();
+            took
         }
         None => started.elapsed(),
     };

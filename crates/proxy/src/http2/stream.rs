@@ -104,7 +104,7 @@ impl StreamContext {
             return;
         };
         let mut log = self.log.borrow_mut();
-        log.get_or_insert_with(|| Box::new(Entry::new("HTTP2", local, remote)))
+        log.get_or_insert_with(|| Entry::boxed("HTTP2", local, remote))
             .span = Some(span);
     }
 
@@ -146,6 +146,7 @@ impl StreamContext {
                 },
             );
         }
+        e.give_back();
     }
 
     pub(super) fn listener(&self) -> Option<&HttpListener> {

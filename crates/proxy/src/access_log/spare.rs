@@ -1,0 +1,131 @@
+//! A worker's spare request records. A logged or traced request needs its
+//! [`Entry`] boxed (it outlives the stack frames that fill it in, and a
+//! connection that logs nothing should not carry one inline); reusing the boxes
+//! of finished requests spares every such request a malloc and a free of a few
+//! hundred bytes. Kept per thread: no lock, and a box goes back to the thread
+//! that took it.
+
+use super::Entry;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+/// Spare boxes a thread keeps at most: enough for a worker's requests in flight
+/// at once on a busy moment, small next to its connections' buffers.
+const MAX_SPARE: usize = 64;
+
+thread_local! {
+    // Boxes, not entries: the point is to keep their allocations for reuse.
+    #[allow(clippy::vec_box)]
+    static SPARE: RefCell<Vec<Box<Entry>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Entry {
+    /// [`Entry::new`], boxed: in a spare box of this thread when it has one.
+    pub fn boxed(protocol: &'static str, local: SocketAddr, remote: SocketAddr) -> Box<Entry> {
+        let started = Instant::now();
+        let start = mosn_observe::clock::wall_at(started);
+        Entry::boxed_at(protocol, local, remote, started, start)
+    }
+
+    /// [`Entry::started_at`], boxed: in a spare box of this thread when it has one.
+    pub fn boxed_at(
+        protocol: &'static str,
+        local: SocketAddr,
+        remote: SocketAddr,
+        started: Instant,
+        start: SystemTime,
+    ) -> Box<Entry> {
+        let entry = Entry::started_at(protocol, local, remote, started, start);
+        match SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten() {
+            Some(mut spare) => {
+                *spare = entry;
+                spare
+            }
+            None => Box::new(entry),
+        }
+    }
+
+    /// Gives a finished request's box back for [`Entry::boxed_at`]. What it still
+    /// holds is dropped now, so that a spare box keeps nothing alive (a cluster
+    /// name, a span, header copies).
+    pub fn give_back(mut self: Box<Entry>) {
+        self.upstream_cluster = None;
+        self.span = None;
+        self.response_headers = Vec::new();
+        self.request_headers = Vec::new();
+        let _ = SPARE.try_with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < MAX_SPARE {
+                spare.push(self);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn boxed(port: u16) -> Box<Entry> {
+        Entry::boxed_at(
+            "HTTP1",
+            addr(80),
+            addr(port),
+            Instant::now(),
+            SystemTime::now(),
+        )
+    }
+
+    fn spare_count() -> usize {
+        SPARE.with(|s| s.borrow().len())
+    }
+
+    #[test]
+    fn a_box_given_back_is_reused_as_a_fresh_entry() {
+        let mut first = boxed(1000);
+        first.response_code = 503;
+        first.flags = 4;
+        first.bytes_sent = 7;
+        first.upstream_cluster = Some(Arc::from("c"));
+        first
+            .response_headers
+            .push((Arc::from("x"), b"v".to_vec().into_boxed_slice()));
+        let at: *const Entry = &*first;
+        first.give_back();
+        let second = boxed(2000);
+        assert_eq!(&*second as *const Entry, at, "the spare box is reused");
+        // Nothing of the first request shows through.
+        assert_eq!(second.response_code, 0);
+        assert_eq!(second.flags, 0);
+        assert_eq!(second.bytes_sent, 0);
+        assert!(second.upstream_cluster.is_none());
+        assert!(second.response_headers.is_empty());
+        assert_eq!(second.downstream_remote, addr(2000));
+    }
+
+    #[test]
+    fn a_spare_box_holds_nothing_of_its_request() {
+        let name: Arc<str> = Arc::from("cluster");
+        let mut e = boxed(1000);
+        e.upstream_cluster = Some(name.clone());
+        e.give_back();
+        // The spare box no longer counts as a holder of the cluster's name.
+        assert_eq!(Arc::strong_count(&name), 1);
+        drop(boxed(1001));
+    }
+
+    #[test]
+    fn at_most_max_spare_boxes_are_kept() {
+        let many: Vec<_> = (0..MAX_SPARE as u16 + 10).map(boxed).collect();
+        for e in many {
+            e.give_back();
+        }
+        assert_eq!(spare_count(), MAX_SPARE);
+    }
+}
