@@ -1,9 +1,9 @@
 //! Each thread's finished spans, encoded on the thread that finished them into a
 //! buffer of its own and handed to the exporter a chunk at a time: no record
-//! crosses threads (only chunks' bytes, which the exporter frees once sent
-//! unless the thread took the buffer back), and the exporter does no work per
-//! span (it frames chunks and sends them). A chunk goes when it holds `Inner::chunk_spans` spans or
-//! `CHUNK_BYTES`, or at the thread's next [`flush_local`] (the proxy's workers
+//! crosses threads, only a copy of a chunk's bytes (the buffer stays with its
+//! thread: see [`Wire`]), and the exporter does no work per span (it frames
+//! chunks and sends them). A chunk goes when it holds `Inner::chunk_spans` spans
+//! or `CHUNK_BYTES`, or at the thread's next [`flush_local`] (the proxy's workers
 //! call it every 50 ms), or when the thread ends.
 
 use crate::export::wire::Wire;
@@ -82,6 +82,7 @@ pub(crate) fn push(inner: &Arc<Inner>, span: &Finished) {
             local.owner = Some(inner.clone());
             // Room for a whole chunk and the span that tops it: a busy thread's
             // chunks fill up, and growing to it would copy the spans at each doubling.
+            // (Allocated once: the buffer is kept from chunk to chunk.)
             local.wire.begin_batch_with_room(CHUNK_BYTES + CHUNK_SLACK);
         }
         inner.encode(&mut local.wire, span);

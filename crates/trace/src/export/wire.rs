@@ -47,34 +47,33 @@ pub(crate) struct Nested {
 
 /// The buffer messages are encoded into, reused from batch to batch. A `Vec`, not a
 /// `BytesMut`: most writes are a byte or two, and a Vec's push is the cheaper.
+///
+/// The buffer never leaves its thread: [`Wire::take_all`] hands out a copy. Spans
+/// are written a few bytes at a time, and into memory another core last held (the
+/// exporter's, which read and freed the previous chunk) each of those first writes
+/// to a cache line waits for the line to come over. The copy writes whole lines at
+/// once into fresh memory, and the encoding stays in lines this core holds.
+/// Measured (bench/README.md, "Observability"): ~0.8 us less per traced request on
+/// the worker, for a copy of ~400 bytes per span.
 #[derive(Default)]
 pub(crate) struct Wire {
     buf: Vec<u8>,
     /// Where each message taken with `take_messages` starts.
     starts: Vec<usize>,
-    /// The last batch's bytes, kept to take their allocation back once sent.
-    sent: Option<Bytes>,
-    /// The last batch's size: room to start with when its buffer is not back.
-    last_len: usize,
 }
 
 impl Wire {
-    /// Starts a batch: the buffer is empty and, once the last batch's bytes have all
-    /// been sent and dropped, it is the same allocation again.
+    /// Starts a batch: the buffer is empty (and keeps its allocation).
     #[cfg(test)]
     pub fn begin_batch(&mut self) {
         self.begin_batch_with_room(0);
     }
 
-    /// [`Wire::begin_batch`] with room for at least `room` bytes (one allocation).
+    /// [`Wire::begin_batch`] with room for at least `room` bytes (allocated once:
+    /// the buffer keeps it from batch to batch).
     pub fn begin_batch_with_room(&mut self, room: usize) {
-        if let Some(Ok(mut sent)) = self.sent.take().map(Bytes::try_into_mut) {
-            // Emptied first, so that getting the Vec back copies nothing.
-            sent.clear();
-            self.buf = Vec::from(sent);
-        }
         self.buf.clear();
-        self.buf.reserve(self.last_len.max(room));
+        self.buf.reserve(room);
         self.starts.clear();
     }
 
@@ -88,25 +87,20 @@ impl Wire {
         self.buf.len()
     }
 
-    /// The batch's bytes, and where each message marked with `begin_message` starts
-    /// (empty when none was marked). `begin_batch` takes the buffer back once every
-    /// copy of the bytes is dropped.
+    /// A copy of the batch's bytes (exactly their size, so that what waits for the
+    /// exporter is bounded by bytes), and where each message marked with
+    /// `begin_message` starts (empty when none was marked). The buffer is emptied,
+    /// and kept for the next batch.
     pub fn take_all(&mut self) -> (Bytes, Vec<usize>) {
-        self.last_len = self.buf.len();
-        // Bytes queued for the exporter hold their whole allocation: a buffer made
-        // for a full chunk but handed over nearly empty (a quiet thread's tick) gives
-        // its spare room back first (shrinking in place copies nothing).
-        if self.buf.capacity() > 2 * self.buf.len() + 4096 {
-            self.buf.shrink_to_fit();
-        }
-        let all = Bytes::from(std::mem::take(&mut self.buf));
-        self.sent = Some(all.clone());
-        (all, std::mem::take(&mut self.starts))
+        let all = Bytes::copy_from_slice(&self.buf);
+        self.buf.clear();
+        let starts = self.starts.clone();
+        self.starts.clear();
+        (all, starts)
     }
 
-    /// The batch's messages, as marked with `begin_message` (the whole buffer as one
-    /// message when none was marked). They share the buffer, which `begin_batch`
-    /// takes back once they are dropped.
+    /// The batch's messages, as marked with `begin_message` (the whole batch as one
+    /// message when none was marked), sharing one copy of the batch.
     #[cfg(test)]
     pub fn take_messages(&mut self) -> Vec<Bytes> {
         let (all, starts) = self.take_all();
@@ -501,9 +495,9 @@ mod tests {
     }
 
     #[test]
-    fn messages_share_the_buffer_and_it_is_reused() {
+    fn batches_are_copies_and_the_buffer_is_reused() {
         let mut w = Wire::default();
-        w.begin_batch();
+        w.begin_batch_with_room(64);
         for i in 1..=3 {
             w.begin_message();
             w.varint(1, i);
@@ -511,16 +505,18 @@ mod tests {
         let first = w.buf.as_ptr();
         let messages = w.take_messages();
         assert_eq!(messages, [&[8u8, 1][..], &[8, 2], &[8, 3]]);
-        drop(messages);
+        // The messages share one copy, not the buffer.
+        assert_ne!(messages[0].as_ptr(), first);
+        assert_eq!(messages[1].as_ptr(), messages[0].as_ptr().wrapping_add(2));
+        // A batch still held (a call not done with it) does not keep the buffer.
         w.begin_batch();
         assert!(w.bytes().is_empty());
-        w.varint(1, 1);
+        w.varint(1, 4);
         assert_eq!(w.buf.as_ptr(), first, "the same allocation");
-        // Still held (a call that has not let go): a new buffer, the old untouched.
-        let held = w.take_messages();
-        w.begin_batch();
-        w.varint(1, 2);
-        assert_eq!(held, [&[8u8, 1][..]]);
-        assert_eq!(w.bytes(), [8, 2]);
+        assert_eq!(w.bytes(), [8, 4]);
+        assert_eq!(messages, [&[8u8, 1][..], &[8, 2], &[8, 3]]);
+        // Without marks, one message: the whole batch.
+        assert_eq!(w.take_messages(), [&[8u8, 4][..]]);
+        assert!(w.bytes().is_empty());
     }
 }
