@@ -3,8 +3,10 @@
 //! as bytes encoded already (`wire`), through a codec that passes them on as they
 //! are; the rare management calls and every response use prost's codec.
 
+use super::coalesce::Coalesced;
 use crate::TraceError;
 use bytes::{BufMut, Bytes};
+use hyper_util::rt::TokioIo;
 use mosn_config::tracing::Collector;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -39,8 +41,7 @@ impl GrpcTarget {
         let mut endpoint = Endpoint::from_shared(uri.clone())
             .map_err(bad_uri)?
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            .tcp_nodelay(true);
+            .timeout(CALL_TIMEOUT);
         if let Some(tls) = &collector.tls {
             let mut cfg = ClientTlsConfig::new()
                 .domain_name(tls.server_name.as_deref().unwrap_or(&collector.host));
@@ -81,10 +82,18 @@ impl GrpcTarget {
     }
 
     /// A client whose connection is made on first use and remade after a failure.
-    /// Must run inside a tokio runtime.
+    /// Must run inside a tokio runtime. The connection's writes are gathered
+    /// ([`Coalesced`]); tonic adds TLS over it when configured, and applies the
+    /// connect timeout.
     pub fn connect(&self) -> GrpcClient {
+        let connector = tower::service_fn(|uri: http::Uri| async move {
+            let (host, port) = host_and_port(&uri);
+            let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+            tcp.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(TokioIo::new(Coalesced::new(tcp)))
+        });
         GrpcClient {
-            grpc: Grpc::new(self.endpoint.connect_lazy()),
+            grpc: Grpc::new(self.endpoint.connect_with_connector_lazy(connector)),
             metadata: self.metadata.clone(),
         }
     }
@@ -229,6 +238,22 @@ impl Encoder for PassThrough {
     }
 }
 
+/// Where to connect for a collector's URI: its host (an IPv6 address without
+/// brackets) and port (the scheme's when none is given).
+fn host_and_port(uri: &http::Uri) -> (String, u16) {
+    let host = uri.host().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    (host.to_string(), uri.port_u16().unwrap_or(default_port))
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -240,4 +265,21 @@ pub(crate) fn retryable(status: &Status) -> bool {
         status.code(),
         Unavailable | DeadlineExceeded | ResourceExhausted | Aborted | Cancelled | Unknown
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_and_port;
+
+    #[test]
+    fn a_collector_uri_gives_the_address_to_connect_to() {
+        let at = |uri: &str| host_and_port(&uri.parse().expect("a URI"));
+        assert_eq!(at("http://127.0.0.1:4317"), ("127.0.0.1".into(), 4317));
+        assert_eq!(at("http://[::1]:11800"), ("::1".into(), 11800));
+        assert_eq!(
+            at("https://collector.example"),
+            ("collector.example".into(), 443)
+        );
+        assert_eq!(at("http://collector"), ("collector".into(), 80));
+    }
 }

@@ -3,6 +3,7 @@
 //! runtime so that a slow or absent collector never touches the proxy's workers.
 
 mod backoff;
+mod coalesce;
 pub(crate) mod grpc;
 pub(crate) mod wire;
 
