@@ -23,9 +23,7 @@ thread_local! {
 impl Entry {
     /// [`Entry::new`], boxed: in a spare box of this thread when it has one.
     pub fn boxed(protocol: &'static str, local: SocketAddr, remote: SocketAddr) -> Box<Entry> {
-        let started = Instant::now();
-        let start = mosn_observe::clock::wall_at(started);
-        Entry::boxed_at(protocol, local, remote, started, start)
+        in_a_box(Entry::new(protocol, local, remote))
     }
 
     /// [`Entry::started_at`], boxed: in a spare box of this thread when it has one.
@@ -36,14 +34,7 @@ impl Entry {
         started: Instant,
         start: SystemTime,
     ) -> Box<Entry> {
-        let entry = Entry::started_at(protocol, local, remote, started, start);
-        match SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten() {
-            Some(mut spare) => {
-                *spare = entry;
-                spare
-            }
-            None => Box::new(entry),
-        }
+        in_a_box(Entry::started_at(protocol, local, remote, started, start))
     }
 
     /// Gives a finished request's box back for [`Entry::boxed_at`]. What it still
@@ -60,6 +51,17 @@ impl Entry {
                 spare.push(self);
             }
         });
+    }
+}
+
+/// `entry` in a spare box of this thread, or a new one.
+fn in_a_box(entry: Entry) -> Box<Entry> {
+    match SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten() {
+        Some(mut spare) => {
+            *spare = entry;
+            spare
+        }
+        None => Box::new(entry),
     }
 }
 
