@@ -954,38 +954,51 @@ fn open(path: &str) -> Out {
     }
 }
 
+/// While lines keep coming, how often the writer looks for more rather than
+/// waiting to be woken: a worker that hands over a chunk then makes no system
+/// call (the writer is not waiting on the queue), and under load the writer wakes
+/// some 50 times a second instead of once per chunk. Idle, it waits on the queue.
+const WRITER_POLL: Duration = Duration::from_millis(20);
+
 fn write_chunks(path: &str, rx: Receiver<Chunk>, sink: &Sink) {
     let mut out = open(path);
     let mut generation = REOPEN_GENERATION.load(Ordering::Relaxed);
-    while let Ok(chunk) = rx.recv() {
-        let now = REOPEN_GENERATION.load(Ordering::Relaxed);
-        if now != generation {
-            generation = now;
-            out = open(path);
-        }
-        let mut write = |s: &[u8]| match &mut out {
-            Out::Stdout => {
-                let _ = std::io::stdout().write_all(s);
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(chunk) = next {
+            let now = REOPEN_GENERATION.load(Ordering::Relaxed);
+            if now != generation {
+                generation = now;
+                out = open(path);
             }
-            Out::Stderr => {
-                let _ = std::io::stderr().write_all(s);
+            let mut write = |s: &[u8]| match &mut out {
+                Out::Stdout => {
+                    let _ = std::io::stdout().write_all(s);
+                }
+                Out::Stderr => {
+                    let _ = std::io::stderr().write_all(s);
+                }
+                Out::File(f) => {
+                    let _ = f.write_all(s);
+                }
+                Out::Broken => {}
+            };
+            write(&chunk.text);
+            let mut written = 1;
+            // Drain what is queued, then flush once.
+            while let Ok(more) = rx.try_recv() {
+                write(&more.text);
+                written += 1;
             }
-            Out::File(f) => {
-                let _ = f.write_all(s);
+            if let Out::File(f) = &mut out {
+                let _ = f.flush();
             }
-            Out::Broken => {}
-        };
-        write(&chunk.text);
-        let mut written = 1;
-        // Drain what is queued, then flush once.
-        while let Ok(more) = rx.try_recv() {
-            write(&more.text);
-            written += 1;
+            sink.in_flight.fetch_sub(written, Ordering::Relaxed);
+            // Busy: look again after a while; nothing then (or every sender
+            // gone) goes back to waiting.
+            std::thread::sleep(WRITER_POLL);
+            next = rx.try_recv().ok();
         }
-        if let Out::File(f) = &mut out {
-            let _ = f.flush();
-        }
-        sink.in_flight.fetch_sub(written, Ordering::Relaxed);
     }
 }
 
