@@ -143,6 +143,12 @@ fn skywalking_agent_upstream_continues_the_trace_mosn_started() {
         "{body}"
     );
     let ours = segment_of(&collector, "mosn-edge", "/orders");
+    // MOSN's url tag: host and request URI, query included.
+    let url = span_of(&ours, "Entry")["tags"]["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(url.ends_with("/orders?id=7"), "{ours}");
     let theirs = segment_of(&collector, "py-upstream", "/orders");
     assert_continued(&ours, &theirs, service.addr(), "/orders");
     assert!(span_of(&ours, "Entry")["refs"]
@@ -260,6 +266,7 @@ fn opentelemetry_spans_reach_an_otlp_collector_and_traceparent_names_our_span() 
     let a = &span["attributes"];
     assert_eq!(a["http.request.method"], "GET", "{span}");
     assert_eq!(a["url.path"], "/a/b", "{span}");
+    assert_eq!(a["url.query"], "q=1", "{span}");
     assert_eq!(a["http.response.status_code"], 200, "{span}");
     assert_eq!(a["mosn.upstream.cluster"], "up", "{span}");
     assert_eq!(a["mosn.upstream.host"], up.addr.to_string(), "{span}");
@@ -328,7 +335,7 @@ fn opentelemetry_over_http2_and_an_error_status() {
     let (_m, port, _admin) = traced_proxy(up.addr, "Http2", otel(collector.addr(), json!({})));
     let out = curl(&[
         "--http2-prior-knowledge",
-        &format!("http://127.0.0.1:{port}/h2"),
+        &format!("http://127.0.0.1:{port}/h2?x=2"),
     ])
     .unwrap();
     let e: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
@@ -342,6 +349,7 @@ fn opentelemetry_over_http2_and_an_error_status() {
     let spans = collector.spans(REPORT_LIMIT, |s| s.iter().any(|x| x["span_id"] == ours));
     let span = spans.iter().find(|x| x["span_id"] == ours).unwrap();
     assert_eq!(span["attributes"]["url.path"], "/h2", "{span}");
+    assert_eq!(span["attributes"]["url.query"], "x=2", "{span}");
     assert_eq!(
         span["attributes"]["network.protocol.version"], "2",
         "{span}"

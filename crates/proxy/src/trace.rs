@@ -46,6 +46,8 @@ impl UpstreamContext {
 /// What the request was, for its span's end.
 pub struct RequestFacts<'a> {
     pub method: &'a str,
+    /// Path and query (the span's name and `url.path` drop the query; OTLP's
+    /// `url.query` and SkyWalking's `url` tag keep it).
     pub path: &'a str,
     pub authority: &'a str,
     pub protocol: &'static str,

@@ -511,6 +511,7 @@ impl Span {
 #[derive(Debug, Clone)]
 pub struct SpanEnd<'a> {
     pub method: &'a str,
+    /// Path and query, as the request had them.
     pub path: &'a str,
     pub authority: &'a str,
     /// "HTTP/1.1", "HTTP/2".

@@ -72,7 +72,7 @@ pub(super) async fn run(
                     &e,
                     &crate::trace::RequestFacts {
                         method: text(head.method()),
-                        path: text(head.path()),
+                        path: text(head.path_and_query()),
                         authority: text(head.host()),
                         protocol: "HTTP/1.1",
                         listener: conn.listener_name,

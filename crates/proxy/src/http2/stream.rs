@@ -139,7 +139,10 @@ impl StreamContext {
                 &e,
                 &crate::trace::RequestFacts {
                     method: parts.method.as_str(),
-                    path: parts.uri.path(),
+                    path: parts
+                        .uri
+                        .path_and_query()
+                        .map_or_else(|| parts.uri.path(), |pq| pq.as_str()),
                     authority,
                     protocol: "HTTP/2",
                     listener: &self.runtime.name,
