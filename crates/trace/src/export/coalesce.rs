@@ -199,6 +199,21 @@ mod tests {
         }
     }
 
+    impl AsyncRead for Recorder {
+        /// The peer answers only once something reached it.
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.bytes.is_empty() {
+                return Poll::Pending;
+            }
+            buf.put_slice(b"hello back");
+            Poll::Ready(Ok(()))
+        }
+    }
+
     fn frame(i: u8, len: usize) -> Vec<u8> {
         vec![i; len]
     }
@@ -271,57 +286,23 @@ mod tests {
         assert_eq!(&c.inner.bytes[5 * f.len()..], &big[..]);
     }
 
-    /// A reader that fails when read while bytes wait in the writer's buffer.
-    struct Answering(Recorder);
-
-    impl AsyncWrite for Answering {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            data: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.0).poll_write(cx, data)
-        }
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_flush(cx)
-        }
-        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_shutdown(cx)
-        }
-    }
-
-    impl AsyncRead for Answering {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            // The peer answers only what reached it.
-            if self.0.bytes.is_empty() {
-                return Poll::Pending;
-            }
-            buf.put_slice(b"hello back");
-            Poll::Ready(Ok(()))
-        }
-    }
-
     #[test]
     fn a_read_sends_what_is_buffered_first() {
         // As a TLS handshake does: write, flush once, then read the answer.
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
-        let mut c = Coalesced::new(Answering(Recorder::default()));
+        let mut c = Coalesced::new(Recorder::default());
         assert!(Pin::new(&mut c)
             .poll_write(&mut cx, b"client hello")
             .is_ready());
         assert!(Pin::new(&mut c).poll_flush(&mut cx).is_ready());
-        assert!(c.inner.0.bytes.is_empty(), "the flush was put off");
+        assert!(c.inner.bytes.is_empty(), "the flush was put off");
         let mut space = [0u8; 16];
         let mut buf = ReadBuf::new(&mut space);
         let read = Pin::new(&mut c).poll_read(&mut cx, &mut buf);
         assert!(matches!(read, Poll::Ready(Ok(()))));
         assert_eq!(buf.filled(), b"hello back");
-        assert_eq!(c.inner.0.bytes, b"client hello");
+        assert_eq!(c.inner.bytes, b"client hello");
     }
 
     #[test]
