@@ -477,7 +477,10 @@ fn parse_format(format: &str) -> Result<Vec<Part>, String> {
 
 /// Appends a variable's text to a line. Lines are bytes, not `String`s: what goes in
 /// is UTF-8 (header values pass `push_lossy`), and text made on the stack goes in
-/// without the UTF-8 check a `String` would need.
+/// without the UTF-8 check a `String` would need. Inlined into the two line makers:
+/// a line renders every variable of its format, and the calls cost more than the
+/// dispatch.
+#[inline(always)]
 fn render<'h>(out: &mut Vec<u8>, v: &Var, e: &Entry, header: &impl Fn(&str) -> Option<&'h [u8]>) {
     let addr = |out: &mut Vec<u8>, a: Option<SocketAddr>| match a {
         Some(a) => socket_addr(out, a),

@@ -126,6 +126,26 @@ impl RequestHead {
             pq => pq,
         }
     }
+    /// [`RequestHead::method`] and [`RequestHead::path_and_query`] as text, with one
+    /// UTF-8 check of the bytes from the method's start to the path's end (the parser
+    /// let only a token and visible ASCII through; the check never fails on a parsed
+    /// head, and then gives empty texts).
+    pub fn method_and_path_text(&self) -> (&str, &str) {
+        let (from, to) = (self.method.start as usize, self.path.end as usize);
+        let line = self
+            .buf
+            .get(from..to.max(from))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("");
+        let method = line
+            .get(..(self.method.end as usize).saturating_sub(from))
+            .unwrap_or("");
+        let path = match line.get((self.path.start as usize).saturating_sub(from)..) {
+            Some("") | None => "/",
+            Some(path) => path,
+        };
+        (method, path)
+    }
     /// The path without its query.
     pub fn path(&self) -> &[u8] {
         let pq = self.path_and_query();

@@ -22,6 +22,7 @@ fn parses_a_simple_request() {
     assert_eq!(head.method(), b"GET");
     assert_eq!(head.path(), b"/a/b");
     assert_eq!(head.path_and_query(), b"/a/b?x=1");
+    assert_eq!(head.method_and_path_text(), ("GET", "/a/b?x=1"));
     assert_eq!(head.host(), b"example.com");
     assert_eq!(head.header("x-a"), Some(&b"1"[..]));
     assert_eq!(request_framing(&head), BodyFraming::None);
@@ -40,6 +41,15 @@ fn absolute_form_gives_authority_and_origin_path() {
         .unwrap();
     assert_eq!(head.host(), b"up.example:8080");
     assert_eq!(head.path_and_query(), b"/");
+    assert_eq!(head.method_and_path_text(), ("GET", "/"));
+    let head = req("OPTIONS http://up.example/p?q HTTP/1.1\r\nHost: other\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.method_and_path_text(), ("OPTIONS", "/p?q"));
+    let head = req("CONNECT up.example:443 HTTP/1.1\r\nHost: up.example:443\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.method_and_path_text().0, "CONNECT");
 }
 
 #[test]

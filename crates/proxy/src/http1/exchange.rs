@@ -63,17 +63,16 @@ pub(super) async fn run(
             e.bytes_sent = conn.bytes_out - written;
             conn.listener.access_logs.log(&e, |name| head.header(name));
             if let Some(span) = e.span.take() {
-                // The parser accepted these as tokens and visible ASCII: no copy needed.
-                fn text(b: &[u8]) -> &str {
-                    std::str::from_utf8(b).unwrap_or("")
-                }
+                // Text without a copy: the parser let only a token and visible ASCII
+                // through the request line (a Host with other bytes is left out).
+                let (method, path) = head.method_and_path_text();
                 crate::trace::finish(
                     span,
                     &e,
                     &crate::trace::RequestFacts {
-                        method: text(head.method()),
-                        path: text(head.path_and_query()),
-                        authority: text(head.host()),
+                        method,
+                        path,
+                        authority: std::str::from_utf8(head.host()).unwrap_or(""),
                         protocol: "HTTP/1.1",
                         listener: conn.listener_name,
                     },
