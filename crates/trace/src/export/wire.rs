@@ -113,15 +113,25 @@ impl Wire {
         &self.buf
     }
 
+    // Always inlined (a push, for nearly every field written): the call and the
+    // rare longer key, which the compiler kept in it, cost more than the push.
+    #[inline(always)]
     fn key(&mut self, tag: u32, wire_type: WireType) {
         // Every tag written here but one is under 16: a one-byte key.
         if tag < 16 {
             self.buf.push((tag << 3) as u8 | wire_type as u8);
         } else {
-            encode_key(tag, wire_type, &mut self.buf);
+            self.long_key(tag, wire_type);
         }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn long_key(&mut self, tag: u32, wire_type: WireType) {
+        encode_key(tag, wire_type, &mut self.buf);
+    }
+
+    #[inline(always)]
     fn len_or_varint(&mut self, value: u64) {
         if value < 0x80 {
             self.buf.push(value as u8);
@@ -132,6 +142,7 @@ impl Wire {
 
     /// A varint of two bytes or more (times in ms, ports, lengths), made on the
     /// stack and appended at once (prost's writes byte by byte into the Vec).
+    #[inline(never)]
     fn long_varint(&mut self, mut value: u64) {
         let mut made = [0u8; 10];
         let mut len = 0;

@@ -202,7 +202,10 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
         w.bytes_field(4, &parent.to_be_bytes());
     }
     // MOSN's span name: "<protocol> <method> <path>" (here without the query).
-    w.string(5, &[end.protocol, " ", method, " ", path]);
+    match name_prefix(end.protocol, method) {
+        Some(prefix) => w.string(5, &[prefix, path]),
+        None => w.string(5, &[end.protocol, " ", method, " ", path]),
+    }
     w.varint(6, SpanKind::Server as u64);
     w.fixed64(7, f.start_ns);
     w.fixed64(8, f.end_ns);
@@ -290,6 +293,22 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
     w.end(span);
 }
 
+/// The span name's `"<protocol> <method> "` for the usual protocols and methods:
+/// the name is then two appends, not five (an append is a capacity check and a
+/// `memcpy` call, and this is written for every span).
+fn name_prefix(protocol: &str, method: &str) -> Option<&'static str> {
+    macro_rules! prefixes {
+        ($($method:literal),*) => {
+            match (protocol, method) {
+                $(("HTTP/1.1", $method) => Some(concat!("HTTP/1.1 ", $method, " ")),)*
+                $(("HTTP/2", $method) => Some(concat!("HTTP/2 ", $method, " ")),)*
+                _ => None,
+            }
+        };
+    }
+    prefixes!("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
+}
+
 /// Path and query of a request target. A byte loop: paths are short, and
 /// `split_once`'s searcher costs more to set up than the search.
 fn split_query(target: &str) -> (&str, Option<&str>) {
@@ -319,6 +338,20 @@ pub(crate) fn split_authority(authority: &str) -> (&str, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::split_authority;
+
+    #[test]
+    fn name_prefixes_are_protocol_method_space() {
+        use super::name_prefix;
+        for protocol in ["HTTP/1.1", "HTTP/2"] {
+            for method in ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"] {
+                let want = format!("{protocol} {method} ");
+                assert_eq!(name_prefix(protocol, method), Some(want.as_str()));
+            }
+        }
+        assert_eq!(name_prefix("HTTP/1.1", "PROPFIND"), None);
+        assert_eq!(name_prefix("HTTP/1.0", "GET"), None);
+        assert_eq!(name_prefix("HTTP/1.1", "get"), None);
+    }
 
     #[test]
     fn queries_split() {
