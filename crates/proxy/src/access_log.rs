@@ -7,6 +7,7 @@
 
 mod spare;
 
+use mosn_observe::addr_text::TextedAddr;
 use std::cell::{Cell, RefCell};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -146,11 +147,12 @@ pub struct Entry {
     pub protocol: &'static str,
     pub response_code: u16,
     pub flags: u16,
-    pub upstream_host: Option<SocketAddr>,
-    pub upstream_local: Option<SocketAddr>,
+    /// The addresses, with their texts made once per connection or host.
+    pub upstream_host: Option<TextedAddr>,
+    pub upstream_local: Option<TextedAddr>,
     pub upstream_cluster: Option<Arc<str>>,
-    pub downstream_local: SocketAddr,
-    pub downstream_remote: SocketAddr,
+    pub downstream_local: TextedAddr,
+    pub downstream_remote: TextedAddr,
     /// The response header fields some access log prints (`%response_header_X%`),
     /// kept from the response head: lower-case name, value.
     pub response_headers: Vec<(Arc<str>, Box<[u8]>)>,
@@ -163,7 +165,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(protocol: &'static str, local: SocketAddr, remote: SocketAddr) -> Entry {
+    pub fn new(protocol: &'static str, local: TextedAddr, remote: TextedAddr) -> Entry {
         let started = Instant::now();
         let start = mosn_observe::clock::wall_at(started);
         Entry::started_at(protocol, local, remote, started, start)
@@ -173,8 +175,8 @@ impl Entry {
     /// wall clock (the caller derives it once for the record and the span).
     pub fn started_at(
         protocol: &'static str,
-        local: SocketAddr,
-        remote: SocketAddr,
+        local: TextedAddr,
+        remote: TextedAddr,
         started: Instant,
         start: SystemTime,
     ) -> Entry {
@@ -291,7 +293,7 @@ impl AccessLogs {
     ) -> Option<Box<Entry>> {
         self.0
             .as_ref()
-            .map(|_| Entry::boxed(protocol, local, remote))
+            .map(|_| Entry::boxed(protocol, local.into(), remote.into()))
     }
 
     /// Keeps what the logs print of a request head, for an engine that logs after the
@@ -482,8 +484,8 @@ fn parse_format(format: &str) -> Result<Vec<Part>, String> {
 /// dispatch.
 #[inline(always)]
 fn render<'h>(out: &mut Vec<u8>, v: &Var, e: &Entry, header: &impl Fn(&str) -> Option<&'h [u8]>) {
-    let addr = |out: &mut Vec<u8>, a: Option<SocketAddr>| match a {
-        Some(a) => socket_addr(out, a),
+    let addr = |out: &mut Vec<u8>, a: Option<&TextedAddr>| match a {
+        Some(a) => a.write(out),
         None => out.push(b'-'),
     };
     match v {
@@ -503,10 +505,10 @@ fn render<'h>(out: &mut Vec<u8>, v: &Var, e: &Entry, header: &impl Fn(&str) -> O
                 out.extend_from_slice(flags::text(e.flags).as_bytes());
             }
         }
-        Var::UpstreamLocalAddress => addr(out, e.upstream_local),
-        Var::DownstreamLocalAddress => addr(out, Some(e.downstream_local)),
-        Var::DownstreamRemoteAddress => addr(out, Some(e.downstream_remote)),
-        Var::UpstreamHost => addr(out, e.upstream_host),
+        Var::UpstreamLocalAddress => addr(out, e.upstream_local.as_ref()),
+        Var::DownstreamLocalAddress => addr(out, Some(&e.downstream_local)),
+        Var::DownstreamRemoteAddress => addr(out, Some(&e.downstream_remote)),
+        Var::UpstreamHost => addr(out, e.upstream_host.as_ref()),
         Var::UpstreamCluster => match &e.upstream_cluster {
             Some(c) => out.extend_from_slice(c.as_bytes()),
             None => out.push(b'-'),
@@ -532,12 +534,6 @@ fn number(out: &mut Vec<u8>, n: u64) {
 /// nearly always are).
 fn push_lossy(out: &mut Vec<u8>, v: &[u8]) {
     out.extend_from_slice(String::from_utf8_lossy(v).as_bytes());
-}
-
-/// `ip:port` (`[ip]:port` for IPv6) as `Display` writes it, IPv4 without the
-/// formatting machinery (the common case, written for every line).
-fn socket_addr(out: &mut Vec<u8>, a: SocketAddr) {
-    mosn_observe::addr_text::write_socket_addr(out, a);
 }
 
 /// MOSN's `%start_time%`: `2006/01/02 15:04:05.000` (UTC here; MOSN uses local time).
@@ -1029,7 +1025,10 @@ mod tests {
         assert_eq!(f(Duration::from_nanos(1_050_000)), "1.05ms");
         assert_eq!(f(Duration::from_nanos(999)), "999ns");
         assert_eq!(f(Duration::from_nanos(3_000_000_007)), "3.000000007s");
-        let addr = |a: &str| text(|out| socket_addr(out, a.parse().unwrap()));
+        let addr = |a: &str| {
+            let a: SocketAddr = a.parse().unwrap();
+            text(|out| TextedAddr::from(a).write(out))
+        };
         assert_eq!(addr("10.0.255.7:8080"), "10.0.255.7:8080");
         assert_eq!(addr("[::1]:443"), "[::1]:443");
         let s = text(|out| start_time(out, UNIX_EPOCH + Duration::from_millis(1_764_077_045_123)));
@@ -1214,11 +1213,8 @@ mod tests {
             json: false,
             sink: Sink::for_path("/dev/null"),
         };
-        let mut e = Entry::new(
-            "HTTP1",
-            "127.0.0.1:1".parse().unwrap(),
-            "127.0.0.1:2".parse().unwrap(),
-        );
+        let addr = |a: &str| a.parse::<SocketAddr>().unwrap().into();
+        let mut e = Entry::new("HTTP1", addr("127.0.0.1:1"), addr("127.0.0.1:2"));
         e.responded(404);
         let mut line = Vec::new();
         for p in &log.parts {
@@ -1278,7 +1274,7 @@ mod tests {
     #[ignore]
     fn bench_default_line() {
         let log = AccessLog::new("/dev/null", None, false).unwrap();
-        let addr = |a: &str| a.parse::<SocketAddr>().unwrap();
+        let addr = |a: &str| TextedAddr::from(a.parse::<SocketAddr>().unwrap());
         let mut e = Entry::new("HTTP1", addr("127.0.0.1:2045"), addr("127.0.0.1:51234"));
         e.start = UNIX_EPOCH + Duration::from_millis(1_764_077_045_123);
         e.request_received = Some(Duration::from_nanos(41_873));

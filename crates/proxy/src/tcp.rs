@@ -171,7 +171,7 @@ async fn proxy(
         return;
     };
     note(&|e| {
-        e.upstream_host = Some(host.addr);
+        e.upstream_host = Some(host.addr_text);
         e.upstream_cluster = Some(cluster.name.clone());
     });
     let Some(permit) = try_acquire_owned(&cluster.breakers.connections) else {
@@ -201,7 +201,7 @@ async fn proxy(
             return;
         }
     };
-    let upstream_local = up.local_addr().ok();
+    let upstream_local = up.local_addr().ok().map(Into::into);
     note(&|e| e.upstream_local = upstream_local);
     if !prefix.is_empty() && up.write_all(prefix).await.is_err() {
         return;

@@ -81,6 +81,7 @@ mod traceparent;
 use export::wire::Wire;
 use local::Chunk;
 use mosn_config::tracing::{DriverSettings, TracingConfig, TracingSettings};
+pub use mosn_observe::addr_text::TextedAddr;
 use record::{Ctx, Field, Finished, OtelCtx, SkyCtx, Texts};
 use stats::Stats;
 use std::net::SocketAddr;
@@ -519,12 +520,14 @@ pub struct SpanEnd<'a> {
     pub listener: &'a str,
     pub route: Option<&'a str>,
     pub cluster: Option<&'a str>,
-    pub upstream_host: Option<SocketAddr>,
+    /// The host that answered, with its text (made once per host).
+    pub upstream_host: Option<TextedAddr>,
     /// 0: no response.
     pub status: u16,
     /// Envoy/MOSN flags text ("UF,UT"), "" when none.
     pub response_flags: &'a str,
-    pub downstream_remote: SocketAddr,
+    /// The client, with its text (made once per connection).
+    pub downstream_remote: TextedAddr,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     /// The request's duration, when the caller measured it (else the span ends

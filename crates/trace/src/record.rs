@@ -5,7 +5,7 @@
 //! The request's text at `finish` is read where the proxy has it (`SpanEnd`), not
 //! copied.
 
-use crate::SpanEnd;
+use crate::{SpanEnd, TextedAddr};
 use std::net::SocketAddr;
 
 /// The trace context of one request, per driver.
@@ -221,7 +221,7 @@ impl Finished<'_> {
     pub fn exit_peer(&self) -> Option<Upstream<'_>> {
         self.exit_start_ns?;
         Some(match self.exit_addr {
-            Some(addr) => Upstream::Host(addr),
+            Some(addr) => Upstream::Host(addr.into()),
             None => Upstream::Peer(self.text.get(Field::Peer)),
         })
     }
@@ -244,7 +244,7 @@ pub(crate) fn non_empty(text: Option<&str>) -> Option<&str> {
 /// An upstream as text, written where it is needed instead of into its own String.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Upstream<'a> {
-    Host(SocketAddr),
+    Host(TextedAddr),
     Peer(&'a str),
 }
 

@@ -6,6 +6,7 @@
 
 use crate::lb::ewma::HostEwma;
 use mosn_config::HostConfig;
+use mosn_observe::addr_text::TextedAddr;
 use mosn_observe::Histogram;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -68,6 +69,9 @@ impl HostStats {
 #[derive(Debug)]
 pub struct Host {
     pub addr: SocketAddr,
+    /// `addr` with its text, made once: access logs and spans write it for each
+    /// request the host serves.
+    pub addr_text: TextedAddr,
     pub hostname: String,
     pub weight: u32,
     /// What a request without a Host header is sent with: the hostname, else the address.
@@ -98,6 +102,7 @@ impl Host {
     ) -> Host {
         Host {
             addr,
+            addr_text: TextedAddr::new(addr),
             authority: if hostname.is_empty() {
                 addr.to_string()
             } else {

@@ -47,8 +47,9 @@ pub const MAX_IDLE_TIME: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct PooledConn {
     pub stream: Stream,
-    /// The connection's local address (read once: access logs print it per request).
-    pub local: Option<std::net::SocketAddr>,
+    /// The connection's local address, with its text (made once: access logs print
+    /// it per request).
+    pub local: Option<mosn_observe::addr_text::TextedAddr>,
     /// Which transport it speaks (0: plain TCP; else its TLS context's identity):
     /// connections are reused only by requests wanting the same one.
     transport: usize,
@@ -212,7 +213,7 @@ pub async fn connect(
         }
     };
     Ok(PooledConn {
-        local: stream.local_addr().ok(),
+        local: stream.local_addr().ok().map(Into::into),
         stream,
         transport: transport_id(transport.tls),
         host: host.clone(),

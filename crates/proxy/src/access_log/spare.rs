@@ -6,8 +6,8 @@
 //! that took it.
 
 use super::Entry;
+use mosn_observe::addr_text::TextedAddr;
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 /// Spare boxes a thread keeps at most: enough for a worker's requests in flight
@@ -22,15 +22,15 @@ thread_local! {
 
 impl Entry {
     /// [`Entry::new`], boxed: in a spare box of this thread when it has one.
-    pub fn boxed(protocol: &'static str, local: SocketAddr, remote: SocketAddr) -> Box<Entry> {
+    pub fn boxed(protocol: &'static str, local: TextedAddr, remote: TextedAddr) -> Box<Entry> {
         in_a_box(Entry::new(protocol, local, remote))
     }
 
     /// [`Entry::started_at`], boxed: in a spare box of this thread when it has one.
     pub fn boxed_at(
         protocol: &'static str,
-        local: SocketAddr,
-        remote: SocketAddr,
+        local: TextedAddr,
+        remote: TextedAddr,
         started: Instant,
         start: SystemTime,
     ) -> Box<Entry> {
@@ -70,8 +70,8 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(port: u16) -> TextedAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)).into()
     }
 
     fn boxed(port: u16) -> Box<Entry> {

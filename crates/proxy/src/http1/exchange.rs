@@ -51,7 +51,10 @@ pub(super) async fn run(
     // What the exchange did is noted on the connection as it goes.
     let (read, written) = (conn.bytes_in, conn.bytes_out);
     let wall = wall.unwrap_or_else(|| mosn_observe::clock::wall_at(started));
-    let mut entry = Entry::boxed_at("HTTP1", conn.local, conn.remote, started, wall);
+    let (local, remote) = *conn
+        .addr_texts
+        .get_or_insert_with(|| (conn.local.into(), conn.remote.into()));
+    let mut entry = Entry::boxed_at("HTTP1", local, remote, started, wall);
     entry.span = span;
     conn.log = Some(entry);
     let next = exchange(conn, &head, shutdown).await;
@@ -279,7 +282,7 @@ async fn forward(
         };
         last_host = Some(host.addr);
         conn.note(|e| {
-            e.upstream_host = Some(host.addr);
+            e.upstream_host = Some(host.addr_text);
             e.upstream_cluster = Some(cluster.name.clone());
         });
         let hostname = (!host.hostname.is_empty()).then_some(host.hostname.as_str());

@@ -21,6 +21,7 @@ use mosn_config::filters::{
     ClientCertDetails, ForwardClientCertDetails, Http2Options, ProxyProtocol,
 };
 use mosn_config::{Http1Options, ProxyFilterConfig};
+use mosn_observe::addr_text::TextedAddr;
 use mosn_observe::ListenerStats;
 use mosn_protocol::http1::{parse_request, HeadLimits, RequestHead};
 use mosn_tls::Stream;
@@ -168,6 +169,9 @@ struct Downstream<'a> {
     client_cert: crate::xfcc::ClientCert,
     /// The client's address and port (access logs).
     remote: SocketAddr,
+    /// `local` and `remote` with their texts, made for the connection's first logged
+    /// or traced request and kept for the others.
+    addr_texts: Option<(TextedAddr, TextedAddr)>,
     /// Bytes read from and written to the client over the connection's life.
     bytes_in: u64,
     bytes_out: u64,
@@ -315,6 +319,7 @@ pub async fn serve(
         local: accepted.local,
         client_cert,
         remote: peer,
+        addr_texts: None,
         bytes_in: 0,
         bytes_out: 0,
         log: None,

@@ -131,7 +131,7 @@ pub(super) async fn forward(
         };
         avoid = Some(host.addr);
         ctx.note(|e| {
-            e.upstream_host = Some(host.addr);
+            e.upstream_host = Some(host.addr_text);
             e.upstream_cluster = Some(cluster.name.clone());
         });
         let _host_active = ActiveRequest::new(&host);

@@ -104,7 +104,7 @@ impl StreamContext {
             return;
         };
         let mut log = self.log.borrow_mut();
-        log.get_or_insert_with(|| Entry::boxed("HTTP2", local, remote))
+        log.get_or_insert_with(|| Entry::boxed("HTTP2", local.into(), remote.into()))
             .span = Some(span);
     }
 

@@ -11,7 +11,6 @@
 
 use bytes::Bytes;
 use prost::encoding::{encode_key, encoded_len_varint, WireType};
-use std::net::SocketAddr;
 
 /// The messages of `all` that start at `starts` (all of it when `starts` is empty),
 /// sharing its buffer.
@@ -377,8 +376,8 @@ impl Wire {
     }
 
     /// A socket address's text, as `Display` writes it.
-    pub fn socket_addr(&mut self, addr: SocketAddr) {
-        mosn_observe::addr_text::write_socket_addr(&mut self.buf, addr);
+    pub fn texted_addr(&mut self, addr: &mosn_observe::addr_text::TextedAddr) {
+        addr.write(&mut self.buf);
     }
 }
 

@@ -10,7 +10,6 @@ use crate::record::{non_empty, Ctx, Field, Finished, Upstream};
 use crate::TraceError;
 use bytes::Bytes;
 use mosn_config::tracing::{OtelSettings, Reporter};
-use mosn_observe::addr_text::AddrText;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use prost::Message;
 use proto::{string_kv, KeyValue, SpanKind, StatusCode};
@@ -230,13 +229,10 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
     if let Some(port) = port {
         w.attr_int(ATTRIBUTES, attr_key!("server.port"), i64::from(port));
     }
-    let peer_ip = AddrText::ip(end.downstream_remote.ip());
-    w.attr_str(
-        ATTRIBUTES,
-        attr_key!("network.peer.address"),
-        peer_ip.as_bytes(),
-    );
-    let peer_port = i64::from(end.downstream_remote.port());
+    end.downstream_remote.with_ip_text(|ip| {
+        w.attr_str(ATTRIBUTES, attr_key!("network.peer.address"), ip);
+    });
+    let peer_port = i64::from(end.downstream_remote.addr().port());
     w.attr_int(ATTRIBUTES, attr_key!("network.peer.port"), peer_port);
     let version = end.protocol.strip_prefix("HTTP/").unwrap_or(end.protocol);
     w.attr_str(
@@ -262,7 +258,7 @@ pub(crate) fn encode_span(w: &mut Wire, f: &Finished) {
     let upstream_key = attr_key!("mosn.upstream.host");
     match f.upstream() {
         Some(Upstream::Host(host)) => {
-            w.attr_str(ATTRIBUTES, upstream_key, AddrText::new(host).as_bytes());
+            host.with_text(|text| w.attr_str(ATTRIBUTES, upstream_key, text));
         }
         Some(Upstream::Peer(peer)) => w.attr_str(ATTRIBUTES, upstream_key, peer.as_bytes()),
         None => {}

@@ -230,7 +230,7 @@ pub(crate) fn encode_segment(w: &mut Wire, f: &Finished, service: &str, instance
     }
     w.string(6, &[shared.operation]);
     let peer = w.begin(7, Size::Small);
-    w.socket_addr(f.end.downstream_remote);
+    w.texted_addr(&f.end.downstream_remote);
     w.end_string(peer);
     w.varint(8, SpanType::Entry as u64);
     shared.encode_http_fields(w);
@@ -261,7 +261,7 @@ pub(crate) fn encode_segment(w: &mut Wire, f: &Finished, service: &str, instance
         w.string(6, &[shared.operation]);
         let at = w.begin(7, Size::Small);
         match peer {
-            Upstream::Host(host) => w.socket_addr(host),
+            Upstream::Host(host) => w.texted_addr(&host),
             Upstream::Peer(peer) => w.raw(peer.as_bytes()),
         }
         w.end_string(at);

@@ -28,7 +28,7 @@ const LONG_PATH: &str = "/a/very/long/path/that/needs/more/than/one/hundred/and/
     past/their/guesses?with=a&query=string&that=is&long=too";
 
 fn cases() -> Vec<Case> {
-    let v6 = "[2001:db8::7]:4431".parse().expect("an address");
+    let v6: crate::TextedAddr = "[2001:db8::7]:4431".parse().expect("an address");
     vec![
         Case {
             headers: &[],

@@ -91,11 +91,11 @@ fn otlp_span(f: &Finished) -> Option<otlp::Span> {
     }
     attributes.push(string_kv(
         "network.peer.address",
-        f.end.downstream_remote.ip().to_string(),
+        f.end.downstream_remote.addr().ip().to_string(),
     ));
     attributes.push(int_kv(
         "network.peer.port",
-        i64::from(f.end.downstream_remote.port()),
+        i64::from(f.end.downstream_remote.addr().port()),
     ));
     let version = f
         .end
