@@ -119,6 +119,10 @@ pub mod flags {
     /// The flags' names, comma-separated ("" when none).
     pub fn text(bits: u16) -> String {
         let mut out = String::new();
+        // Most requests have none: no walk over the names.
+        if bits == 0 {
+            return out;
+        }
         for (bit, name) in NAMES {
             if bits & bit != 0 {
                 if !out.is_empty() {
