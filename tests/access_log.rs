@@ -234,6 +234,40 @@ fn http2_streams_are_logged_like_http1_requests() {
     );
 }
 
+/// An HTTP/1.1 request to an HTTP/2 upstream is logged with the host and cluster
+/// that answered (the HTTP/1-to-HTTP/2 engine once left them out). The h2c upstream
+/// is a second mosn-rs in front of the HTTP/1.1 one.
+#[test]
+fn http1_requests_to_an_http2_upstream_log_their_host() {
+    let Some(_) = common::peers::peer_program("curl") else {
+        return;
+    };
+    let up = header_upstream();
+    let front = HttpConfig::new(&[up.addr]);
+    let front_config = front.render().replace(
+        r#""downstream_protocol": "Http1""#,
+        r#""downstream_protocol": "Http2""#,
+    );
+    let _front = Mosn::start(&front_config, &[front.port, front.admin_port]);
+    let h2c: std::net::SocketAddr = format!("127.0.0.1:{}", front.port).parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let mut cfg = HttpConfig::new(&[h2c]);
+    cfg.listener_extra = format!(
+        r#", "access_logs": [{{"log_path": {:?}, "log_format": "%protocol% %response_code% %upstream_host% %upstream_cluster%"}}]"#,
+        log.display().to_string()
+    );
+    let config = cfg.render().replace(
+        r#""upstream_protocol": "Http1""#,
+        r#""upstream_protocol": "Http2""#,
+    );
+    let _m = Mosn::start(&config, &[cfg.port, cfg.admin_port]);
+    let url = format!("http://127.0.0.1:{}/x", cfg.port);
+    let out = curl(&["--http1.1", &url]).unwrap();
+    assert_eq!(out.stdout, "hello", "{}", out.stderr);
+    assert_eq!(lines(&log, 1), [format!("HTTP1 200 {h2c} up")]);
+}
+
 #[test]
 fn tcp_proxy_connections_are_logged_when_they_end() {
     let up = echo_tcp_upstream();

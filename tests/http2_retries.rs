@@ -6,7 +6,8 @@
 //! `request_mirror_policies`. Each case runs against an HTTP/2 upstream
 //! (tests/peers/h2_upstream.py, a scripted h2c server that logs every request) and,
 //! where it applies, an HTTP/1.1 upstream that records what it gets. Clients: curl
-//! and h2load.
+//! and h2load. The retry cases run once more with an HTTP/1.1 client (curl --http1.1
+//! to an Http1 listener) before an HTTP/2 upstream: the HTTP/1-to-HTTP/2 engine.
 
 mod common;
 use common::peers::{peer_program, peers_dir, start_ready_peer, venv_python};
@@ -54,6 +55,17 @@ enum First {
     Reset,
     /// Never answered.
     Stalled,
+}
+
+thread_local! {
+    /// The client's protocol and the listener's `downstream_protocol` for the case
+    /// running on this thread (each test has its own): HTTP/2 but in the
+    /// `from_http1` tests, so that a case runs unchanged from either.
+    static DOWNSTREAM: std::cell::Cell<Proto> = const { std::cell::Cell::new(Proto::H2) };
+}
+
+fn downstream() -> Proto {
+    DOWNSTREAM.with(std::cell::Cell::get)
 }
 
 /// Are the peers a case needs installed? (Outside CI a missing one skips the test.)
@@ -365,10 +377,11 @@ impl Proxy {
             r#"{{"servers": [{{"default_log_path": "stderr", "default_log_level": "DEBUG", "processor": 1,
   "routers": [{{"router_config_name": "r", "virtual_hosts": [{{"name": "h", "domains": ["*"], "routers": {routes}}}]}}],
   "listeners": [{{"name": "l", "address": "127.0.0.1:{port}", "bind_port": true,
-    "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "Http2", "upstream_protocol": "{up}", "router_config_name": "r"}}}}]}}]}}]}}],
+    "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "{down}", "upstream_protocol": "{up}", "router_config_name": "r"}}}}]}}]}}]}}],
   "cluster_manager": {{"clusters": [{clusters}]}},
   "admin": {{"address": {{"socket_address": {{"address": "127.0.0.1", "port_value": {admin}}}}}}}}}"#,
             up = up.config_name(),
+            down = downstream().config_name(),
             clusters = clusters.join(", "),
         );
         let m = Mosn::start(&config, &[port, admin]);
@@ -415,12 +428,16 @@ struct Reply {
     stderr: String,
 }
 
-/// `curl --http2-prior-knowledge` with the options every request here uses.
+/// `curl --http2-prior-knowledge` (`--http1.1` for an HTTP/1.1 client: see
+/// [`DOWNSTREAM`]) with the options every request here uses.
 fn curl_command(method: &str, headers: &[&str]) -> Command {
     let mut cmd = Command::new("/usr/bin/curl");
     cmd.args([
         "-sS",
-        "--http2-prior-knowledge",
+        match downstream() {
+            Proto::H2 => "--http2-prior-knowledge",
+            Proto::H1 => "--http1.1",
+        },
         "--max-time",
         "15",
         "-o",
@@ -661,8 +678,19 @@ fn a_refused_stream_whose_body_streamed_is_not_sent_again() {
 
 // ---- retry_policy, for an HTTP/2 and an HTTP/1.1 upstream
 
-/// Declares one #[test] per upstream protocol for a case `fn(Proto)`.
+/// Declares one #[test] per upstream protocol for a case `fn(Proto)`; with
+/// `from_http1: name`, one more where an HTTP/1.1 client meets the HTTP/2 upstream.
 macro_rules! per_upstream {
+    ($case:ident: $h2:ident, $h1:ident; from_http1: $from_h1:ident) => {
+        per_upstream!($case: $h2, $h1);
+        #[test]
+        fn $from_h1() {
+            if peers_ready(Proto::H2) {
+                DOWNSTREAM.with(|d| d.set(Proto::H1));
+                $case(Proto::H2);
+            }
+        }
+    };
     ($case:ident: $h2:ident, $h1:ident) => {
         #[test]
         fn $h2() {
@@ -703,7 +731,8 @@ fn a_503_is_retried(proto: Proto) {
     );
     assert_eq!(p.retries(), 1);
 }
-per_upstream!(a_503_is_retried: a_503_from_an_h2_upstream_is_retried, a_503_from_an_http1_upstream_is_retried);
+per_upstream!(a_503_is_retried: a_503_from_an_h2_upstream_is_retried, a_503_from_an_http1_upstream_is_retried;
+    from_http1: an_http1_client_s_503_from_an_h2_upstream_is_retried);
 
 /// Up to `num_retries` retries; out of retries, the upstream's own last answer is
 /// relayed.
@@ -735,7 +764,8 @@ fn retries_stop_at_num_retries(proto: Proto) {
     assert_eq!(seen.len(), 2, "{seen:#?}");
     assert_eq!(p.retries(), 1);
 }
-per_upstream!(retries_stop_at_num_retries: h2_upstream_retries_stop_at_num_retries, http1_upstream_retries_stop_at_num_retries);
+per_upstream!(retries_stop_at_num_retries: h2_upstream_retries_stop_at_num_retries, http1_upstream_retries_stop_at_num_retries;
+    from_http1: an_http1_client_s_retries_to_an_h2_upstream_stop_at_num_retries);
 
 /// A 1 KiB PUT body is held and sent again, identical.
 fn a_small_body_is_replayed(proto: Proto) {
@@ -759,7 +789,8 @@ fn a_small_body_is_replayed(proto: Proto) {
     assert_eq!(seen[0].digest, seen[1].digest, "the replayed body differs");
     assert_eq!(p.retries(), 1);
 }
-per_upstream!(a_small_body_is_replayed: a_small_body_is_replayed_to_an_h2_upstream, a_small_body_is_replayed_to_an_http1_upstream);
+per_upstream!(a_small_body_is_replayed: a_small_body_is_replayed_to_an_h2_upstream, a_small_body_is_replayed_to_an_http1_upstream;
+    from_http1: an_http1_client_s_small_body_is_replayed_to_an_h2_upstream);
 
 /// A POST may have been acted on: a 503 is not retried (HTTP/1 engine's rule too).
 fn a_post_is_not_retried_on_503(proto: Proto) {
@@ -775,7 +806,8 @@ fn a_post_is_not_retried_on_503(proto: Proto) {
     assert_eq!(seen.len(), 1, "{seen:#?}");
     assert_eq!(p.retries(), 0);
 }
-per_upstream!(a_post_is_not_retried_on_503: an_h2_upstream_post_is_not_retried_on_503, an_http1_upstream_post_is_not_retried_on_503);
+per_upstream!(a_post_is_not_retried_on_503: an_h2_upstream_post_is_not_retried_on_503, an_http1_upstream_post_is_not_retried_on_503;
+    from_http1: an_http1_client_s_post_to_an_h2_upstream_is_not_retried_on_503);
 
 /// A 100 KiB body streams through and is never retried: the 503 is relayed.
 fn a_big_body_is_not_retried(proto: Proto) {
@@ -792,7 +824,8 @@ fn a_big_body_is_not_retried(proto: Proto) {
     assert_eq!(seen[0].body, BIG, "the body streamed through whole");
     assert_eq!(p.retries(), 0);
 }
-per_upstream!(a_big_body_is_not_retried: a_big_body_to_an_h2_upstream_is_not_retried, a_big_body_to_an_http1_upstream_is_not_retried);
+per_upstream!(a_big_body_is_not_retried: a_big_body_to_an_h2_upstream_is_not_retried, a_big_body_to_an_http1_upstream_is_not_retried;
+    from_http1: an_http1_client_s_big_body_to_an_h2_upstream_is_not_retried);
 
 /// Without a retry policy a 503 is relayed as it is.
 fn no_policy_no_retry(proto: Proto) {
@@ -804,7 +837,8 @@ fn no_policy_no_retry(proto: Proto) {
     assert_eq!(up.seen(1).len(), 1);
     assert_eq!(p.retries(), 0);
 }
-per_upstream!(no_policy_no_retry: without_a_policy_an_h2_upstream_503_is_relayed, without_a_policy_an_http1_upstream_503_is_relayed);
+per_upstream!(no_policy_no_retry: without_a_policy_an_h2_upstream_503_is_relayed, without_a_policy_an_http1_upstream_503_is_relayed;
+    from_http1: without_a_policy_an_h2_upstream_503_to_an_http1_client_is_relayed);
 
 /// An upstream failing before its response head: retried on `reset` for a GET, not
 /// for a POST.
@@ -830,7 +864,8 @@ fn a_reset_is_retried_for_idempotent_methods(proto: Proto) {
     assert_eq!(seen.len(), 1, "{seen:#?}");
     assert_eq!(p.retries(), 0);
 }
-per_upstream!(a_reset_is_retried_for_idempotent_methods: an_h2_upstream_reset_is_retried_for_get_only, an_http1_upstream_reset_is_retried_for_get_only);
+per_upstream!(a_reset_is_retried_for_idempotent_methods: an_h2_upstream_reset_is_retried_for_get_only, an_http1_upstream_reset_is_retried_for_get_only;
+    from_http1: an_h2_upstream_reset_is_retried_for_an_http1_client_s_get_only);
 
 /// An upstream that does not answer within the per-try timeout: the next try answers.
 fn per_try_timeout_tries_again(proto: Proto) {
@@ -858,7 +893,8 @@ fn per_try_timeout_tries_again(proto: Proto) {
     );
     assert_eq!(p.retries(), 1);
 }
-per_upstream!(per_try_timeout_tries_again: an_h2_upstream_per_try_timeout_tries_again, an_http1_upstream_per_try_timeout_tries_again);
+per_upstream!(per_try_timeout_tries_again: an_h2_upstream_per_try_timeout_tries_again, an_http1_upstream_per_try_timeout_tries_again;
+    from_http1: an_h2_upstream_per_try_timeout_tries_again_for_an_http1_client);
 
 /// A host that refuses connections: retried on `connect-failure`, even for a POST
 /// with a body (nothing of it reached an upstream).
@@ -893,7 +929,8 @@ fn connect_failures_are_retried(proto: Proto) {
     );
     assert_eq!(retries, p.stat("up", "upstream_connection_connect_fail"));
 }
-per_upstream!(connect_failures_are_retried: connect_failures_to_h2_hosts_are_retried, connect_failures_to_http1_hosts_are_retried);
+per_upstream!(connect_failures_are_retried: connect_failures_to_h2_hosts_are_retried, connect_failures_to_http1_hosts_are_retried;
+    from_http1: an_http1_client_s_connect_failures_to_h2_hosts_are_retried);
 
 // ---- request_mirror_policies
 

@@ -213,9 +213,6 @@ async fn forward(
             avoid: None,
             original_dst: None,
         };
-        let Some(host) = cluster.choose_host(&ctx) else {
-            return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
-        };
         return Box::pin(super::to_h2::forward(
             conn,
             head,
@@ -223,7 +220,7 @@ async fn forward(
             route,
             action,
             &cluster,
-            &host,
+            ctx,
             answer_continue,
             close_after_reply,
         ))

@@ -2,7 +2,8 @@
 //! connection-specific fields are dropped, the body streams as DATA under the
 //! upstream's flow control, and the response comes back as HTTP/1.1 (chunked when its
 //! length is unknown, with trailers). A request the upstream never processed (GOAWAY,
-//! REFUSED_STREAM) is sent again, as from an HTTP/2 client, when its body is held.
+//! REFUSED_STREAM) is sent again, as from an HTTP/2 client, when its body is held; the
+//! route's retry policy applies as on the other engines.
 
 use super::headers::RouterView;
 use super::io::{read_some, write_all, READ_CHUNK};
@@ -10,8 +11,8 @@ use super::local_reply::LocalReply;
 use super::reply::{next_after, reply, write_down};
 use super::{Downstream, Next};
 use crate::http2::body::{end as end_stream, send_all};
-use crate::http2::pool::{self, NoStream, OWN_CONNECTION_AFTER, UNPROCESSED_RESENDS_MAX};
-use crate::retry::REPLAY_BODY_MAX;
+use crate::http2::pool::{self, NoStream, Resends};
+use crate::retry::{self, Retries, TryFailure, REPLAY_BODY_MAX};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request};
@@ -22,7 +23,7 @@ use mosn_protocol::http1::{
 };
 use mosn_router::{ClusterAction, RequestView, Route};
 use mosn_upstream::outlier::{self, Outcome as OutlierOutcome};
-use mosn_upstream::{ActiveRequest, Cluster, Host};
+use mosn_upstream::{ActiveRequest, Cluster, Host, LbContext};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -34,11 +35,10 @@ pub(super) async fn forward(
     route: &Route,
     action: &ClusterAction,
     cluster: &Cluster,
-    host: &Arc<Host>,
+    lb: LbContext<'_>,
     drop_expect: bool,
     close_after_reply: bool,
 ) -> Next {
-    let _active = ActiveRequest::new(host);
     let has_body = framing.has_body();
     let mut body = ClientBody::new(framing, conn.listener.limits.max_head);
     let timeout = match action.timeout {
@@ -46,17 +46,31 @@ pub(super) async fn forward(
         Some(d) if d.is_zero() => None,
         Some(d) => Some(d),
     };
-    // The route timeout runs from the first wait for the response head, over resends.
+    let policy = action.retry.as_ref();
+    let mut retries = Retries::new(policy, cluster, head.method());
+    // The route timeout runs from the first wait for the response head, over retries
+    // and resends.
     let mut deadline: Option<Option<Instant>> = None;
     // A request the upstream never processed is sent again (the GOAWAY race of a
     // multiplexed connection), a bounded number of times, as from an HTTP/2 client;
     // a dropped connection once, for an idempotent request. Only with its whole body:
-    // none, or all that was read of it still held.
-    let mut unprocessed_resends = 0u32;
-    let mut stale_resent = false;
-    let (response, started, _up, _slot) = 'tries: loop {
+    // none, or all that was read of it still held. Beyond those, the route's retry
+    // policy decides, as for an HTTP/1.1 or HTTP/2 upstream.
+    let mut resends = Resends::default();
+    let mut avoid = lb.avoid;
+    loop {
+        let ctx = LbContext { avoid, ..lb };
+        let Some(host) = cluster.choose_host(&ctx) else {
+            return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
+        };
+        avoid = Some(host.addr);
+        conn.note(|e| {
+            e.upstream_host = Some(host.addr_text);
+            e.upstream_cluster = Some(cluster.name.clone());
+        });
+        let active = ActiveRequest::new(&host);
         cluster.stats.upstream_request_total.inc();
-        let Some(request) = upstream_request(conn, head, route, action, host, drop_expect) else {
+        let Some(request) = upstream_request(conn, head, route, action, &host, drop_expect) else {
             return reply(
                 conn,
                 LocalReply::BadRequest(400, "request not expressible in HTTP/2"),
@@ -65,19 +79,22 @@ pub(super) async fn forward(
             )
             .await;
         };
-        let own_connection = unprocessed_resends >= OWN_CONNECTION_AFTER;
+        let own_connection = resends.own_connection();
         let options = &conn.listener.http2;
         let sent =
-            pool::send_request(cluster, host, options, request, !has_body, own_connection).await;
+            pool::send_request(cluster, &host, options, request, !has_body, own_connection).await;
+        // A status retry's permit, taken before its response is dropped.
+        let mut granted = None;
         let failure = 'try_once: {
             let (response, mut up, slot) = match sent {
                 Ok(sent) => sent,
                 // The connection went away before the stream was opened: nothing was sent.
-                Err(NoStream::Unprocessed) => break 'try_once Unanswered::Refused,
+                Err(NoStream::Unprocessed) => break 'try_once TryFailure::Refused,
+                Err(NoStream::Reply(LocalReply::ConnectFailure)) => {
+                    outlier::report(&host, OutlierOutcome::LocalOriginFailure);
+                    break 'try_once TryFailure::Connect;
+                }
                 Err(NoStream::Reply(local)) => {
-                    if local == LocalReply::ConnectFailure {
-                        outlier::report(host, OutlierOutcome::LocalOriginFailure);
-                    }
                     return reply(conn, local, close_after_reply, head).await;
                 }
             };
@@ -94,22 +111,60 @@ pub(super) async fn forward(
                     Err(BodyError::Upstream) => {}
                 }
             }
-            let deadline = *deadline.get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
-            let response = match deadline {
+            let route_deadline =
+                *deadline.get_or_insert_with(|| timeout.map(|t| Instant::now() + t));
+            let response = match retry::try_deadline(policy, route_deadline) {
                 Some(d) => match tokio::time::timeout_at(d, response).await {
                     Ok(r) => r,
+                    // Dropping the stream cancels it upstream.
                     Err(_) => {
                         cluster.stats.upstream_request_timeout.inc();
-                        cluster.request_done(host, started.elapsed(), None);
-                        outlier::report(host, OutlierOutcome::LocalOriginFailure);
-                        return reply(conn, LocalReply::UpstreamTimeout, close_after_reply, head)
-                            .await;
+                        cluster.request_done(&host, started.elapsed(), None);
+                        outlier::report(&host, OutlierOutcome::LocalOriginFailure);
+                        break 'try_once match route_deadline {
+                            Some(r) if Instant::now() >= r => TryFailure::RouteTimeout,
+                            _ => TryFailure::PerTryTimeout,
+                        };
                     }
                 },
                 None => response.await,
             };
             let e = match response {
-                Ok(r) => break 'tries (r, started, up, slot),
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let retry_status = retries
+                        .status_retry(body.replayable())
+                        .is_some_and(|p| p.retry_on_status(status));
+                    if retry_status {
+                        match retry::permit(cluster) {
+                            Some(permit) => {
+                                cluster.request_done(&host, started.elapsed(), Some(status));
+                                outlier::report(&host, OutlierOutcome::Success(status));
+                                cluster.stats.response(status);
+                                granted = Some(permit);
+                                // Dropping the response and the stream cancels it.
+                                break 'try_once TryFailure::Status(status);
+                            }
+                            // No retry can follow: the upstream's own answer goes on.
+                            None => cluster.stats.upstream_request_retry_overflow.inc(),
+                        }
+                    }
+                    // The host counts the request active until its answer is relayed.
+                    let _active = active;
+                    let up = Upstream {
+                        host: &host,
+                        started,
+                        _stream: up,
+                        _slot: slot,
+                    };
+                    let to = Relay {
+                        route,
+                        cluster,
+                        has_body,
+                        close_after_reply,
+                    };
+                    return relay(conn, head, r, up, to).await;
+                }
                 Err(e) => e,
             };
             cluster.stats.upstream_request_reset.inc();
@@ -117,38 +172,70 @@ pub(super) async fn forward(
             // it, and its connection takes no more streams.
             if crate::http2::never_processed(&e) {
                 slot.retire();
-                break 'try_once Unanswered::Refused;
+                break 'try_once TryFailure::Refused;
             }
             // The connection itself dropped (a closing upstream racing its GOAWAY, or a
             // stale connection).
             if e.is_io() {
                 slot.retire();
-                break 'try_once Unanswered::Dropped;
+                break 'try_once TryFailure::Reset {
+                    stale_pooled: crate::retry::is_idempotent(head.method()),
+                };
             }
-            outlier::report(host, OutlierOutcome::LocalOriginFailure);
-            cluster.request_done(host, started.elapsed(), None);
-            return reply(conn, LocalReply::UpstreamReset, close_after_reply, head).await;
+            outlier::report(&host, OutlierOutcome::LocalOriginFailure);
+            cluster.request_done(&host, started.elapsed(), None);
+            TryFailure::Reset {
+                stale_pooled: false,
+            }
         };
-        let (resend, local) = match failure {
-            Unanswered::Refused => (
-                unprocessed_resends < UNPROCESSED_RESENDS_MAX,
-                // Not the host's fault, and an answer the client may retry.
-                LocalReply::NoHealthyUpstream,
-            ),
-            Unanswered::Dropped => (
-                !stale_resent && crate::retry::is_idempotent(head.method()),
-                LocalReply::UpstreamReset,
-            ),
-        };
-        if !(resend && body.replayable()) {
-            return reply(conn, local, close_after_reply, head).await;
+        retries.try_ended();
+        if resends.again(failure, body.replayable()) {
+            // Not the host's fault: it may take the request again.
+            avoid = lb.avoid;
+            cluster.stats.upstream_request_retry.inc();
+            continue;
         }
-        match failure {
-            Unanswered::Refused => unprocessed_resends += 1,
-            Unanswered::Dropped => stale_resent = true,
+        // What was read of a body and let go cannot be sent again; what is held can.
+        let resendable = body.replayable();
+        match retries.next(failure, resendable, resendable, granted, deadline.flatten()) {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => return reply(conn, failure.local_reply(), close_after_reply, head).await,
         }
-        cluster.stats.upstream_request_retry.inc();
-    };
+    }
+}
+
+/// The upstream that answered: its host, when the try began, and its stream and
+/// connection slot, kept until the response is relayed.
+struct Upstream<'h> {
+    host: &'h Host,
+    started: Instant,
+    _stream: h2::SendStream<Bytes>,
+    _slot: pool::Slot,
+}
+
+/// What relaying a response needs of the request's route.
+struct Relay<'r> {
+    route: &'r Route,
+    cluster: &'r Cluster,
+    has_body: bool,
+    close_after_reply: bool,
+}
+
+/// Relays an HTTP/2 response to the HTTP/1.1 client.
+async fn relay(
+    conn: &mut Downstream<'_>,
+    head: &RequestHead,
+    response: http::Response<h2::RecvStream>,
+    up: Upstream<'_>,
+    to: Relay<'_>,
+) -> Next {
+    let Relay {
+        route,
+        cluster,
+        has_body,
+        close_after_reply,
+    } = to;
+    let (host, started) = (up.host, up.started);
     let (parts, mut body) = response.into_parts();
     let status = parts.status.as_u16();
     cluster.request_done(host, started.elapsed(), Some(status));
@@ -238,17 +325,6 @@ pub(super) async fn forward(
         }
     }
     next_after(close)
-}
-
-/// How a try ended without a response head, in a way that allows sending the request
-/// again.
-#[derive(Clone, Copy)]
-enum Unanswered {
-    /// The upstream turned the stream away unprocessed (REFUSED_STREAM, above a
-    /// GOAWAY's last stream id, or its connection went away before the stream opened).
-    Refused,
-    /// The connection dropped (the upstream may have acted on the request).
-    Dropped,
 }
 
 /// The HTTP/2 request for a try: Host becomes `:authority`, connection-specific fields

@@ -3,7 +3,7 @@
 
 use super::body::PipeError;
 use super::client_body::ClientBody;
-use super::pool::{self, NoStream, OWN_CONNECTION_AFTER, UNPROCESSED_RESENDS_MAX};
+use super::pool::{self, NoStream, Resends};
 use super::stream::{local_reply, never_processed, H2View, StreamContext, Upstream};
 use super::{h1_upstream, mirror};
 use crate::access_log::flags;
@@ -117,8 +117,7 @@ pub(super) async fn forward(
     // A stream the upstream never processed is sent again even without a policy (the
     // GOAWAY race of a multiplexed connection, like HTTP/1's stale keep-alive), a
     // bounded number of times: an upstream that keeps refusing gets its answer.
-    let mut unprocessed_resends = 0u32;
-    let mut stale_resent = false;
+    let mut resends = Resends::default();
     loop {
         let lb = LbContext {
             hash,
@@ -167,7 +166,7 @@ pub(super) async fn forward(
                 h1_upstream::try_once(&up, parts, &mut body, &mut respond, status_retry).await
             }
             _ => {
-                let own_connection = unprocessed_resends >= OWN_CONNECTION_AFTER;
+                let own_connection = resends.own_connection();
                 try_h2(
                     &up,
                     parts,
@@ -193,19 +192,7 @@ pub(super) async fn forward(
             ),
             TryEnd::RetryStatus(status, permit) => (TryFailure::Status(status), Some(permit), None),
         };
-        // Refused streams may be resent up to the bound; a dropped connection once
-        // (the upstream may have acted on it: never a query-of-death amplifier).
-        let transparent = match failure {
-            TryFailure::Refused => unprocessed_resends < UNPROCESSED_RESENDS_MAX,
-            TryFailure::Reset { stale_pooled: true } => !stale_resent,
-            _ => false,
-        };
-        if transparent && body.resendable() {
-            if matches!(failure, TryFailure::Refused) {
-                unprocessed_resends += 1;
-            } else {
-                stale_resent = true;
-            }
+        if resends.again(failure, body.resendable()) {
             avoid = None;
             cluster.stats.upstream_request_retry.inc();
             continue;

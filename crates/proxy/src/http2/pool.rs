@@ -28,6 +28,42 @@ pub(crate) const UNPROCESSED_RESENDS_MAX: u32 = 10;
 /// processes it there, however many other streams race it for new connections.
 pub(crate) const OWN_CONNECTION_AFTER: u32 = 2;
 
+/// A request's sends outside the retry policy (HTTP/2 and HTTP/1.1 clients alike): a
+/// stream the upstream never processed goes again up to [`UNPROCESSED_RESENDS_MAX`]
+/// times, a dropped connection's idempotent request once (the upstream may have acted
+/// on it: never a query-of-death amplifier).
+#[derive(Default)]
+pub(crate) struct Resends {
+    unprocessed: u32,
+    stale: bool,
+}
+
+impl Resends {
+    /// Should the next try take a connection of its own?
+    pub(crate) fn own_connection(&self) -> bool {
+        self.unprocessed >= OWN_CONNECTION_AFTER
+    }
+
+    /// Is a try that ended in `failure` sent again as it is (counted), when its
+    /// request can be?
+    pub(crate) fn again(&mut self, failure: crate::retry::TryFailure, resendable: bool) -> bool {
+        use crate::retry::TryFailure;
+        let again = resendable
+            && match failure {
+                TryFailure::Refused => self.unprocessed < UNPROCESSED_RESENDS_MAX,
+                TryFailure::Reset { stale_pooled: true } => !self.stale,
+                _ => false,
+            };
+        if again {
+            match failure {
+                TryFailure::Refused => self.unprocessed += 1,
+                _ => self.stale = true,
+            }
+        }
+        again
+    }
+}
+
 struct Entry {
     send: SendRequest<Bytes>,
     /// Streams this worker has open on the connection.
