@@ -987,4 +987,5 @@ fn mirrored(proto: Proto) {
         "the mirror's body differs"
     );
 }
-per_upstream!(mirrored: an_h2_request_is_mirrored_to_an_h2_cluster, an_h2_request_is_mirrored_to_an_http1_cluster);
+per_upstream!(mirrored: an_h2_request_is_mirrored_to_an_h2_cluster, an_h2_request_is_mirrored_to_an_http1_cluster;
+    from_http1: an_http1_request_is_mirrored_to_an_h2_cluster);

@@ -213,16 +213,33 @@ async fn forward(
             avoid: None,
             original_dst: None,
         };
-        return Box::pin(super::to_h2::forward(
-            conn,
-            head,
+        // Mirrors need the whole body first, as on an HTTP/1.1 upstream: none, or a
+        // Content-Length within the replay limit (else the request is not mirrored).
+        let mirrors: Vec<_> = action.mirrors_for(fastrand::u64(..)).collect();
+        let held = match framing {
+            _ if mirrors.is_empty() => None,
+            BodyFraming::None => Some(Bytes::new()),
+            BodyFraming::Length(n) if n <= REPLAY_BODY_MAX => {
+                match buffer_body(conn, n as usize).await {
+                    Ok(body) => Some(body),
+                    Err(e) => return send_failure(conn, e).await,
+                }
+            }
+            _ => None,
+        };
+        if let Some(body) = &held {
+            for m in &mirrors {
+                super::to_h2::mirror(conn, head, action, body.clone(), &m.cluster);
+            }
+        }
+        let request = super::to_h2::ClientRequest {
             framing,
-            route,
-            action,
-            &cluster,
-            ctx,
-            answer_continue,
+            held,
+            drop_expect: answer_continue,
             close_after_reply,
+        };
+        return Box::pin(super::to_h2::forward(
+            conn, head, route, action, &cluster, ctx, request,
         ))
         .await;
     }

@@ -27,20 +27,36 @@ use mosn_upstream::{ActiveRequest, Cluster, Host, LbContext};
 use std::sync::Arc;
 use tokio::time::Instant;
 
-#[allow(clippy::too_many_arguments)]
+/// How the request is to be sent.
+pub(super) struct ClientRequest {
+    pub framing: BodyFraming,
+    /// The whole body, when the caller read it already (to mirror it).
+    pub held: Option<Bytes>,
+    /// `Expect: 100-continue` was answered here: not sent on.
+    pub drop_expect: bool,
+    pub close_after_reply: bool,
+}
+
 pub(super) async fn forward(
     conn: &mut Downstream<'_>,
     head: &RequestHead,
-    framing: BodyFraming,
     route: &Route,
     action: &ClusterAction,
     cluster: &Cluster,
     lb: LbContext<'_>,
-    drop_expect: bool,
-    close_after_reply: bool,
+    request: ClientRequest,
 ) -> Next {
+    let ClientRequest {
+        framing,
+        held,
+        drop_expect,
+        close_after_reply,
+    } = request;
     let has_body = framing.has_body();
-    let mut body = ClientBody::new(framing, conn.listener.limits.max_head);
+    let mut body = match held {
+        Some(held) => ClientBody::read_already(held),
+        None => ClientBody::new(framing, conn.listener.limits.max_head),
+    };
     let timeout = match action.timeout {
         None => Some(DEFAULT_ROUTE_TIMEOUT),
         Some(d) if d.is_zero() => None,
@@ -327,6 +343,57 @@ async fn relay(
     next_after(close)
 }
 
+/// Sends a copy of the request, with its whole `body`, to the mirror `cluster` over
+/// the listener's upstream protocol (the HTTP/2 engine's mirror): the route's
+/// rewrite, `-shadow` on the authority, the client's X-Forwarded-For and XFCC.
+pub(super) fn mirror(
+    conn: &Downstream<'_>,
+    head: &RequestHead,
+    action: &ClusterAction,
+    body: Bytes,
+    cluster: &str,
+) {
+    let mut headers = HeaderMap::new();
+    for h in &head.headers {
+        let name = head.name(h);
+        if head.is_hop_header(h)
+            || name.eq_ignore_ascii_case(b"host")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"content-length")
+        {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(&name.to_ascii_lowercase()),
+            HeaderValue::from_bytes(head.value(h)),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    if !body.is_empty() {
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let uri = format!(
+        "http://{}{}",
+        String::from_utf8_lossy(head.host()),
+        String::from_utf8_lossy(head.path_and_query())
+    );
+    let Ok(copy) = http::Request::builder()
+        .method(head.method())
+        .uri(uri)
+        .body(())
+    else {
+        return;
+    };
+    let (mut parts, ()) = copy.into_parts();
+    parts.headers = headers;
+    let from = crate::http2::mirror::From {
+        peer: conn.peer,
+        xfcc: conn.client_cert.action(conn.listener.xfcc),
+    };
+    crate::http2::mirror::spawn(from, conn.listener, action, &parts, body, cluster);
+}
+
 /// The HTTP/2 request for a try: Host becomes `:authority`, connection-specific fields
 /// are dropped; None when it cannot be expressed in HTTP/2.
 fn upstream_request(
@@ -445,6 +512,23 @@ impl ClientBody {
             held_len: 0,
             trailers: None,
             fits,
+            lost: false,
+        }
+    }
+
+    /// A body read whole already.
+    fn read_already(body: Bytes) -> ClientBody {
+        let held_len = body.len() as u64;
+        ClientBody {
+            left: Left::Done,
+            held: if body.is_empty() {
+                Vec::new()
+            } else {
+                vec![body]
+            },
+            held_len,
+            trailers: None,
+            fits: true,
             lost: false,
         }
     }

@@ -93,7 +93,11 @@ pub(super) async fn forward(
     }
     if let Some(held) = body.held() {
         for m in &mirrors {
-            mirror::spawn(ctx, listener, action, parts, held.clone(), &m.cluster);
+            let from = mirror::From {
+                peer: ctx.peer,
+                xfcc: ctx.client_cert.action(listener.xfcc),
+            };
+            mirror::spawn(from, listener, action, parts, held.clone(), &m.cluster);
         }
     }
     // The route timeout, capped by the client's own gRPC deadline.

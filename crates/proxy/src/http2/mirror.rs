@@ -5,7 +5,7 @@
 
 use super::h1_upstream::request_head;
 use super::pool;
-use super::stream::{append_forwarded_for, StreamContext};
+use super::stream::append_forwarded_for;
 use crate::http1::exchange::take_connection;
 use crate::http1::io::{read_some, write_all};
 use crate::http1::HttpListener;
@@ -21,6 +21,13 @@ use std::time::Duration;
 /// How long a mirrored request may take in all.
 const MIRROR_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Who sent the request: the copy carries the same X-Forwarded-For and
+/// X-Forwarded-Client-Cert as the original.
+pub(crate) struct From<'a> {
+    pub peer: std::net::IpAddr,
+    pub xfcc: crate::xfcc::Action<'a>,
+}
+
 /// What the copy carries.
 struct Copy {
     method: http::Method,
@@ -32,8 +39,8 @@ struct Copy {
 
 /// Sends a copy of the request to `cluster`. The authority gets Envoy's `-shadow`
 /// suffix so the mirror can tell copies apart; the path is the route's rewrite.
-pub(super) fn spawn(
-    ctx: &StreamContext,
+pub(crate) fn spawn(
+    from: From<'_>,
     listener: &HttpListener,
     action: &ClusterAction,
     parts: &http::request::Parts,
@@ -66,9 +73,9 @@ pub(super) fn spawn(
     let mut headers = parts.headers.clone();
     headers.remove(http::header::HOST);
     if listener.options.add_x_forwarded_for {
-        append_forwarded_for(&mut headers, ctx.peer);
+        append_forwarded_for(&mut headers, from.peer);
     }
-    crate::xfcc::apply(&mut headers, ctx.client_cert.action(listener.xfcc));
+    crate::xfcc::apply(&mut headers, from.xfcc);
     let copy = Copy {
         method: parts.method.clone(),
         authority: format!("{authority}-shadow"),

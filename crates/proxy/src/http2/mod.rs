@@ -17,7 +17,7 @@ mod forward;
 mod grpc;
 mod h1_upstream;
 mod io;
-mod mirror;
+pub(crate) mod mirror;
 pub(crate) mod pool;
 mod stream;
 mod websocket;
