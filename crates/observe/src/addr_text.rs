@@ -1,13 +1,14 @@
 //! Socket addresses and IPs as text, as `Display` writes them, without the
 //! formatting machinery for IPv4 (what most peers are): access logs and spans write
-//! addresses for every request. An IPv4 address's text is made on the stack from
+//! addresses for every request, so an address they keep writing carries its text,
+//! made once ([`TextedAddr`]). An IPv4 address's text is made on the stack from
 //! tables and appended at once: an append is a capacity check and a `memcpy` call,
 //! which cost more than making the digits.
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV6};
 
-/// Where text goes: a `String`, a byte buffer, an [`AddrText`].
+/// Where text goes: a `String` or a byte buffer.
 pub trait TextOut {
     fn put(&mut self, s: &str);
 
@@ -64,13 +65,6 @@ pub fn write_socket_addr(out: &mut impl TextOut, addr: SocketAddr) {
     match addr {
         SocketAddr::V4(v4) => out.put_ascii(&AsciiText::ipv4(*v4.ip(), Some(v4.port()))),
         SocketAddr::V6(_) => put_display(out, addr),
-    }
-}
-
-pub fn write_ip(out: &mut impl TextOut, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => out.put_ascii(&AsciiText::ipv4(v4, None)),
-        IpAddr::V6(v6) => put_display(out, v6),
     }
 }
 
@@ -336,8 +330,9 @@ fn write_port(buf: &mut [u8; V4_MAX], at: usize, port: u16) -> usize {
 /// Long enough for any socket address (`[v6%scope]:port` is at most 58 bytes).
 const MAX: usize = 64;
 
-/// An address's text on the stack, for a writer that needs its length first.
-pub struct AddrText {
+/// An IPv6 address's text (or any `Display`) on the stack, for a writer that needs its
+/// length first.
+struct AddrText {
     buf: [u8; MAX],
     len: usize,
 }
@@ -348,30 +343,6 @@ impl AddrText {
             buf: [0; MAX],
             len: 0,
         }
-    }
-
-    pub fn new(addr: SocketAddr) -> AddrText {
-        match addr {
-            SocketAddr::V4(v4) => AddrText::v4(*v4.ip(), Some(v4.port())),
-            SocketAddr::V6(_) => AddrText::display(addr),
-        }
-    }
-
-    pub fn ip(ip: IpAddr) -> AddrText {
-        match ip {
-            IpAddr::V4(v4) => AddrText::v4(v4, None),
-            IpAddr::V6(v6) => AddrText::display(v6),
-        }
-    }
-
-    /// Made in place: no copy from another buffer.
-    fn v4(ip: Ipv4Addr, port: Option<u16>) -> AddrText {
-        let mut t = AddrText::empty();
-        // Always there: MAX is more than V4_MAX.
-        if let Some(head) = t.buf.first_chunk_mut() {
-            t.len = ipv4_text(head, ip, port);
-        }
-        t
     }
 
     /// An IPv6 address (or socket address) as `Display` writes it.
@@ -394,17 +365,6 @@ impl AddrText {
     }
 }
 
-impl TextOut for AddrText {
-    /// Whole or not at all (a `str`'s bytes stay whole).
-    fn put(&mut self, s: &str) {
-        let end = self.len + s.len();
-        if let Some(slot) = self.buf.get_mut(self.len..end) {
-            slot.copy_from_slice(s.as_bytes());
-            self.len = end;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,17 +380,12 @@ mod tests {
             "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
         ] {
             let a: SocketAddr = addr.parse().unwrap();
-            assert_eq!(AddrText::new(a).as_str(), a.to_string());
             let mut s = String::from(">");
             write_socket_addr(&mut s, a);
             assert_eq!(s, format!(">{a}"));
-            let mut v = Vec::new();
-            write_ip(&mut v, a.ip());
-            assert_eq!(v, a.ip().to_string().as_bytes());
-        }
-        for ip in ["10.20.30.4", "::1", "2001:db8::8a2e:370:7334"] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(AddrText::ip(ip).as_str(), ip.to_string());
+            let mut v = b">".to_vec();
+            write_socket_addr(&mut v, a);
+            assert_eq!(v, format!(">{a}").as_bytes());
         }
     }
 
@@ -470,7 +425,8 @@ mod tests {
     /// What `Display` writes, through each writer.
     fn check(a: SocketAddr) {
         let want = a.to_string();
-        assert_eq!(AddrText::new(a).as_str(), want);
+        let t = TextedAddr::new(a);
+        assert_eq!(t.with_text(<[u8]>::to_vec), want.as_bytes());
         let mut s = String::from(">");
         write_socket_addr(&mut s, a);
         assert_eq!(s, format!(">{want}"));
@@ -478,10 +434,10 @@ mod tests {
         write_socket_addr(&mut v, a);
         assert_eq!(v, format!(">{want}").as_bytes());
         let ip = a.ip().to_string();
-        assert_eq!(AddrText::ip(a.ip()).as_str(), ip);
+        assert_eq!(t.with_ip_text(<[u8]>::to_vec), ip.as_bytes());
         let mut s = String::from(">");
-        write_ip(&mut s, a.ip());
-        assert_eq!(s, format!(">{ip}"));
+        t.write(&mut s);
+        assert_eq!(s, format!(">{want}"));
     }
 
     #[test]
@@ -555,19 +511,10 @@ mod tests {
 
     #[test]
     #[ignore]
-    fn bench_addr_text_new() {
+    fn bench_texted_addr_new() {
         let a: SocketAddr = "127.0.0.1:18080".parse().unwrap();
         for _ in 0..bench_n() {
-            std::hint::black_box(AddrText::new(std::hint::black_box(a)).as_bytes().len());
-        }
-    }
-
-    #[test]
-    #[ignore]
-    fn bench_addr_text_ip() {
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..bench_n() {
-            std::hint::black_box(AddrText::ip(std::hint::black_box(ip)).as_bytes().len());
+            std::hint::black_box(TextedAddr::new(std::hint::black_box(a)));
         }
     }
 }

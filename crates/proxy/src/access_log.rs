@@ -206,6 +206,12 @@ impl Entry {
         }
     }
 
+    /// The request goes (or went) to `host` of the cluster named `cluster`.
+    pub fn upstream(&mut self, host: &mosn_upstream::Host, cluster: &Arc<str>) {
+        self.upstream_host = Some(host.addr_text);
+        self.upstream_cluster = Some(cluster.clone());
+    }
+
     /// Marks the request's end (once; later calls keep the first), and returns it.
     pub fn end(&mut self) -> Instant {
         let started = self.started;

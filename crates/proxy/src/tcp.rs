@@ -170,10 +170,7 @@ async fn proxy(
         note(&|e| e.flags |= flags::NO_HEALTHY_UPSTREAM);
         return;
     };
-    note(&|e| {
-        e.upstream_host = Some(host.addr_text);
-        e.upstream_cluster = Some(cluster.name.clone());
-    });
+    note(&|e| e.upstream(&host, &cluster.name));
     let Some(permit) = try_acquire_owned(&cluster.breakers.connections) else {
         stats.upstream_overflow.inc();
         cluster.stats.upstream_connection_overflow.inc();

@@ -295,10 +295,7 @@ async fn forward(
             return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
         };
         last_host = Some(host.addr);
-        conn.note(|e| {
-            e.upstream_host = Some(host.addr_text);
-            e.upstream_cluster = Some(cluster.name.clone());
-        });
+        conn.note(|e| e.upstream(&host, &cluster.name));
         let hostname = (!host.hostname.is_empty()).then_some(host.hostname.as_str());
         let trace = conn
             .log

@@ -80,10 +80,7 @@ pub(super) async fn forward(
             return reply(conn, LocalReply::NoHealthyUpstream, close_after_reply, head).await;
         };
         avoid = Some(host.addr);
-        conn.note(|e| {
-            e.upstream_host = Some(host.addr_text);
-            e.upstream_cluster = Some(cluster.name.clone());
-        });
+        conn.note(|e| e.upstream(&host, &cluster.name));
         let active = ActiveRequest::new(&host);
         cluster.stats.upstream_request_total.inc();
         let Some(request) = upstream_request(conn, head, route, action, &host, drop_expect) else {
@@ -353,26 +350,8 @@ pub(super) fn mirror(
     body: Bytes,
     cluster: &str,
 ) {
-    let mut headers = HeaderMap::new();
-    for h in &head.headers {
-        let name = head.name(h);
-        if head.is_hop_header(h)
-            || name.eq_ignore_ascii_case(b"host")
-            || name.eq_ignore_ascii_case(b"expect")
-            || name.eq_ignore_ascii_case(b"content-length")
-        {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(&name.to_ascii_lowercase()),
-            HeaderValue::from_bytes(head.value(h)),
-        ) {
-            headers.append(n, v);
-        }
-    }
-    if !body.is_empty() {
-        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    }
+    // The body is the whole of a Content-Length body (or none): its length stands.
+    let headers = h2_fields(head, true);
     let uri = format!(
         "http://{}{}",
         String::from_utf8_lossy(head.host()),
@@ -392,6 +371,29 @@ pub(super) fn mirror(
         xfcc: conn.client_cert.action(conn.listener.xfcc),
     };
     crate::http2::mirror::spawn(from, conn.listener, action, &parts, body, cluster);
+}
+
+/// The request's header fields as HTTP/2 takes them: lower-case names, without the
+/// connection-specific ones and Host (it becomes `:authority`), and without Expect
+/// when it was answered here.
+fn h2_fields(head: &RequestHead, drop_expect: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for h in &head.headers {
+        let name = head.name(h);
+        if head.is_hop_header(h)
+            || name.eq_ignore_ascii_case(b"host")
+            || (drop_expect && name.eq_ignore_ascii_case(b"expect"))
+        {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(&name.to_ascii_lowercase()),
+            HeaderValue::from_bytes(head.value(h)),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    headers
 }
 
 /// The HTTP/2 request for a try: Host becomes `:authority`, connection-specific fields
@@ -419,22 +421,7 @@ fn upstream_request(
         String::from_utf8_lossy(&authority),
         String::from_utf8_lossy(&path)
     );
-    let mut headers = HeaderMap::new();
-    for h in &head.headers {
-        let name = head.name(h);
-        if head.is_hop_header(h)
-            || name.eq_ignore_ascii_case(b"host")
-            || (drop_expect && name.eq_ignore_ascii_case(b"expect"))
-        {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(&name.to_ascii_lowercase()),
-            HeaderValue::from_bytes(head.value(h)),
-        ) {
-            headers.append(n, v);
-        }
-    }
+    let mut headers = h2_fields(head, drop_expect);
     // HTTP/2 allows `te: trailers` only (gRPC needs it); the other TE values are hop-by-hop.
     if head
         .header("te")

@@ -133,10 +133,7 @@ pub(super) async fn forward(
             return local_reply(ctx, &mut respond, LocalReply::NoHealthyUpstream, grpc);
         };
         avoid = Some(host.addr);
-        ctx.note(|e| {
-            e.upstream_host = Some(host.addr_text);
-            e.upstream_cluster = Some(cluster.name.clone());
-        });
+        ctx.note(|e| e.upstream(&host, &cluster.name));
         let _host_active = ActiveRequest::new(&host);
         let _up_active = Active::new(&cluster.stats.upstream_request_active);
         cluster.stats.upstream_request_total.inc();

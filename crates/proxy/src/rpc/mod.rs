@@ -208,8 +208,7 @@ impl RequestLog {
 
     /// The request goes to `host` of `cluster`.
     pub(crate) fn upstream(&mut self, host: &Host, cluster: &Arc<str>) {
-        self.entry.upstream_host = Some(host.addr_text);
-        self.entry.upstream_cluster = Some(cluster.clone());
+        self.entry.upstream(host, cluster);
     }
 }
 
