@@ -2,13 +2,13 @@
 """Turns run-observe.sh's raw measurements into bench/results/<date>-observe.md and .png.
 
 Inputs (written by run-observe.sh into its temp dir):
-  --runs  TSV, one line per wrk run:
+  --runs  TSV, one line per load run:
           variant round requests duration_us p50_us p99_us errors cpu_us tail_us
           rss_kib other_us collector_us collector_tail_us spans_started
           spans_exported spans_dropped spans_failed log_lines log_dropped scrapes
           busy_us
-          (cpu_us: the proxy's utime+stime during wrk; tail_us: the same from the
-          end of wrk until every span was exported or dropped and the access log
+          (cpu_us: the proxy's utime+stime during the load; tail_us: the same from
+          the end of the load until every span was exported or dropped and the access log
           stopped growing; collector_*: the trace collector's, 0 without one;
           spans_* and log_dropped: the proxy's own counters over the run, from
           /api/v1/stats; log_lines: lines in the access log file; scrapes:
@@ -156,13 +156,13 @@ def tracing_table(order, summ):
         return []
     out = ["\n## Tracing: spans and the collector\n",
            "Counters from the proxy's `/api/v1/stats` (`tracing.*`), summed over rounds; "
-           "per request and collector figures are medians. *after wrk* is the proxy's CPU "
-           "from the end of wrk until every span of the run was exported or dropped "
+           "per request and collector figures are medians. *after the load* is the proxy's CPU "
+           "from the end of the load until every span of the run was exported or dropped "
            "(included in CPU µs/req above). The collector (crates/trace/examples/trace_sink.rs) runs on the same "
            "2 cores: its CPU is not the proxy's, shown here as % of one core during the "
            "run and µs per span it received (run and tail).\n",
            "| variant | spans started | per request | exported per request | dropped | "
-           "dropped % | failed | proxy CPU after wrk µs/req | exporter µs/span | "
+           "dropped % | failed | proxy CPU after the load µs/req | exporter µs/span | "
            "CPU µs/req had none been dropped (est.) | collector CPU | collector µs/span |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for v in traced:
@@ -254,7 +254,7 @@ def main():
            "**CPU µs/req** is the proxy's own utime+stime (all its threads: the worker, "
            "the access log writer, the trace exporter, the admin API) during the run plus "
            "the tail after it (the export of the run's last spans), divided by the requests "
-           "wrk completed. **÷ off** is that against mosn-off: the median of the per-round "
+           "the load completed. **÷ off** is that against mosn-off: the median of the per-round "
            "ratios (variants of a round ran back to back), and the ratio of the medians.\n",
            "## Summary\n"]
     out += summary_table(order, summ, a.scrape_every, rows)

@@ -2,7 +2,9 @@
 # mosn-rs observability cost: CPU per request of mosn-rs (ONE worker) with its
 # observability turned on, against the same proxy with it off, every variant
 # in the same run (order rotated each round), in front of the nginx upstream
-# of run.sh (20-byte body), load wrk -t1 -c64 with keep-alive:
+# of run.sh (20-byte body), load wrk -t1 -c64 with keep-alive (as fast as it
+# goes), or with RATE set a fixed rate (h2load --h1 --rps), the same for every
+# variant:
 #   off    no access log, no tracing (metrics are always on in mosn-rs:
 #          relaxed atomics, nothing to turn off)
 #   log    + an access log to a file (MOSN's default format)
@@ -26,7 +28,12 @@
 #   VARIANTS      any of "off log trace all sw" [all five]
 #   DURATION      wrk duration per run [10s]
 #   ROUNDS        rounds; each runs every variant once, order rotated [3]
-#   CONNS         wrk connections [64]
+#   CONNS         connections of the load [64]
+#   RATE          requests per second, spread over the CONNS connections by
+#                 h2load --h1 --rps (a multiple of CONNS); 0 = no fixed rate,
+#                 wrk as fast as the proxy answers [0]. At a fixed rate every
+#                 variant serves the same traffic, as a sidecar serves its
+#                 app's, below saturation: how Istio reports its proxy's CPU
 #   SCRAPE_EVERY  seconds between Prometheus scrapes in `all` [1]
 #   RETRIES       times a run is repeated when other processes used > 20 % of
 #                 a core during it (another build, say), after the machine
@@ -44,17 +51,23 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # REPO BENCH VENV MOSN_BIN BODY
 
 # Settings: the environment's, else these defaults.
 : "${VARIANTS:=off log trace all sw}" "${DURATION:=10s}" "${ROUNDS:=3}" "${CONNS:=64}"
-: "${SCRAPE_EVERY:=1}" "${RETRIES:=2}" "${KEEP_TMP:=0}"
+: "${SCRAPE_EVERY:=1}" "${RETRIES:=2}" "${KEEP_TMP:=0}" "${RATE:=0}"
 
-parse_args 2,31 "$@"   # BUILD
+parse_args 2,46 "$@"   # BUILD
 declare -a SEL   # set by pick_list
 pick_list SEL VARIANTS "$VARIANTS" "off log trace all sw"
 selected() { in_list "$1" "${SEL[@]}"; }
 LOAD_TIMEOUT=$(load_timeout "$DURATION")
+[[ $RATE =~ ^[0-9]+$ ]] || die "RATE must be a whole number of requests per second, not '$RATE'"
+((RATE == 0 || (RATE >= CONNS && RATE % CONNS == 0))) \
+    || die "RATE ($RATE) must be a multiple of CONNS ($CONNS): h2load's --rps is per connection"
 
 # --- tools ---------------------------------------------------------------------
-# shellcheck disable=SC2119  # setup_tools takes setup.sh's options, not ours
-setup_tools   # PY (the bench venv: procstat, report)
+# PY (the bench venv: procstat, report); h2load for a fixed RATE
+if ((RATE)); then setup_tools --h2load; else
+    # shellcheck disable=SC2119  # setup_tools takes setup.sh's options, not ours
+    setup_tools
+fi
 ensure_mosn "$BUILD" 'There is nothing to measure without it.'
 # The trace sink: built beside MOSN_BIN (cargo honours CARGO_TARGET_DIR).
 SINK="$(dirname "$MOSN_BIN")/examples/trace_sink"
@@ -186,10 +199,34 @@ run_load() {
         scrape_loop "$v" >"$TMP/scrapes-$r.txt" &
         scraper=$!
     fi
-    timeout "$LOAD_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
-        -s "$BENCH/wrk-report.lua" "http://127.0.0.1:${PORT[$v]}/" >"$TMP/wrk-$v-$r.txt" 2>&1 \
-        || { cat "$TMP/wrk-$v-$r.txt" >&2; die "wrk through $v failed"; }
+    if ((RATE)); then
+        load_at_rate "$v" "$r"
+    else
+        timeout "$LOAD_TIMEOUT" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
+            -s "$BENCH/wrk-report.lua" "http://127.0.0.1:${PORT[$v]}/" >"$TMP/wrk-$v-$r.txt" 2>&1 \
+            || { cat "$TMP/wrk-$v-$r.txt" >&2; die "wrk through $v failed"; }
+    fi
     [[ -z $scraper ]] || { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
+}
+
+# load_at_rate NAME ROUND: RATE requests per second through NAME for DURATION
+# (h2load, HTTP/1.1, CONNS connections), its result written to wrk-NAME-ROUND.txt
+# as wrk-report.lua's WRKRESULT line, so that bench_one reads either load alike.
+load_at_rate() {
+    local v=$1 r=$2 out="$TMP/h2load-$1-$2.txt" lat="$TMP/lat-$1-$2.tsv" line
+    timeout "$LOAD_TIMEOUT" h2load --h1 -c"$CONNS" --rps $((RATE / CONNS)) -D "$DURATION" \
+        --log-file="$lat" "http://127.0.0.1:${PORT[$v]}/" >"$out" 2>&1 \
+        || { tail -n 30 "$out" >&2; die "h2load through $v failed"; }
+    line=$("$PY" "$BENCH/h2load_result.py" "$out" --log "$lat") \
+        || { tail -n 30 "$out" >&2; die "could not read h2load's output for $v"; }
+    rm -f "$lat"
+    # shellcheck disable=SC2034  # not all of them are used
+    local requests succeeded failed errored timeout duration_us mean_us sd_us p50_us p99_us \
+        data_bytes status_2xx status_other grpc_errors kv
+    for kv in ${line#H2RESULT }; do local "$kv"; done
+    # h2load's "failed" includes "errored" (stream and connection errors).
+    printf 'WRKRESULT requests=%s duration_us=%.0f p50_us=%s p99_us=%s status_errors=%s socket_errors=%s\n' \
+        "$requests" "$duration_us" "$p50_us" "$p99_us" "$((failed - errored))" "$errored" >"$TMP/wrk-$v-$r.txt"
 }
 
 RUNS="$TMP/runs.tsv"
@@ -261,9 +298,14 @@ for v in "${SEL[@]}"; do   # what each mosn-rs logged (level ERROR): a finding i
 done
 DATE="$(date +%F)"
 {
-    info_head "$DATE" nginx wrk mosn
+    if ((RATE)); then info_head "$DATE" nginx h2load mosn; else info_head "$DATE" nginx wrk mosn; fi
     printf 'collector\tcrates/trace/examples/trace_sink.rs (counts spans; h2, one thread)\n'
-    printf 'load\twrk -t1 -c%s -d%s --latency\n' "$CONNS" "$DURATION"
+    if ((RATE)); then
+        printf 'load\th2load --h1 -c%s --rps %s -D %s (%s requests/s in all, for every variant)\n' \
+            "$CONNS" $((RATE / CONNS)) "$DURATION" "$RATE"
+    else
+        printf 'load\twrk -t1 -c%s -d%s --latency\n' "$CONNS" "$DURATION"
+    fi
     printf 'rounds\t%s, order rotated each round; %s run(s) repeated (RETRIES=%s) because other processes used > 20 %% of a core during them\n' \
         "$ROUNDS" "$REPEATED" "$RETRIES"
     printf 'upstream\tnginx, HTTP/1.1 keep-alive, 20-byte body\n'

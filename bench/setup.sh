@@ -13,6 +13,7 @@
 # With --tls (bench/run-tls.sh) also: hey (the new-connection-per-request
 # load: Go's TLS client, which never resumes a session), nghttp2-client
 # (h2load, for h2 over TLS) and openssl (the test certificate, s_client).
+# With --h2load (bench/run-observe.sh at a fixed RATE) also: nghttp2-client.
 # Re-running it when everything is present costs a few dpkg-query/python calls
 # and touches neither apt nor pip.
 set -euo pipefail
@@ -26,6 +27,7 @@ for arg in "$@"; do
     case "$arg" in
         --h2) PKGS+=(nghttp2-client nghttp2-proxy nghttp2-server) ;;
         --tls) PKGS+=(hey nghttp2-client openssl) ;;
+        --h2load) PKGS+=(nghttp2-client) ;;
         *) echo "setup: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
