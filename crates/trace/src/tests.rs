@@ -474,6 +474,31 @@ fn otel_exports_to_the_collector() {
 }
 
 #[test]
+fn a_collectors_error_status_fails_the_batch_in_either_shape() {
+    // INVALID_ARGUMENT (3) is not worth another try: the batch's spans are lost
+    // at once, and counted as failed, whether the status came trailers-only or
+    // after a message.
+    for answer in [
+        collector::Answer::TrailersOnly(3),
+        collector::Answer::AfterMessage(3),
+    ] {
+        let collector = Collector::start_answering("127.0.0.1:0", answer);
+        let t = tracer(
+            "otel",
+            json!({"endpoint": collector.addr.to_string(), "flush_interval": "10ms"}),
+        );
+        start(&t, &headers(&[])).unwrap().finish(&end(200, ""));
+        crate::flush_local();
+        let call = collector.next("/Export");
+        assert_eq!(call.messages.len(), 1, "{answer:?}");
+        wait_for("the failure to count", || t.stats().failed_spans == 1);
+        let stats = t.stats();
+        assert_eq!(stats.export_failures, 1, "{answer:?}: one try, no retry");
+        assert_eq!(stats.exported, 0, "{answer:?}");
+    }
+}
+
+#[test]
 fn a_collector_down_at_start_gets_the_spans_later() {
     // Find a free port, leave it closed while the first export fails.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

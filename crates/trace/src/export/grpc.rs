@@ -1,21 +1,26 @@
 //! A small gRPC client over tonic's generic `Grpc`: the exporters call a handful of
 //! methods, so no generated stubs (and no protoc) are needed. Span batches go out
-//! as bytes encoded already (`wire`), through a codec that passes them on as they
-//! are; the rare management calls and every response use prost's codec.
+//! as bytes encoded already (`wire`), framed here and handed to the channel as
+//! they are: tonic's `Grpc` would copy every message into its encode buffer first
+//! (a batch is ~200 KiB). The rare management calls, and every response, go
+//! through tonic's codec machinery with prost's codec.
 
 use super::coalesce::Coalesced;
 use crate::TraceError;
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use hyper_util::rt::TokioIo;
 use mosn_config::tracing::Collector;
-use std::marker::PhantomData;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tonic::client::Grpc;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codec::{Codec, Streaming};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 use tonic_prost::{ProstCodec, ProstDecoder};
+use tower::{Service, ServiceExt};
 
 /// How long a connection attempt to the collector may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -92,8 +97,10 @@ impl GrpcTarget {
             tcp.set_nodelay(true)?;
             Ok::<_, std::io::Error>(TokioIo::new(Coalesced::new(tcp)))
         });
+        let channel = self.endpoint.connect_with_connector_lazy(connector);
         GrpcClient {
-            grpc: Grpc::new(self.endpoint.connect_with_connector_lazy(connector)),
+            grpc: Grpc::new(channel.clone()),
+            channel,
             metadata: self.metadata.clone(),
         }
     }
@@ -118,6 +125,9 @@ impl Destination {
 
 pub(crate) struct GrpcClient {
     grpc: Grpc<Channel>,
+    /// The same channel (a handle to one connection): for the calls whose
+    /// messages are encoded already.
+    channel: Channel,
     metadata: MetadataMap,
 }
 
@@ -133,6 +143,8 @@ impl GrpcClient {
 
     /// One client-streaming call carrying `messages`, each a message's protobuf
     /// encoding (a unary call is the same on the wire, with one message).
+    /// A client-streaming call of messages encoded already (a unary one when there
+    /// is one message): their bytes go to the channel without a copy.
     pub async fn send_encoded<R>(
         &mut self,
         path: &'static str,
@@ -141,8 +153,58 @@ impl GrpcClient {
     where
         R: prost::Message + Default + Send + Sync + 'static,
     {
-        self.call(path, messages, PreEncoded::<R>(PhantomData))
+        let call = async {
+            let request = self.encoded_request(path, messages)?;
+            let channel = self
+                .channel
+                .ready()
+                .await
+                .map_err(|e| Status::unavailable(format!("collector unreachable: {e}")))?;
+            let response = channel
+                .call(request)
+                .await
+                .map_err(|e| Status::from_error(Box::new(e)))?;
+            one_message(response).await
+        };
+        tokio::time::timeout(CALL_TIMEOUT, call)
             .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded("export call timed out")))
+    }
+
+    /// The HTTP/2 request of a gRPC call to `path` carrying `messages`, each with
+    /// its 5-byte length prefix, as tonic makes it (the channel adds the scheme
+    /// and authority, and its user agent).
+    fn encoded_request(
+        &self,
+        path: &'static str,
+        messages: Vec<Encoded>,
+    ) -> Result<http::Request<tonic::body::Body>, Status> {
+        let mut frames = VecDeque::with_capacity(messages.len() * 2);
+        for message in messages {
+            let pieces = match message {
+                Encoded::Whole(b) => vec![b],
+                Encoded::Pieces(pieces) => pieces,
+            };
+            let len: usize = pieces.iter().map(Bytes::len).sum();
+            let len =
+                u32::try_from(len).map_err(|_| Status::resource_exhausted("message over 4 GiB"))?;
+            let mut prefix = [0u8; 5];
+            prefix[1..].copy_from_slice(&len.to_be_bytes());
+            frames.push_back(Bytes::copy_from_slice(&prefix));
+            frames.extend(pieces.into_iter().filter(|p| !p.is_empty()));
+        }
+        let mut request = http::Request::new(tonic::body::Body::new(Frames(frames)));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = http::Uri::from_static(path);
+        *request.version_mut() = http::Version::HTTP_2;
+        let headers = request.headers_mut();
+        *headers = self.metadata.clone().into_headers();
+        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        Ok(request)
     }
 
     async fn call<C>(
@@ -176,29 +238,6 @@ impl GrpcClient {
 }
 
 /// Sends messages encoded already, decodes the answer with prost.
-struct PreEncoded<R>(PhantomData<R>);
-
-impl<R> Codec for PreEncoded<R>
-where
-    R: prost::Message + Default + Send + 'static,
-{
-    type Encode = Encoded;
-    type Decode = R;
-    type Encoder = PassThrough;
-    type Decoder = ProstDecoder<R>;
-
-    fn encoder(&mut self) -> PassThrough {
-        PassThrough
-    }
-
-    fn decoder(&mut self) -> ProstDecoder<R> {
-        ProstDecoder::default()
-    }
-}
-
-/// A message encoded already: whole, or in pieces to be sent one after the other
-/// (an envelope and the chunks of spans it holds, which are not copied together
-/// first).
 #[derive(Debug, Clone)]
 pub(crate) enum Encoded {
     Whole(Bytes),
@@ -216,26 +255,60 @@ impl Encoded {
 }
 
 /// Writes a message's bytes as they are (tonic adds the gRPC framing).
-struct PassThrough;
+/// The frames of a request body, each handed on as it is.
+struct Frames(VecDeque<Bytes>);
 
-impl Encoder for PassThrough {
-    type Item = Encoded;
-    type Error = Status;
+impl http_body::Body for Frames {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
 
-    fn encode(&mut self, item: Encoded, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        match item {
-            Encoded::Whole(b) => dst.put_slice(&b),
-            Encoded::Pieces(pieces) => {
-                // One reservation: growing piece by piece would copy the message
-                // again at every doubling.
-                dst.reserve(pieces.iter().map(Bytes::len).sum());
-                for piece in pieces {
-                    dst.put_slice(&piece);
-                }
-            }
-        }
-        Ok(())
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(
+            self.get_mut()
+                .0
+                .pop_front()
+                .map(|b| Ok(http_body::Frame::data(b))),
+        )
     }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+    }
+}
+
+/// The one message of a unary or client-streaming call's response, as tonic's
+/// `Grpc::client_streaming` reads it: a trailers-only answer's status, else the
+/// message, then the status in the trailers.
+async fn one_message<R>(response: http::Response<tonic::body::Body>) -> Result<R, Status>
+where
+    R: prost::Message + Default + Send + Sync + 'static,
+{
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        if status.code() != tonic::Code::Ok {
+            return Err(status);
+        }
+    }
+    let code = response.status();
+    let mut body = Streaming::new_response(
+        ProstDecoder::<R>::default(),
+        response.into_body(),
+        code,
+        None,
+        None,
+    );
+    let message = body
+        .message()
+        .await?
+        .ok_or_else(|| Status::internal("Missing response message."))?;
+    body.trailers().await?;
+    Ok(message)
 }
 
 /// Where to connect for a collector's URI: its host (an IPv6 address without

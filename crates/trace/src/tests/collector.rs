@@ -1,7 +1,8 @@
 //! A bare gRPC collector for the tests, on h2 directly (not tonic), so the exporter's
 //! wire format is checked against an independent reader: it records every call's
 //! path, metadata and length-prefixed messages, and answers each with one empty
-//! message (an empty `Commands` / `ExportTraceServiceResponse`) and grpc-status 0.
+//! message (an empty `Commands` / `ExportTraceServiceResponse`) and grpc-status 0,
+//! or with the error status it was started to give ([`Answer`]).
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -20,18 +21,34 @@ pub struct Collector {
     pub calls: mpsc::Receiver<Call>,
 }
 
+/// How the collector answers every call.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// An empty message and grpc-status 0.
+    Ok,
+    /// A trailers-only answer: the grpc-status in the response head, no body.
+    TrailersOnly(u8),
+    /// An empty message, then this grpc-status in the trailers.
+    AfterMessage(u8),
+}
+
 impl Collector {
     /// Starts a collector on its own thread, on `addr` (port 0: any free port).
     pub fn start(addr: &str) -> Collector {
-        Collector::start_with(addr, None)
+        Collector::start_with(addr, None, Answer::Ok)
+    }
+
+    /// The same, answering every call as `answer` says.
+    pub fn start_answering(addr: &str, answer: Answer) -> Collector {
+        Collector::start_with(addr, None, answer)
     }
 
     /// The same, behind TLS.
     pub fn start_tls(addr: &str, tls: tokio_rustls::TlsAcceptor) -> Collector {
-        Collector::start_with(addr, Some(tls))
+        Collector::start_with(addr, Some(tls), Answer::Ok)
     }
 
-    fn start_with(addr: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Collector {
+    fn start_with(addr: &str, tls: Option<tokio_rustls::TlsAcceptor>, answer: Answer) -> Collector {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (calls_tx, calls) = mpsc::channel();
         let addr = addr.to_string();
@@ -52,13 +69,13 @@ impl Collector {
                     let calls_tx = calls_tx.clone();
                     match &tls {
                         None => {
-                            tokio::spawn(serve(sock, calls_tx));
+                            tokio::spawn(serve(sock, calls_tx, answer));
                         }
                         Some(acceptor) => {
                             let accept = acceptor.accept(sock);
                             tokio::spawn(async move {
                                 if let Ok(sock) = accept.await {
-                                    serve(sock, calls_tx).await;
+                                    serve(sock, calls_tx, answer).await;
                                 }
                             });
                         }
@@ -86,7 +103,7 @@ impl Collector {
     }
 }
 
-async fn serve<IO>(io: IO, calls: mpsc::Sender<Call>)
+async fn serve<IO>(io: IO, calls: mpsc::Sender<Call>, answer: Answer)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -94,7 +111,7 @@ where
         return;
     };
     while let Some(Ok((req, respond))) = conn.accept().await {
-        tokio::spawn(handle(req, respond, calls.clone()));
+        tokio::spawn(handle(req, respond, calls.clone(), answer));
     }
 }
 
@@ -102,6 +119,7 @@ async fn handle(
     req: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
     calls: mpsc::Sender<Call>,
+    answer: Answer,
 ) {
     let (parts, mut body) = req.into_parts();
     let mut buf = BytesMut::new();
@@ -122,16 +140,26 @@ async fn handle(
         headers: parts.headers,
         messages,
     });
-    let response = http::Response::builder()
+    let status = |code: u8| http::HeaderValue::from(u16::from(code));
+    let mut response = http::Response::builder()
         .status(200)
-        .header("content-type", "application/grpc")
-        .body(())
-        .expect("response");
-    let Ok(mut stream) = respond.send_response(response, false) else {
+        .header("content-type", "application/grpc");
+    if let Answer::TrailersOnly(code) = answer {
+        response = response
+            .header("grpc-status", status(code))
+            .header("grpc-message", "refused%20by%20the%20test");
+        let _ = respond.send_response(response.body(()).expect("response"), true);
+        return;
+    }
+    let Ok(mut stream) = respond.send_response(response.body(()).expect("response"), false) else {
         return;
     };
     let _ = stream.send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), false);
     let mut trailers = http::HeaderMap::new();
-    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let code = match answer {
+        Answer::AfterMessage(code) => code,
+        _ => 0,
+    };
+    trailers.insert("grpc-status", status(code));
     let _ = stream.send_trailers(trailers);
 }
