@@ -199,6 +199,8 @@ impl GrpcClient {
         *request.version_mut() = http::Version::HTTP_2;
         let headers = request.headers_mut();
         *headers = self.metadata.clone().into_headers();
+        // Set last: configured metadata cannot replace them (and `grpc-` names are
+        // refused with the config).
         headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
         headers.insert(
             http::header::CONTENT_TYPE,
