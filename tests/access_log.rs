@@ -234,6 +234,44 @@ fn http2_streams_are_logged_like_http1_requests() {
     );
 }
 
+/// The streams of one HTTP/2 connection share its addresses' texts (made at the
+/// first stream that logs): every line names the same two addresses.
+#[test]
+fn http2_streams_of_one_connection_log_its_addresses() {
+    let Some(h2load) = common::peers::peer_program("h2load") else {
+        return;
+    };
+    let up = header_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let format = "%protocol% %downstream_local_address% %downstream_remote_address%";
+    let cfg = logging_proxy(&up, &log, format, false);
+    let config = cfg.render().replace(
+        r#""downstream_protocol": "Http1""#,
+        r#""downstream_protocol": "Http2""#,
+    );
+    let _m = Mosn::start(&config, &[cfg.port, cfg.admin_port]);
+    // One connection, three streams one after another. (Not curl with three URLs:
+    // curl 7.88 fails to reuse a prior-knowledge h2 connection, curl/curl#10634.)
+    let out = std::process::Command::new(h2load)
+        .args(["-n", "3", "-c", "1", "-m", "1"])
+        .arg(format!("http://127.0.0.1:{}/x", cfg.port))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 succeeded"), "{text}");
+    let got = lines(&log, 3);
+    let local = format!("127.0.0.1:{}", cfg.port);
+    let first: Vec<&str> = got[0].split(' ').collect();
+    assert_eq!(first[..2], ["HTTP2", local.as_str()], "{got:?}");
+    let remote: std::net::SocketAddr = first[2].parse().expect("the client's address");
+    assert!(
+        remote.ip().is_loopback() && remote.port() != cfg.port,
+        "{got:?}"
+    );
+    assert!(got.iter().all(|line| line == &got[0]), "{got:?}");
+}
+
 /// An HTTP/1.1 request to an HTTP/2 upstream is logged with the host and cluster
 /// that answered (the HTTP/1-to-HTTP/2 engine once left them out). The h2c upstream
 /// is a second mosn-rs in front of the HTTP/1.1 one.

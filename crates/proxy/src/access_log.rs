@@ -11,7 +11,6 @@ use mosn_observe::addr_text::TextedAddr;
 use std::cell::{Cell, RefCell};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -294,16 +293,17 @@ impl AccessLogs {
         self.0.is_none()
     }
 
-    /// A new entry, when the listener logs.
+    /// A new entry, when the listener logs, for the local and remote addresses
+    /// `addrs` gives (asked for only then).
     pub fn entry(
         &self,
         protocol: &'static str,
-        local: SocketAddr,
-        remote: SocketAddr,
+        addrs: impl FnOnce() -> (TextedAddr, TextedAddr),
     ) -> Option<Box<Entry>> {
-        self.0
-            .as_ref()
-            .map(|_| Entry::boxed(protocol, local.into(), remote.into()))
+        self.0.as_ref().map(|_| {
+            let (local, remote) = addrs();
+            Entry::boxed(protocol, local, remote)
+        })
     }
 
     /// Keeps what the logs print of a request head, for an engine that logs after the
@@ -1014,6 +1014,7 @@ fn write_chunks(path: &str, rx: Receiver<Chunk>, sink: &Sink) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn text(write: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut out = Vec::new();

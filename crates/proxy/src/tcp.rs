@@ -135,7 +135,9 @@ pub async fn serve(
     stats: &ListenerStats,
     prefix: &[u8],
 ) {
-    let mut log = l.access_logs.entry("TCP", accepted.local, accepted.peer);
+    let mut log = l
+        .access_logs
+        .entry("TCP", || (accepted.local.into(), accepted.peer.into()));
     proxy(down, accepted, l, stats, prefix, log.as_deref_mut()).await;
     if let Some(e) = log {
         l.access_logs.log(&e, |_| None);

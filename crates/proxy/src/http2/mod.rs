@@ -30,6 +30,7 @@ use h2::server::{Connection, SendResponse};
 use h2::{Reason, RecvStream};
 use http::Request;
 use mosn_config::filters::Http2Options;
+use mosn_observe::addr_text::TextedAddr;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -109,6 +110,7 @@ pub async fn serve(
         options: o,
         shutdown: shutdown.clone(),
         error_resets: 0,
+        addr_texts: None,
     };
     loop {
         tokio::select! {
@@ -175,6 +177,9 @@ struct Gate<'a> {
     shutdown: Shutdown,
     /// Streams this connection had reset for its protocol errors.
     error_resets: usize,
+    /// The connection's addresses with their texts, made at its first stream
+    /// that logs or is traced.
+    addr_texts: Option<(TextedAddr, TextedAddr)>,
 }
 
 impl Gate<'_> {
@@ -204,6 +209,7 @@ impl Gate<'_> {
             self.runtime.clone(),
             self.accepted,
             self.client_cert.clone(),
+            &mut self.addr_texts,
         );
         // Header fields as the client sent them: every value, each cookie crumb.
         if request.headers().len() > self.options.max_headers {

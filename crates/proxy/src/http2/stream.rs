@@ -16,6 +16,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
+use mosn_observe::addr_text::TextedAddr;
 use mosn_router::{ClusterAction, HeaderAdd, RequestView, Route, RouteAction};
 use mosn_upstream::{Cluster, Host};
 use std::cell::{Cell, RefCell};
@@ -31,6 +32,9 @@ pub struct StreamContext {
     /// The listener address the client reached, and the client's.
     local: SocketAddr,
     remote: SocketAddr,
+    /// The same with their texts, when the listener logs or traces (made once per
+    /// connection: see [`StreamContext::new`]).
+    texts: Option<(TextedAddr, TextedAddr)>,
     pub(super) client_cert: Rc<ClientCert>,
     /// The stream's record, when the listener logs or the stream is traced; noted as
     /// the stream goes. It holds the stream's span, when it is traced (started by
@@ -42,14 +46,24 @@ pub struct StreamContext {
 }
 
 impl StreamContext {
+    /// `conn_texts` is the connection's: the addresses' texts are made at its first
+    /// stream that logs or is traced, and copied for the others.
     pub fn new(
         runtime: Arc<ListenerRuntime>,
         accepted: crate::Accepted,
         client_cert: Rc<ClientCert>,
+        conn_texts: &mut Option<(TextedAddr, TextedAddr)>,
     ) -> Self {
+        let observed = match &runtime.kind {
+            ListenerKind::Http(h) => !h.access_logs.is_empty() || h.tracer.is_some(),
+            _ => false,
+        };
+        let texts = observed.then(|| {
+            *conn_texts.get_or_insert_with(|| (accepted.local.into(), accepted.peer.into()))
+        });
         // A traced stream gets a record too; start_span makes it.
-        let log = match &runtime.kind {
-            ListenerKind::Http(h) => h.access_logs.entry("HTTP2", accepted.local, accepted.peer),
+        let log = match (&runtime.kind, texts) {
+            (ListenerKind::Http(h), Some(texts)) => h.access_logs.entry("HTTP2", || texts),
             _ => None,
         };
         StreamContext {
@@ -57,6 +71,7 @@ impl StreamContext {
             peer: accepted.peer.ip(),
             local: accepted.local,
             remote: accepted.peer,
+            texts,
             client_cert,
             log: RefCell::new(log),
             body_in: Cell::new(0),
@@ -92,7 +107,7 @@ impl StreamContext {
     }
 
     /// Starts the stream's span when the listener traces and the request is sampled.
-    fn start_span(&self, parts: &http::request::Parts, local: SocketAddr, remote: SocketAddr) {
+    fn start_span(&self, parts: &http::request::Parts) {
         let Some(tracer) = self.listener().and_then(|l| l.tracer.as_ref()) else {
             return;
         };
@@ -103,8 +118,11 @@ impl StreamContext {
         let Some(span) = tracer.start(&|name| view.header(name)) else {
             return;
         };
+        let (local, remote) = self
+            .texts
+            .unwrap_or_else(|| (self.local.into(), self.remote.into()));
         let mut log = self.log.borrow_mut();
-        log.get_or_insert_with(|| Entry::boxed("HTTP2", local.into(), remote.into()))
+        log.get_or_insert_with(|| Entry::boxed("HTTP2", local, remote))
             .span = Some(span);
     }
 
@@ -213,7 +231,7 @@ pub async fn handle(
 ) {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    ctx.start_span(&parts, ctx.local, ctx.remote);
+    ctx.start_span(&parts);
     route(&ctx, &parts, body, respond).await;
     ctx.runtime
         .stats

@@ -228,9 +228,9 @@ fn handle(
         FrameKind::Response | FrameKind::HeartbeatAck => return,
     }
     stats.downstream_request_total.inc();
-    let mut log = listener
-        .access_logs
-        .entry(codec.name(), accepted.local, accepted.peer);
+    let mut log = listener.access_logs.entry(codec.name(), || {
+        (accepted.local.into(), accepted.peer.into())
+    });
     if let Some(e) = log.as_deref_mut() {
         e.bytes_received = frame.raw.len() as u64;
         listener
