@@ -180,21 +180,37 @@ fn response_header_fields_are_logged_for_http1() {
     assert_eq!(lines(&log, 1), vec!["seven - 9".to_string()]);
 }
 
-#[test]
-fn http2_streams_are_logged_like_http1_requests() {
-    let Some(_) = common::peers::peer_program("curl") else {
-        return;
-    };
+/// A proxy with an h2c listener logging in `format` to a file in a temp dir, in
+/// front of `header_upstream()`: the upstream, the dir (kept while it lives), the
+/// log's path, the config and the running proxy.
+fn h2_logging_proxy(
+    format: &str,
+) -> (
+    Upstream,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    HttpConfig,
+    Mosn,
+) {
     let up = header_upstream();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
-    let format = "%protocol% %response_code% %response_flags% %bytes_received% %bytes_sent% %request_header_x-id% %response_header_x-up% %upstream_host% %upstream_cluster% %downstream_local_address%";
     let cfg = logging_proxy(&up, &log, format, false);
     let config = cfg.render().replace(
         r#""downstream_protocol": "Http1""#,
         r#""downstream_protocol": "Http2""#,
     );
-    let _m = Mosn::start(&config, &[cfg.port, cfg.admin_port]);
+    let m = Mosn::start(&config, &[cfg.port, cfg.admin_port]);
+    (up, dir, log, cfg, m)
+}
+
+#[test]
+fn http2_streams_are_logged_like_http1_requests() {
+    let Some(_) = common::peers::peer_program("curl") else {
+        return;
+    };
+    let format = "%protocol% %response_code% %response_flags% %bytes_received% %bytes_sent% %request_header_x-id% %response_header_x-up% %upstream_host% %upstream_cluster% %downstream_local_address%";
+    let (up, _dir, log, cfg, _m) = h2_logging_proxy(format);
     let url = format!("http://127.0.0.1:{}/x", cfg.port);
     let out = curl(&[
         "--http2-prior-knowledge",
@@ -241,16 +257,8 @@ fn http2_streams_of_one_connection_log_its_addresses() {
     let Some(h2load) = common::peers::peer_program("h2load") else {
         return;
     };
-    let up = header_upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
     let format = "%protocol% %downstream_local_address% %downstream_remote_address%";
-    let cfg = logging_proxy(&up, &log, format, false);
-    let config = cfg.render().replace(
-        r#""downstream_protocol": "Http1""#,
-        r#""downstream_protocol": "Http2""#,
-    );
-    let _m = Mosn::start(&config, &[cfg.port, cfg.admin_port]);
+    let (_up, _dir, log, cfg, _m) = h2_logging_proxy(format);
     // One connection, three streams one after another. (Not curl with three URLs:
     // curl 7.88 fails to reuse a prior-knowledge h2 connection, curl/curl#10634.)
     let out = std::process::Command::new(h2load)
