@@ -409,21 +409,27 @@ fn bolt_calls_and_hijacks_are_logged_with_their_service() {
         {"match": {"headers": [{"name": "service", "value": "com.mosn.test.EchoService:1.0"}]}, "route": {"cluster_name": "c"}}
     ]);
     let extra = json!({"access_logs": [{"log_path": log.display().to_string(),
-        "log_format": "%protocol% %response_code% %response_flags% %request_header_service% %upstream_cluster% %upstream_host%"}]});
+        "log_format": "%protocol% %response_code% %response_flags% %request_header_service% %upstream_cluster% %upstream_host% %downstream_local_address% %downstream_remote_address%"}]});
     let (_m, port, _admin) = rpc_proxy_with(routes, &[("c", server.port)], "bolt", extra);
     let (ok, v) = x_client(XClient::BoltNode, port, &["echo", "3", "1"]);
     assert!(ok, "{v}");
     let got = lines(&log, 3);
     assert_eq!(got.len(), 3, "{got:?}");
     for line in &got {
+        let (head, client) = line.rsplit_once(' ').unwrap();
         assert_eq!(
-            line,
+            head,
             &format!(
-                "bolt 0 - com.mosn.test.EchoService:1.0 c 127.0.0.1:{}",
+                "bolt 0 - com.mosn.test.EchoService:1.0 c 127.0.0.1:{} 127.0.0.1:{port}",
                 server.port
             )
         );
+        let client: std::net::SocketAddr = client.parse().expect("the client's address");
+        assert!(client.ip().is_loopback(), "{line}");
     }
+    // The three calls came on one connection: its address texts, made once, in
+    // every line.
+    assert!(got.iter().all(|line| line == &got[0]), "{got:?}");
     // No route: the proxy's own answer (MOSN's 404 hijack), flagged NR.
     let (ok, _) = common::peers::x_client_args(
         XClient::BoltNode,
@@ -439,7 +445,12 @@ fn bolt_calls_and_hijacks_are_logged_with_their_service() {
     );
     assert!(!ok);
     let got = lines(&log, 4);
-    assert_eq!(got[3], "bolt 404 NR other.Service:1.0 - -", "{got:?}");
+    assert!(
+        got[3].starts_with(&format!(
+            "bolt 404 NR other.Service:1.0 - - 127.0.0.1:{port} "
+        )),
+        "{got:?}"
+    );
 }
 
 #[test]
