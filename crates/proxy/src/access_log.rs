@@ -169,9 +169,14 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(protocol: &'static str, local: TextedAddr, remote: TextedAddr) -> Entry {
-        let started = Instant::now();
-        let start = mosn_observe::clock::wall_at(started);
+        let (started, start) = Entry::now();
         Entry::started_at(protocol, local, remote, started, start)
+    }
+
+    /// Now, by the monotonic clock and the wall clock derived from it.
+    fn now() -> (Instant, SystemTime) {
+        let started = Instant::now();
+        (started, mosn_observe::clock::wall_at(started))
     }
 
     /// An entry for a request that started at `started`, which was `start` by the

@@ -24,6 +24,7 @@ pub use chain::FilterChain;
 pub use shutdown::{ConnectionGuard, Shutdown};
 pub use snapshot::{ListenerKind, ListenerRuntime, Snapshot, SnapshotError};
 
+use mosn_observe::addr_text::TextedAddr;
 use mosn_tls::Stream;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +73,23 @@ pub async fn serve_connection(
 pub struct Accepted {
     pub peer: SocketAddr,
     pub local: SocketAddr,
+}
+
+/// A connection's local and remote addresses with their texts, made at its first
+/// request that logs or is traced and copied for the others (every engine's
+/// records print them).
+#[derive(Default)]
+pub(crate) struct AddrTexts(std::cell::Cell<Option<(TextedAddr, TextedAddr)>>);
+
+impl AddrTexts {
+    pub(crate) fn get(&self, local: SocketAddr, remote: SocketAddr) -> (TextedAddr, TextedAddr) {
+        if let Some(texts) = self.0.get() {
+            return texts;
+        }
+        let texts = (local.into(), remote.into());
+        self.0.set(Some(texts));
+        texts
+    }
 }
 
 /// Serves a connection with the chain's network filter; a TLS connection's ALPN picks

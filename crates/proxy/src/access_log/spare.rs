@@ -23,8 +23,7 @@ thread_local! {
 impl Entry {
     /// [`Entry::new`], boxed: in a spare box of this thread when it has one.
     pub fn boxed(protocol: &'static str, local: TextedAddr, remote: TextedAddr) -> Box<Entry> {
-        let started = Instant::now();
-        let start = mosn_observe::clock::wall_at(started);
+        let (started, start) = Entry::now();
         Entry::boxed_at(protocol, local, remote, started, start)
     }
 

@@ -51,9 +51,7 @@ pub(super) async fn run(
     // What the exchange did is noted on the connection as it goes.
     let (read, written) = (conn.bytes_in, conn.bytes_out);
     let wall = wall.unwrap_or_else(|| mosn_observe::clock::wall_at(started));
-    let (local, remote) = *conn
-        .addr_texts
-        .get_or_insert_with(|| (conn.local.into(), conn.remote.into()));
+    let (local, remote) = conn.addr_texts.get(conn.local, conn.remote);
     let mut entry = Entry::boxed_at("HTTP1", local, remote, started, wall);
     entry.span = span;
     conn.log = Some(entry);

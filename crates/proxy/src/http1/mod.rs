@@ -21,7 +21,6 @@ use mosn_config::filters::{
     ClientCertDetails, ForwardClientCertDetails, Http2Options, ProxyProtocol,
 };
 use mosn_config::{Http1Options, ProxyFilterConfig};
-use mosn_observe::addr_text::TextedAddr;
 use mosn_observe::ListenerStats;
 use mosn_protocol::http1::{parse_request, HeadLimits, RequestHead};
 use mosn_tls::Stream;
@@ -171,7 +170,7 @@ struct Downstream<'a> {
     remote: SocketAddr,
     /// `local` and `remote` with their texts, made for the connection's first logged
     /// or traced request and kept for the others.
-    addr_texts: Option<(TextedAddr, TextedAddr)>,
+    addr_texts: crate::AddrTexts,
     /// Bytes read from and written to the client over the connection's life.
     bytes_in: u64,
     bytes_out: u64,
@@ -319,7 +318,7 @@ pub async fn serve(
         local: accepted.local,
         client_cert,
         remote: peer,
-        addr_texts: None,
+        addr_texts: crate::AddrTexts::default(),
         bytes_in: 0,
         bytes_out: 0,
         log: None,

@@ -30,7 +30,6 @@ use h2::server::{Connection, SendResponse};
 use h2::{Reason, RecvStream};
 use http::Request;
 use mosn_config::filters::Http2Options;
-use mosn_observe::addr_text::TextedAddr;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -110,7 +109,7 @@ pub async fn serve(
         options: o,
         shutdown: shutdown.clone(),
         error_resets: 0,
-        addr_texts: None,
+        addr_texts: crate::AddrTexts::default(),
     };
     loop {
         tokio::select! {
@@ -179,7 +178,7 @@ struct Gate<'a> {
     error_resets: usize,
     /// The connection's addresses with their texts, made at its first stream
     /// that logs or is traced.
-    addr_texts: Option<(TextedAddr, TextedAddr)>,
+    addr_texts: crate::AddrTexts,
 }
 
 impl Gate<'_> {
@@ -209,7 +208,7 @@ impl Gate<'_> {
             self.runtime.clone(),
             self.accepted,
             self.client_cert.clone(),
-            &mut self.addr_texts,
+            &self.addr_texts,
         );
         // Header fields as the client sent them: every value, each cookie crumb.
         if request.headers().len() > self.options.max_headers {

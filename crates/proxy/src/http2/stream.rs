@@ -52,15 +52,13 @@ impl StreamContext {
         runtime: Arc<ListenerRuntime>,
         accepted: crate::Accepted,
         client_cert: Rc<ClientCert>,
-        conn_texts: &mut Option<(TextedAddr, TextedAddr)>,
+        conn_texts: &crate::AddrTexts,
     ) -> Self {
         let observed = match &runtime.kind {
             ListenerKind::Http(h) => !h.access_logs.is_empty() || h.tracer.is_some(),
             _ => false,
         };
-        let texts = observed.then(|| {
-            *conn_texts.get_or_insert_with(|| (accepted.local.into(), accepted.peer.into()))
-        });
+        let texts = observed.then(|| conn_texts.get(accepted.local, accepted.peer));
         // A traced stream gets a record too; start_span makes it.
         let log = match (&runtime.kind, texts) {
             (ListenerKind::Http(h), Some(texts)) => h.access_logs.entry("HTTP2", || texts),

@@ -12,7 +12,6 @@ use crate::shutdown::Shutdown;
 use crate::Accepted;
 use bytes::BytesMut;
 use mosn_config::DEFAULT_ROUTE_TIMEOUT;
-use mosn_observe::addr_text::TextedAddr;
 use mosn_observe::ListenerStats;
 use mosn_protocol::xprotocol::{Codec, Frame, FrameKind, Hijack};
 use mosn_router::{RequestView, RouteAction};
@@ -79,20 +78,10 @@ pub(crate) struct ClientSide {
     in_flight: Rc<Cell<usize>>,
     /// The connection's listener and client addresses with their texts, made at
     /// its first logged request.
-    addr_texts: Rc<Cell<Option<(TextedAddr, TextedAddr)>>>,
+    addr_texts: Rc<crate::AddrTexts>,
 }
 
 impl ClientSide {
-    /// The connection's addresses with their texts (made once).
-    fn addr_texts(&self, accepted: Accepted) -> (TextedAddr, TextedAddr) {
-        if let Some(texts) = self.addr_texts.get() {
-            return texts;
-        }
-        let texts = (accepted.local.into(), accepted.peer.into());
-        self.addr_texts.set(Some(texts));
-        texts
-    }
-
     /// Queues bytes for the client (dropped when its connection is gone).
     pub(crate) fn send(&self, bytes: BytesMut) {
         self.queued.set(self.queued.get() + bytes.len());
@@ -118,7 +107,7 @@ pub async fn serve(
         stats: stats.clone(),
         queued: queued.clone(),
         in_flight: Rc::new(Cell::new(0)),
-        addr_texts: Rc::new(Cell::new(None)),
+        addr_texts: Rc::default(),
     };
     // One writer per connection: answers are written as they come, in any order.
     let write_stats = stats.clone();
@@ -243,9 +232,9 @@ fn handle(
         FrameKind::Response | FrameKind::HeartbeatAck => return,
     }
     stats.downstream_request_total.inc();
-    let mut log = listener
-        .access_logs
-        .entry(codec.name(), || client.addr_texts(accepted));
+    let mut log = listener.access_logs.entry(codec.name(), || {
+        client.addr_texts.get(accepted.local, accepted.peer)
+    });
     if let Some(e) = log.as_deref_mut() {
         e.bytes_received = frame.raw.len() as u64;
         listener

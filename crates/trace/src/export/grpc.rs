@@ -141,8 +141,6 @@ impl GrpcClient {
             .await
     }
 
-    /// One client-streaming call carrying `messages`, each a message's protobuf
-    /// encoding (a unary call is the same on the wire, with one message).
     /// A client-streaming call of messages encoded already (a unary one when there
     /// is one message): their bytes go to the channel without a copy.
     pub async fn send_encoded<R>(
@@ -155,20 +153,14 @@ impl GrpcClient {
     {
         let call = async {
             let request = self.encoded_request(path, messages)?;
-            let channel = self
-                .channel
-                .ready()
-                .await
-                .map_err(|e| Status::unavailable(format!("collector unreachable: {e}")))?;
+            let channel = self.channel.ready().await.map_err(unreachable)?;
             let response = channel
                 .call(request)
                 .await
                 .map_err(|e| Status::from_error(Box::new(e)))?;
             one_message(response).await
         };
-        tokio::time::timeout(CALL_TIMEOUT, call)
-            .await
-            .unwrap_or_else(|_| Err(Status::deadline_exceeded("export call timed out")))
+        within_deadline(call).await
     }
 
     /// The HTTP/2 request of a gRPC call to `path` carrying `messages`, each with
@@ -221,10 +213,7 @@ impl GrpcClient {
         C::Decode: Sync,
     {
         let call = async {
-            self.grpc
-                .ready()
-                .await
-                .map_err(|e| Status::unavailable(format!("collector unreachable: {e}")))?;
+            self.grpc.ready().await.map_err(unreachable)?;
             let mut request = Request::new(tokio_stream::iter(messages));
             *request.metadata_mut() = self.metadata.clone();
             let path = http::uri::PathAndQuery::from_static(path);
@@ -233,10 +222,22 @@ impl GrpcClient {
                 .await
                 .map(tonic::Response::into_inner)
         };
-        tokio::time::timeout(CALL_TIMEOUT, call)
-            .await
-            .unwrap_or_else(|_| Err(Status::deadline_exceeded("export call timed out")))
+        within_deadline(call).await
     }
+}
+
+/// A call, given up after `CALL_TIMEOUT`.
+async fn within_deadline<T>(
+    call: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(Status::deadline_exceeded("export call timed out")))
+}
+
+/// The status of a channel that could not take a call.
+fn unreachable(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("collector unreachable: {e}"))
 }
 
 /// Sends messages encoded already, decodes the answer with prost.
